@@ -1,0 +1,395 @@
+// SPDX-License-Identifier: MIT
+/*
+ * herald.h - the one public header of Herald: durable queues on an embedded store, and the
+ * consumer runtime that drives C handlers from them.
+ *
+ * Conventions (hold for every function below unless its comment says otherwise):
+ *   - Fallible functions return int: 0 ok, < 0 error. OS failures are -errno; Herald's own codes
+ *     are the HERALD_E* values (<= -4000). herald_strerror(rc) names any of them.
+ *   - herald_last_error() returns a thread-local human message for the most recent failure on
+ *     this thread (it names what is wrong: the field, the limit, the queue). Valid until the next
+ *     Herald call on the same thread.
+ *   - Arguments are borrowed for the call. Out-parameters are set only on success.
+ *   - Times stored and reported are wall-clock milliseconds since the Unix epoch (`*_ms`);
+ *     durations are milliseconds (`*_ms`) unless the name says seconds (`*_s`).
+ *   - Threads: a herald_store is safe to use from any number of threads at once.
+ *   - Nothing that writes returns before its transaction is durable in the store's durability
+ *     mode (see herald_durability).
+ */
+#ifndef HERALD_H
+#define HERALD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define HERALD_API __attribute__((visibility("default")))
+#else
+#define HERALD_API
+#endif
+
+/* ---------------------------------------------------------------------------------------------
+ * Errors
+ * ------------------------------------------------------------------------------------------- */
+
+/* X-macro list: name, value, HTTP status, short text. Also yields herald_err_name(). */
+#define HERALD_ERRORS(X)                                                                          \
+    X(HERALD_EINVAL, -4000, 400, "invalid argument")                                              \
+    X(HERALD_ENOQUEUE, -4001, 404, "queue not found")                                             \
+    X(HERALD_EEXIST, -4002, 409, "already exists")                                                \
+    X(HERALD_ETOOBIG, -4003, 413, "too large")                                                    \
+    X(HERALD_EBADJSON, -4004, 400, "body is not valid JSON")                                      \
+    X(HERALD_EBADTYPE, -4005, 400, "bad content type")                                            \
+    X(HERALD_EDELAY, -4006, 400, "delay out of range")                                            \
+    X(HERALD_EBATCH, -4007, 400, "batch has too many messages")                                   \
+    X(HERALD_ELEASE, -4008, 400, "malformed lease id")                                            \
+    X(HERALD_EURL, -4009, 400, "malformed store URL")                                             \
+    X(HERALD_ENOTHERALD, -4010, 500, "file is not a Herald database")                             \
+    X(HERALD_ESCHEMA, -4011, 500, "database schema is newer than this Herald")                    \
+    X(HERALD_ESTORE, -4012, 500, "store failure")                                                 \
+    X(HERALD_EBUSY, -4013, 503, "store is busy")                                                  \
+    X(HERALD_EPAUSED, -4014, 409, "queue delivery is paused")                                     \
+    X(HERALD_ENOMEM, -4015, 500, "out of memory")                                                 \
+    X(HERALD_ECLOSED, -4016, 500, "store is closing")                                             \
+    X(HERALD_EIO, -4017, 500, "I/O error on the store")                                           \
+    X(HERALD_EREADONLY, -4018, 500, "store is read-only or not writable")
+
+enum herald_err {
+#define HERALD_X_ENUM(name, value, http, text) name = (value),
+    HERALD_ERRORS(HERALD_X_ENUM)
+#undef HERALD_X_ENUM
+};
+
+/* Short static text for any rc (HERALD_E* or -errno). Never NULL. */
+HERALD_API const char *herald_strerror(int rc);
+/* Symbolic name ("HERALD_ENOQUEUE", "ENOENT"), never NULL. */
+HERALD_API const char *herald_err_name(int rc);
+/* The detailed message of this thread's last failed call (see Conventions). Never NULL. */
+HERALD_API const char *herald_last_error(void);
+
+/* ---------------------------------------------------------------------------------------------
+ * Store
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct herald_store herald_store;
+
+/* Durability of a committed write.
+ *   HERALD_DURABILITY_FULL (default): every commit group is fsynced before any caller in it is
+ *     released. An accepted message survives process crash and power loss.
+ *   HERALD_DURABILITY_NORMAL: commits are written to the log but fsynced only at checkpoints.
+ *     Survives a process crash (kill -9). A power loss or OS crash may lose the commits made since
+ *     the last checkpoint: at most the last ~4 MiB of log (1000 pages), in practice the last
+ *     fraction of a second of writes. Never corrupts the database. */
+typedef enum herald_durability {
+    HERALD_DURABILITY_FULL = 0,
+    HERALD_DURABILITY_NORMAL = 1,
+} herald_durability;
+
+/* Clock injection for tests. now_ms returns wall-clock ms since the epoch. */
+typedef struct herald_clock {
+    int64_t (*now_ms)(void *ud);
+    void *ud;
+} herald_clock;
+
+typedef struct herald_store_cfg {
+    herald_durability durability; /* default FULL; overrides the URL's ?durability= */
+    bool durability_set;          /* true: use .durability; false: URL or default */
+    const herald_clock *clock;    /* NULL = real clock. Keeps: clock until herald_store_close */
+} herald_store_cfg;
+
+/* Opens (creating if missing) the store at `url` and applies pending schema migrations.
+ * url: "sqlite:PATH" or "sqlite:PATH?durability=full|normal"; NULL means "sqlite:herald.db".
+ * cfg: may be NULL (defaults).
+ * Errors: HERALD_EURL (malformed URL or unknown scheme), HERALD_EREADONLY / -EACCES (path not
+ *   writable), HERALD_ENOTHERALD (the file exists and is not a Herald database),
+ *   HERALD_ESCHEMA (written by a newer Herald), HERALD_ESTORE, HERALD_ENOMEM.
+ * On success *out owns the store; free it with herald_store_close(). */
+HERALD_API int herald_store_open(const char *url, const herald_store_cfg *cfg, herald_store **out);
+
+/* Drains the group-commit writer (every submitted write completes first), then closes.
+ * NULL does nothing. No other call on the store may run concurrently or afterwards. */
+HERALD_API void herald_store_close(herald_store *s);
+
+/* Current schema version of an open store (the highest applied migration). */
+HERALD_API int herald_store_schema_version(herald_store *s);
+/* Highest schema version this build knows. */
+HERALD_API int herald_schema_version_supported(void);
+
+/* Wakes every consumer waiting on this store so it re-reads the clock and the queues. Tests call
+ * it after advancing an injected clock. Thread: any. */
+HERALD_API void herald_store_wake(herald_store *s);
+
+/* ---------------------------------------------------------------------------------------------
+ * Queues
+ * ------------------------------------------------------------------------------------------- */
+
+#define HERALD_QUEUE_NAME_MAX 63         /* bytes; [A-Za-z0-9_-], first char alnum */
+#define HERALD_MAX_MESSAGE_BYTES 128000  /* default per-message limit (Cloudflare's) */
+#define HERALD_MAX_BATCH_MESSAGES 100    /* per send-batch and per lease */
+#define HERALD_MAX_BATCH_BYTES 256000    /* per send-batch, bodies summed */
+#define HERALD_MAX_DELAY_S (365 * 86400) /* delays: 0 .. 365 days */
+#define HERALD_DEFAULT_RETENTION_S 345600
+#define HERALD_MIN_RETENTION_S 60
+#define HERALD_MAX_RETENTION_S (365 * 86400)
+#define HERALD_DEFAULT_MAX_RETRIES 3
+#define HERALD_MAX_RETRIES_LIMIT 100
+#define HERALD_DEFAULT_VISIBILITY_MS 30000
+#define HERALD_MAX_VISIBILITY_MS (12 * 3600 * 1000)
+#define HERALD_ID_SIZE 37       /* UUID text + NUL */
+#define HERALD_LEASE_ID_SIZE 64 /* lease id text + NUL */
+#define HERALD_UNSET (-1)       /* "not given" for optional integer settings and delays */
+
+/* Settings of a queue. Integer fields set to HERALD_UNSET take the default (create) or stay
+ * unchanged (update); dead_letter_queue NULL means none (create) / unchanged (update), "" clears. */
+typedef struct herald_queue_settings {
+    int64_t delivery_delay_s;         /* default 0; 0 .. HERALD_MAX_DELAY_S */
+    int64_t message_retention_period_s; /* default 4 days; 60 s .. 365 days; counted from when a
+                                         * message first becomes visible */
+    int64_t max_message_bytes;        /* default 128,000; 1 .. 1,048,576 */
+    int64_t max_retries;              /* default 3; 0 .. 100: a message is delivered at most
+                                       * max_retries + 1 times, then dead-lettered or deleted */
+    int64_t retry_delay_s;            /* default 0; 0 .. HERALD_MAX_DELAY_S */
+    const char *dead_letter_queue;    /* created if missing when the first message dies */
+} herald_queue_settings;
+
+/* Initializes every field to "unset". */
+HERALD_API void herald_queue_settings_init(herald_queue_settings *s);
+
+typedef struct herald_queue_info {
+    char name[HERALD_QUEUE_NAME_MAX + 1];
+    char queue_id[HERALD_ID_SIZE]; /* stable UUID of the queue */
+    int64_t created_ms, modified_ms;
+    int64_t delivery_delay_s, message_retention_period_s, max_message_bytes, max_retries,
+        retry_delay_s;
+    char dead_letter_queue[HERALD_QUEUE_NAME_MAX + 1]; /* "" when none */
+    bool is_paused;
+} herald_queue_info;
+
+typedef struct herald_queue_stats {
+    int64_t backlog_count;              /* messages stored: visible + delayed + leased */
+    int64_t backlog_bytes;              /* their body bytes */
+    int64_t oldest_message_timestamp_ms; /* send time of the oldest, 0 when empty */
+    int64_t visible_count;              /* deliverable now */
+    int64_t delayed_count;              /* not yet visible (delay or retry delay) */
+    int64_t leased_count;               /* in flight under a lease */
+    int64_t sent_total, acked_total, retried_total, dead_lettered_total, deleted_total,
+        expired_total; /* counters since creation; deleted = exhausted with no DLQ */
+} herald_queue_stats;
+
+/* Creates a queue. settings may be NULL. Errors: HERALD_EINVAL (bad name or a setting out of
+ * range; the message names it), HERALD_EEXIST (name taken), store errors. */
+HERALD_API int herald_queue_create(herald_store *s, const char *name,
+                                   const herald_queue_settings *settings);
+/* Changes the settings given (fields not UNSET/NULL). Errors: HERALD_ENOQUEUE, HERALD_EINVAL. */
+HERALD_API int herald_queue_update(herald_store *s, const char *name,
+                                   const herald_queue_settings *settings);
+/* Errors: HERALD_ENOQUEUE. */
+HERALD_API int herald_queue_get(herald_store *s, const char *name, herald_queue_info *out);
+/* *out: array of *n_out infos sorted by name, free with herald_free(). */
+HERALD_API int herald_queue_list(herald_store *s, herald_queue_info **out, size_t *n_out);
+/* Deletes the queue and every message in it. Errors: HERALD_ENOQUEUE. */
+HERALD_API int herald_queue_delete(herald_store *s, const char *name);
+/* Deletes every stored message (visible, delayed, leased). n_deleted may be NULL. */
+HERALD_API int herald_queue_purge(herald_store *s, const char *name, int64_t *n_deleted);
+/* Pause stops delivery (pull returns HERALD_EPAUSED, consumers wait); sends are still accepted.*/
+HERALD_API int herald_queue_pause(herald_store *s, const char *name);
+HERALD_API int herald_queue_resume(herald_store *s, const char *name);
+HERALD_API int herald_queue_stats_get(herald_store *s, const char *name, herald_queue_stats *out);
+
+/* ---------------------------------------------------------------------------------------------
+ * Messages: send
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum herald_content_type {
+    HERALD_CONTENT_JSON = 0, /* default; the body must parse as one JSON value (UTF-8) */
+    HERALD_CONTENT_TEXT = 1, /* valid UTF-8 text */
+    HERALD_CONTENT_BYTES = 2,
+} herald_content_type;
+
+/* Parses "json" / "text" / "bytes". Errors: HERALD_EBADTYPE. */
+HERALD_API int herald_content_type_parse(const char *s, herald_content_type *out);
+HERALD_API const char *herald_content_type_name(herald_content_type t);
+
+/* One message to send. Borrowed for the call. */
+typedef struct herald_msg {
+    const void *body;
+    size_t body_len;
+    herald_content_type content_type;
+    int64_t delay_s; /* HERALD_UNSET: batch delay, else the queue's delivery_delay. 0 overrides */
+} herald_msg;
+
+/* Checks one message as a send would (content type, JSON / UTF-8 validity, size against the
+ * 128,000-byte default, delay range) without sending it. Errors: as herald_send. */
+HERALD_API int herald_msg_validate(const herald_msg *m);
+
+/* Sends one message; returns after it is durable. id_out (may be NULL) receives its id.
+ * Errors: HERALD_ENOQUEUE, HERALD_ETOOBIG (body > queue max_message_bytes), HERALD_EBADJSON,
+ *   HERALD_EBADTYPE (text not UTF-8, unknown type), HERALD_EDELAY, store errors. */
+HERALD_API int herald_send(herald_store *s, const char *queue, const herald_msg *m,
+                           char id_out[HERALD_ID_SIZE]);
+
+/* Sends 1..100 messages (bodies summed <= 256,000 bytes) atomically: all or none.
+ * batch_delay_s: HERALD_UNSET or 0 .. 365 days; applies to messages whose delay_s is UNSET.
+ * ids_out (may be NULL): n slots, filled in input order after the batch is durable.
+ * Errors: as herald_send, plus HERALD_EBATCH (0 or > 100 messages), HERALD_ETOOBIG (batch bytes);
+ *   the message says which index is wrong. */
+HERALD_API int herald_send_batch(herald_store *s, const char *queue, const herald_msg *msgs,
+                                 size_t n, int64_t batch_delay_s, char (*ids_out)[HERALD_ID_SIZE]);
+
+/* Completion of an asynchronous send: rc as herald_send_batch; ids valid only during the call
+ * (n of them, input order; NULL when rc < 0). Runs on the store's writer thread: it must be
+ * quick and must not call synchronous Herald functions. */
+typedef void (*herald_send_cb)(void *ud, int rc, const char (*ids)[HERALD_ID_SIZE], size_t n);
+
+/* Like herald_send_batch, but returns once the batch is validated and queued for the next group
+ * commit; cb runs exactly once after it is durable (or failed). Lets one thread keep many batches
+ * in flight so that one fsync covers them all. If this returns < 0, cb is never called.
+ * The bodies are copied; msgs may be freed on return. */
+HERALD_API int herald_send_batch_async(herald_store *s, const char *queue, const herald_msg *msgs,
+                                       size_t n, int64_t batch_delay_s, herald_send_cb cb,
+                                       void *ud);
+
+/* ---------------------------------------------------------------------------------------------
+ * Messages: pull, ack, retry, peek
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct herald_message {
+    char id[HERALD_ID_SIZE];             /* stable across retries and dead-lettering */
+    int64_t timestamp_ms;                /* when it was first sent */
+    herald_content_type content_type;
+    const uint8_t *body;                 /* owned by the batch; NUL-terminated for convenience */
+    size_t body_len;
+    int attempts;                        /* deliveries so far, this one included (from 1) */
+    char lease_id[HERALD_LEASE_ID_SIZE]; /* "" in peek results */
+    /* Dead-letter history (set on messages in a DLQ, else "" / 0): */
+    char dead_from_queue[HERALD_QUEUE_NAME_MAX + 1];
+    int dead_attempts;          /* attempts made in the source queue */
+    const char *last_error;     /* last failure text, "" if none; owned by the batch */
+    int64_t visible_at_ms;      /* peek only: when it is (or was) deliverable */
+} herald_message;
+
+typedef struct herald_batch {
+    char queue[HERALD_QUEUE_NAME_MAX + 1];
+    herald_message *msgs;
+    size_t n;
+    void *priv_mem; /* owned storage */
+} herald_batch;
+
+/* Frees what a batch owns and empties it. NULL or an empty batch is fine. */
+HERALD_API void herald_batch_deinit(herald_batch *b);
+
+/* Leases up to max_n (1..100) visible messages for visibility_ms (1 .. 12 h; HERALD_UNSET = 30 s).
+ * Each leased message's attempts is incremented. A message whose max_retries + 1 deliveries are
+ * used up (its last lease expired unsettled) is dead-lettered instead of delivered; expired
+ * messages (retention) are deleted. Returns 0 with b->n == 0 when nothing is visible (no wait).
+ * Errors: HERALD_ENOQUEUE, HERALD_EPAUSED, HERALD_EINVAL (max_n, visibility). */
+HERALD_API int herald_pull(herald_store *s, const char *queue, int max_n, int64_t visibility_ms,
+                           herald_batch *b);
+
+/* Outcome of an ack/retry call, per lease id. */
+typedef struct herald_settle_result {
+    int64_t n_acked;    /* messages deleted */
+    int64_t n_retried;  /* made visible again later */
+    int64_t n_dead;     /* moved to the DLQ or deleted: max_retries exhausted */
+    int64_t n_missing;  /* lease referred to no message (already acked, purged, expired) */
+    int64_t n_stale;    /* retry with a lease that is no longer current: ignored */
+} herald_settle_result;
+
+/* Acknowledges (deletes) the messages of the given leases. A late ack (lease expired, even if the
+ * message was since redelivered) is accepted. Errors: HERALD_ELEASE (malformed id: nothing is
+ * changed), HERALD_ENOQUEUE. result may be NULL. */
+HERALD_API int herald_ack(herald_store *s, const char *queue, const char *const *lease_ids,
+                          size_t n, herald_settle_result *result);
+
+/* Makes the messages visible again after delay_s (HERALD_UNSET = the queue's retry_delay_s;
+ * 0 .. 365 days). A message that has had max_retries + 1 deliveries goes to the queue's
+ * dead-letter queue (kept: id, body, timestamp, attempts, error) or, with none, is deleted and
+ * logged. error may be NULL (recorded as the last error). Errors: as herald_ack, HERALD_EDELAY. */
+HERALD_API int herald_retry(herald_store *s, const char *queue, const char *const *lease_ids,
+                            size_t n, int64_t delay_s, const char *error,
+                            herald_settle_result *result);
+
+/* Up to max_n (1..100) messages in delivery order, without leasing (any state). */
+HERALD_API int herald_peek(herald_store *s, const char *queue, int max_n, herald_batch *b);
+
+/* ---------------------------------------------------------------------------------------------
+ * Consumer runtime (push consumers)
+ * ------------------------------------------------------------------------------------------- */
+
+/* The batch a handler receives. Settle calls: first call on a message wins; a per-message call
+ * beats ack_all/retry_all; if the handler returns 0 every unsettled message is acked, if it
+ * returns < 0 every unsettled message is retried (Cloudflare's rules). */
+typedef struct herald_delivery herald_delivery;
+
+HERALD_API const char *herald_delivery_queue(const herald_delivery *d);
+HERALD_API size_t herald_delivery_count(const herald_delivery *d);
+/* i < count; the message lives until the handler returns. */
+HERALD_API const herald_message *herald_delivery_msg(const herald_delivery *d, size_t i);
+HERALD_API void herald_delivery_ack(herald_delivery *d, size_t i);
+/* delay_s: HERALD_UNSET = retry_all's delay, else the consumer's retry_delay. */
+HERALD_API void herald_delivery_retry(herald_delivery *d, size_t i, int64_t delay_s);
+HERALD_API void herald_delivery_ack_all(herald_delivery *d);
+HERALD_API void herald_delivery_retry_all(herald_delivery *d, int64_t delay_s);
+/* Records why the handler failed (kept as the messages' last_error). Copied. */
+HERALD_API void herald_delivery_set_error(herald_delivery *d, const char *error);
+
+/* A handler: return 0 (success) or < 0 (failure). Runs on a consumer worker thread; up to
+ * max_concurrency handlers of one consumer run at once. */
+typedef int (*herald_handler_cb)(herald_delivery *d, void *ud);
+
+typedef struct herald_consumer_cfg {
+    const char *const *queues; /* one or more queue names; created if missing */
+    size_t n_queues;
+    herald_handler_cb handler;
+    void *ud;                     /* Keeps: ud until herald_consumer_stop() returns */
+    int max_batch_size;           /* HERALD_UNSET = 10; 1 .. 100 */
+    int64_t max_batch_timeout_ms; /* HERALD_UNSET = 5000; 0 .. 60000 */
+    int64_t max_retries;          /* HERALD_UNSET = the queue's setting; 0 .. 100 */
+    int64_t retry_delay_s;        /* HERALD_UNSET = the queue's setting; 0 .. 365 days */
+    int max_concurrency;          /* HERALD_UNSET = 1; 1 .. 250 */
+    const char *dead_letter_queue; /* NULL = the queue's setting */
+    int64_t visibility_timeout_ms; /* lease per batch, renewed while the handler runs;
+                                    * HERALD_UNSET = 30 s */
+} herald_consumer_cfg;
+
+HERALD_API void herald_consumer_cfg_init(herald_consumer_cfg *c);
+
+typedef struct herald_consumer herald_consumer;
+
+/* Starts a consumer: its threads begin leasing and delivering at once. A message sent in this
+ * process wakes it immediately; a message sent by another process is seen within the adaptive
+ * poll interval (1 ms after activity, growing to 250 ms when idle); delayed messages and expiring
+ * leases fire from a timer. Errors: HERALD_EINVAL (the message names the setting), store errors.
+ * Keeps: s until herald_consumer_stop(). */
+HERALD_API int herald_consumer_start(herald_store *s, const herald_consumer_cfg *cfg,
+                                     herald_consumer **out);
+
+/* Stops leasing, lets in-flight handlers finish and their settlements commit, joins the threads
+ * and frees the consumer. NULL does nothing. */
+HERALD_API void herald_consumer_stop(herald_consumer *c);
+
+/* Counters of a running consumer (monotonic). */
+typedef struct herald_consumer_counters {
+    int64_t batches, delivered, acked, retried, handler_failures;
+} herald_consumer_counters;
+HERALD_API void herald_consumer_counters_get(herald_consumer *c, herald_consumer_counters *out);
+
+/* ---------------------------------------------------------------------------------------------
+ * Misc
+ * ------------------------------------------------------------------------------------------- */
+
+/* Frees memory Herald returned (queue lists). NULL does nothing. */
+HERALD_API void herald_free(void *p);
+
+/* Library version string, e.g. "0.1.0". */
+HERALD_API const char *herald_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* HERALD_H */

@@ -1,0 +1,444 @@
+// SPDX-License-Identifier: MIT
+/*
+ * cmd_msg.c - `herald send | send-batch | pull | peek | ack | retry`.
+ * Pull and peek print Cloudflare's pull shape: {id, body, attempts, timestamp_ms, lease_id,
+ * metadata{"CF-Content-Type"}}; json and bytes bodies are base64 (RFC 4648), text is plain.
+ */
+#include "cli/cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STDIN_MAX (64 * 1024 * 1024)
+
+static const char *const usage_send =
+    "usage: herald send NAME [--delay S] [--content-type json|text|bytes] BODY\n"
+    "  BODY is the message body; - reads it from stdin. Prints the message id once the message\n"
+    "  is durable. Default content type json (the body must be valid JSON).\n";
+static const char *const usage_send_batch =
+    "usage: herald send-batch NAME [--delay S] [--content-type json|text|bytes]\n"
+    "  Reads one body per line from stdin (empty lines skipped): at most 100 messages, each\n"
+    "  within the queue's max_message_bytes, 256,000 bytes in all. Sends them atomically and\n"
+    "  prints their ids in input order, one per line, only after all are durable.\n";
+static const char *const usage_pull =
+    "usage: herald pull NAME [--batch N] [--visibility-timeout S]\n"
+    "  Leases up to N (default 5, max 100) visible messages for S seconds (default 30).\n"
+    "  Ack them with `herald ack NAME LEASE_ID...` before the lease expires.\n";
+static const char *const usage_peek =
+    "usage: herald peek NAME [--batch N]\n"
+    "  Shows up to N (default 10, max 100) messages without leasing them.\n";
+static const char *const usage_ack = "usage: herald ack NAME LEASE_ID...\n"
+                                     "  Acknowledges (deletes) the leased messages.\n";
+static const char *const usage_retry =
+    "usage: herald retry NAME LEASE_ID... [--delay S]\n"
+    "  Makes the leased messages visible again after S seconds (default: the queue's\n"
+    "  retry_delay). A message out of retries goes to the dead-letter queue.\n";
+
+/* Reads all of stdin; NULL (with a message) when larger than STDIN_MAX. */
+static char *read_stdin(size_t *len)
+{
+    size_t cap = 65536, n = 0;
+    char *buf = malloc(cap);
+    if (!buf)
+        return NULL;
+    for (;;) {
+        if (n == cap) {
+            if (cap >= STDIN_MAX) {
+                free(buf);
+                fprintf(stderr, "herald: stdin is larger than %d bytes\n", STDIN_MAX);
+                return NULL;
+            }
+            cap *= 2;
+            char *nb = realloc(buf, cap);
+            if (!nb) {
+                free(buf);
+                return NULL;
+            }
+            buf = nb;
+        }
+        size_t r = fread(buf + n, 1, cap - n, stdin);
+        n += r;
+        if (r == 0)
+            break;
+    }
+    *len = n;
+    return buf;
+}
+
+static int common_parse(int argc, char **argv, cli_opt *opts, int n_opts, char ***pos,
+                        int *n_pos, const char *usage)
+{
+    bool help = false;
+    *pos = calloc((size_t)argc + 1, sizeof **pos);
+    if (!*pos)
+        return CLI_FAIL;
+    int rc = cli_parse(argc, argv, opts, n_opts, *pos, n_pos, &help);
+    if (rc != CLI_OK) {
+        fputs(usage, stderr);
+        return rc;
+    }
+    if (help) {
+        fputs(usage, stdout);
+        return -1; /* handled */
+    }
+    return CLI_OK;
+}
+
+static int finish(char **pos, int rc)
+{
+    free(pos);
+    return rc < 0 ? CLI_OK : rc;
+}
+
+static int opt_delay(const cli_opt *o, int n, int64_t *delay)
+{
+    const char *v = cli_opt_get(o, n, "delay");
+    *delay = HERALD_UNSET;
+    if (!v)
+        return CLI_OK;
+    if (cli_int("delay", v, delay) != CLI_OK)
+        return CLI_USAGE;
+    if (*delay == HERALD_UNSET)
+        *delay = -2; /* out of range, reported by the library */
+    return CLI_OK;
+}
+
+static int opt_type(const cli_opt *o, int n, herald_content_type *t)
+{
+    const char *v = cli_opt_get(o, n, "content-type");
+    *t = HERALD_CONTENT_JSON;
+    if (!v)
+        return CLI_OK;
+    int rc = herald_content_type_parse(v, t);
+    if (rc < 0)
+        return cli_fail("send", rc);
+    return CLI_OK;
+}
+
+int cmd_send(const cli_ctx *ctx, int argc, char **argv)
+{
+    cli_opt opts[] = { { "delay", true, NULL }, { "content-type", true, NULL } };
+    char **pos;
+    int n_pos;
+    int rc = common_parse(argc, argv, opts, 2, &pos, &n_pos, usage_send);
+    if (rc != CLI_OK)
+        return finish(pos, rc);
+    if (n_pos != 2)
+        return finish(pos, cli_usage(usage_send, n_pos < 2 ? "send: missing %s"
+                                                           : "send: too many arguments%s",
+                                     n_pos == 0 ? "NAME and BODY" : n_pos == 1 ? "BODY" : ""));
+    herald_msg m = { 0 };
+    if ((rc = opt_delay(opts, 2, &m.delay_s)) != CLI_OK ||
+        (rc = opt_type(opts, 2, &m.content_type)) != CLI_OK)
+        return finish(pos, rc);
+    char *owned = NULL;
+    if (strcmp(pos[1], "-") == 0) {
+        size_t len = 0;
+        owned = read_stdin(&len);
+        if (!owned)
+            return finish(pos, CLI_FAIL);
+        m.body = owned;
+        m.body_len = len;
+    } else {
+        m.body = pos[1];
+        m.body_len = strlen(pos[1]);
+    }
+    herald_store *s = NULL;
+    if ((rc = cli_open(ctx, &s)) == CLI_OK) {
+        char id[HERALD_ID_SIZE];
+        int hrc = herald_send(s, pos[0], &m, id);
+        if (hrc < 0)
+            rc = cli_fail("send", hrc);
+        else if (ctx->json)
+            cli_print_json(json_pack("{s:s}", "id", id));
+        else
+            puts(id);
+        herald_store_close(s);
+    }
+    free(owned);
+    return finish(pos, rc);
+}
+
+int cmd_send_batch(const cli_ctx *ctx, int argc, char **argv)
+{
+    cli_opt opts[] = { { "delay", true, NULL }, { "content-type", true, NULL } };
+    char **pos;
+    int n_pos;
+    int rc = common_parse(argc, argv, opts, 2, &pos, &n_pos, usage_send_batch);
+    if (rc != CLI_OK)
+        return finish(pos, rc);
+    if (n_pos != 1)
+        return finish(pos, cli_usage(usage_send_batch, n_pos < 1 ? "send-batch: missing NAME"
+                                                                 : "send-batch: too many "
+                                                                   "arguments"));
+    int64_t delay;
+    herald_content_type type;
+    if ((rc = opt_delay(opts, 2, &delay)) != CLI_OK || (rc = opt_type(opts, 2, &type)) != CLI_OK)
+        return finish(pos, rc);
+    size_t len = 0;
+    char *in = read_stdin(&len);
+    if (!in)
+        return finish(pos, CLI_FAIL);
+    herald_msg msgs[HERALD_MAX_BATCH_MESSAGES];
+    int lines[HERALD_MAX_BATCH_MESSAGES];
+    size_t n = 0;
+    int line = 0;
+    rc = CLI_OK;
+    for (size_t off = 0; off < len && rc == CLI_OK;) {
+        char *nl = memchr(in + off, '\n', len - off);
+        size_t l = nl ? (size_t)(nl - (in + off)) : len - off;
+        line++;
+        size_t body_len = l;
+        if (body_len > 0 && in[off + body_len - 1] == '\r')
+            body_len--;
+        if (body_len > 0) {
+            if (n == HERALD_MAX_BATCH_MESSAGES) {
+                fprintf(stderr,
+                        "herald: send-batch: more than %d messages on stdin (line %d); nothing "
+                        "was sent\n",
+                        HERALD_MAX_BATCH_MESSAGES, line);
+                rc = CLI_FAIL;
+                break;
+            }
+            herald_msg *m = &msgs[n];
+            memset(m, 0, sizeof *m);
+            m->body = in + off;
+            m->body_len = body_len;
+            m->content_type = type;
+            m->delay_s = HERALD_UNSET;
+            int vrc = herald_msg_validate(m);
+            if (vrc < 0) {
+                fprintf(stderr, "herald: send-batch: line %d: %s (%s); nothing was sent\n", line,
+                        herald_last_error(), herald_err_name(vrc));
+                rc = CLI_FAIL;
+                break;
+            }
+            lines[n++] = line;
+        }
+        off += l + (nl ? 1 : 0);
+    }
+    if (rc == CLI_OK && n == 0) {
+        fprintf(stderr, "herald: send-batch: no messages on stdin; nothing was sent\n");
+        rc = CLI_FAIL;
+    }
+    herald_store *s = NULL;
+    if (rc == CLI_OK && (rc = cli_open(ctx, &s)) == CLI_OK) {
+        herald_queue_info qi;
+        int hrc = herald_queue_get(s, pos[0], &qi);
+        for (size_t i = 0; hrc == 0 && i < n; i++) {
+            if ((int64_t)msgs[i].body_len > qi.max_message_bytes) {
+                fprintf(stderr,
+                        "herald: send-batch: line %d: body of %zu bytes exceeds "
+                        "max_message_bytes %lld of queue '%s'; nothing was sent\n",
+                        lines[i], msgs[i].body_len, (long long)qi.max_message_bytes, pos[0]);
+                hrc = HERALD_ETOOBIG;
+                rc = CLI_FAIL;
+            }
+        }
+        char(*ids)[HERALD_ID_SIZE] = calloc(n, HERALD_ID_SIZE);
+        if (hrc == 0 && ids)
+            hrc = herald_send_batch(s, pos[0], msgs, n, delay, ids);
+        if (hrc < 0 && rc == CLI_OK) {
+            rc = cli_fail("send-batch", hrc);
+            fprintf(stderr, "herald: send-batch: nothing was sent\n");
+        } else if (hrc == 0 && ctx->json) {
+            json_t *arr = json_array();
+            for (size_t i = 0; i < n; i++)
+                json_array_append_new(arr, json_string(ids[i]));
+            cli_print_json(arr);
+        } else if (hrc == 0) {
+            for (size_t i = 0; i < n; i++)
+                puts(ids[i]);
+        }
+        free(ids);
+        herald_store_close(s);
+    }
+    free(in);
+    return finish(pos, rc);
+}
+
+static json_t *message_json(const herald_message *m, bool with_lease, bool with_state)
+{
+    json_t *body;
+    if (m->content_type == HERALD_CONTENT_TEXT) {
+        body = json_stringn((const char *)m->body, m->body_len);
+    } else {
+        /* base64 by hand here keeps the CLI on the public API only */
+        static const char tbl[] =
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        size_t n = m->body_len;
+        char *out = malloc((n + 2) / 3 * 4 + 1);
+        size_t j = 0;
+        for (size_t i = 0; out && i < n; i += 3) {
+            uint32_t v = (uint32_t)m->body[i] << 16;
+            if (i + 1 < n)
+                v |= (uint32_t)m->body[i + 1] << 8;
+            if (i + 2 < n)
+                v |= m->body[i + 2];
+            out[j++] = tbl[v >> 18 & 63];
+            out[j++] = tbl[v >> 12 & 63];
+            out[j++] = i + 1 < n ? tbl[v >> 6 & 63] : '=';
+            out[j++] = i + 2 < n ? tbl[v & 63] : '=';
+        }
+        if (out)
+            out[j] = 0;
+        body = json_string(out ? out : "");
+        free(out);
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(m->id));
+    json_object_set_new(o, "body", body);
+    json_object_set_new(o, "attempts", json_integer(m->attempts));
+    json_object_set_new(o, "timestamp_ms", json_integer(m->timestamp_ms));
+    if (with_lease)
+        json_object_set_new(o, "lease_id", json_string(m->lease_id));
+    json_object_set_new(o, "metadata", json_pack("{s:s}", "CF-Content-Type",
+                                                 herald_content_type_name(m->content_type)));
+    if (with_state)
+        json_object_set_new(o, "visible_at_ms", json_integer(m->visible_at_ms));
+    if (m->dead_from_queue[0]) {
+        json_object_set_new(o, "dead_from_queue", json_string(m->dead_from_queue));
+        json_object_set_new(o, "dead_attempts", json_integer(m->dead_attempts));
+    }
+    if (m->last_error && m->last_error[0])
+        json_object_set_new(o, "last_error", json_string(m->last_error));
+    return o;
+}
+
+static void print_batch(const cli_ctx *ctx, const herald_batch *b, bool with_lease)
+{
+    if (ctx->json) {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < b->n; i++)
+            json_array_append_new(arr, message_json(&b->msgs[i], with_lease, !with_lease));
+        cli_print_json(arr);
+        return;
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        const herald_message *m = &b->msgs[i];
+        bool printable = m->content_type != HERALD_CONTENT_BYTES;
+        printf("%s%s%s  attempts=%d  %.*s%s\n", with_lease ? m->lease_id : "",
+               with_lease ? "  " : "", m->id, m->attempts,
+               printable ? (int)(m->body_len > 200 ? 200 : m->body_len) : 0,
+               printable ? (const char *)m->body : "",
+               printable ? (m->body_len > 200 ? "..." : "") : "(bytes)");
+    }
+}
+
+static int pull_or_peek(const cli_ctx *ctx, int argc, char **argv, bool is_pull)
+{
+    cli_opt opts[] = { { "batch", true, NULL }, { "visibility-timeout", true, NULL } };
+    int n_opts = is_pull ? 2 : 1;
+    const char *usage = is_pull ? usage_pull : usage_peek;
+    char **pos;
+    int n_pos;
+    int rc = common_parse(argc, argv, opts, n_opts, &pos, &n_pos, usage);
+    if (rc != CLI_OK)
+        return finish(pos, rc);
+    if (n_pos != 1)
+        return finish(pos, cli_usage(usage, n_pos < 1 ? "missing NAME" : "too many arguments"));
+    int64_t batch = is_pull ? 5 : 10, vis_s = 30;
+    const char *v;
+    if ((v = cli_opt_get(opts, n_opts, "batch")) && cli_int("batch", v, &batch) != CLI_OK)
+        return finish(pos, CLI_USAGE);
+    if (is_pull && (v = cli_opt_get(opts, n_opts, "visibility-timeout")) &&
+        cli_int("visibility-timeout", v, &vis_s) != CLI_OK)
+        return finish(pos, CLI_USAGE);
+    if (batch < 1 || batch > HERALD_MAX_BATCH_MESSAGES) {
+        fprintf(stderr, "herald: --batch %lld is out of range 1..%d\n", (long long)batch,
+                HERALD_MAX_BATCH_MESSAGES);
+        return finish(pos, CLI_FAIL);
+    }
+    if (vis_s < 1 || vis_s > HERALD_MAX_VISIBILITY_MS / 1000) {
+        fprintf(stderr, "herald: --visibility-timeout %lld s is out of range 1..%d\n",
+                (long long)vis_s, HERALD_MAX_VISIBILITY_MS / 1000);
+        return finish(pos, CLI_FAIL);
+    }
+    herald_store *s = NULL;
+    if ((rc = cli_open(ctx, &s)) == CLI_OK) {
+        herald_batch b;
+        int hrc = is_pull ? herald_pull(s, pos[0], (int)batch, vis_s * 1000, &b)
+                          : herald_peek(s, pos[0], (int)batch, &b);
+        if (hrc < 0) {
+            rc = cli_fail(is_pull ? "pull" : "peek", hrc);
+        } else {
+            print_batch(ctx, &b, is_pull);
+            herald_batch_deinit(&b);
+        }
+        herald_store_close(s);
+    }
+    return finish(pos, rc);
+}
+
+int cmd_pull(const cli_ctx *ctx, int argc, char **argv)
+{
+    return pull_or_peek(ctx, argc, argv, true);
+}
+
+int cmd_peek(const cli_ctx *ctx, int argc, char **argv)
+{
+    return pull_or_peek(ctx, argc, argv, false);
+}
+
+static int ack_or_retry(const cli_ctx *ctx, int argc, char **argv, bool is_retry)
+{
+    cli_opt opts[] = { { "delay", true, NULL } };
+    int n_opts = is_retry ? 1 : 0;
+    const char *usage = is_retry ? usage_retry : usage_ack;
+    char **pos;
+    int n_pos;
+    int rc = common_parse(argc, argv, opts, n_opts, &pos, &n_pos, usage);
+    if (rc != CLI_OK)
+        return finish(pos, rc);
+    if (n_pos < 2)
+        return finish(pos, cli_usage(usage, n_pos < 1 ? "missing NAME" : "missing LEASE_ID"));
+    int64_t delay = HERALD_UNSET;
+    if (is_retry && (rc = opt_delay(opts, n_opts, &delay)) != CLI_OK)
+        return finish(pos, rc);
+    herald_store *s = NULL;
+    if ((rc = cli_open(ctx, &s)) == CLI_OK) {
+        herald_settle_result r;
+        const char *const *ids = (const char *const *)(pos + 1);
+        size_t n = (size_t)(n_pos - 1);
+        int hrc = is_retry ? herald_retry(s, pos[0], ids, n, delay, NULL, &r)
+                           : herald_ack(s, pos[0], ids, n, &r);
+        if (hrc < 0) {
+            rc = cli_fail(is_retry ? "retry" : "ack", hrc);
+        } else if (ctx->json) {
+            cli_print_json(is_retry ? json_pack("{s:I, s:I, s:I, s:I}", "retryCount",
+                                                (json_int_t)r.n_retried, "deadCount",
+                                                (json_int_t)r.n_dead, "stale",
+                                                (json_int_t)r.n_stale, "missing",
+                                                (json_int_t)r.n_missing)
+                                    : json_pack("{s:I, s:I}", "ackCount", (json_int_t)r.n_acked,
+                                                "missing", (json_int_t)r.n_missing));
+        } else if (is_retry) {
+            printf("retried %lld", (long long)r.n_retried);
+            if (r.n_dead)
+                printf(", dead-lettered %lld", (long long)r.n_dead);
+            if (r.n_stale)
+                printf(", %lld stale leases ignored", (long long)r.n_stale);
+            if (r.n_missing)
+                printf(", %lld not found", (long long)r.n_missing);
+            putchar('\n');
+        } else {
+            printf("acked %lld", (long long)r.n_acked);
+            if (r.n_missing)
+                printf(", %lld not found (already acked or gone)", (long long)r.n_missing);
+            putchar('\n');
+        }
+        herald_store_close(s);
+    }
+    return finish(pos, rc);
+}
+
+int cmd_ack(const cli_ctx *ctx, int argc, char **argv)
+{
+    return ack_or_retry(ctx, argc, argv, false);
+}
+
+int cmd_retry(const cli_ctx *ctx, int argc, char **argv)
+{
+    return ack_or_retry(ctx, argc, argv, true);
+}

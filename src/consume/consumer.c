@@ -1,0 +1,589 @@
+// SPDX-License-Identifier: MIT
+/*
+ * consumer.c - the push-consumer runtime: batches messages from one or more queues and runs a C
+ * handler on them, then settles every message by Cloudflare's rules.
+ *
+ * Threads of one consumer:
+ *   dispatcher  decides when a batch is due, leases it, hands it to a worker, renews the leases
+ *               of running batches, sweeps expired messages once a minute.
+ *   workers     max_concurrency threads; each runs the handler on one delivery at a time, then
+ *               submits the settlement asynchronously (the worker is free at once; the delivery
+ *               is freed when the settlement's group commit completes, on the writer thread).
+ * A batch is due when max_batch_size messages are visible, or max_batch_timeout after the
+ * dispatcher first saw a visible message of that queue, whichever comes first (checklist 9).
+ *
+ * States of a delivery and who moves it:
+ *   QUEUED  -> RUNNING   worker_main() takes it from the job list
+ *   RUNNING -> SETTLING  worker_main() after the handler: herald__queue_settle_async()
+ *   SETTLING -> freed    settled() on the writer thread after the commit
+ * Wake-ups (no busy polling): the dispatcher sleeps on the store's wake generation until a
+ *   commit in this process, a worker freeing a slot, the next due time (delayed message, batch
+ *   timeout, lease renewal) or the cross-process poll (PRAGMA data_version; 1 ms after activity,
+ *   doubling to 250 ms when idle).
+ * Invariants: (1) at most max_concurrency handlers run at once; (2) a message is settled once;
+ *   (3) stop() returns only after every leased batch has been handled and its settlement
+ *   committed (or failed and logged).
+ * Locks: c->mu guards jobs, inflight, n_busy, n_settling, is_stopping.
+ */
+#include "consume/consume.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#define POLL_MIN_MS 1
+#define POLL_MAX_MS 250
+#define SWEEP_EVERY_MS 60000
+
+enum { ST_NONE = 0, ST_ACK = 1, ST_RETRY = 2 };
+
+struct herald_delivery {
+    herald_consumer *c;
+    herald_batch batch;
+    uint8_t *state;   /* per message: ST_* */
+    int64_t *delay_s; /* per message retry delay, HERALD_UNSET = batch/consumer */
+    uint8_t all_state;
+    int64_t all_delay_s;
+    char error[256];
+    int64_t renew_at_ms; /* wall ms at which the dispatcher extends the lease */
+    bool is_running;
+    herald_delivery *next; /* job list or in-flight list */
+};
+
+struct herald_consumer {
+    herald_store *s;
+    char **queues;
+    size_t n_queues;
+    herald_handler_cb handler;
+    void *ud;
+    int max_batch_size;
+    int64_t max_batch_timeout_ms;
+    int max_concurrency;
+    int64_t visibility_ms;
+    herald__policy policy;
+    char *dlq_copy;
+    pthread_t dispatcher;
+    pthread_t *workers;
+    int n_workers;
+    pthread_mutex_t mu;
+    pthread_cond_t job_cv;     /* workers wait for jobs */
+    pthread_cond_t settle_cv;  /* stop() waits for settlements */
+    herald_delivery *jobs, *jobs_tail; /* guarded by mu */
+    herald_delivery *inflight;         /* guarded by mu: RUNNING and QUEUED, for renewal */
+    int n_busy;                        /* guarded by mu: leased, handler not yet returned */
+    int n_settling;                    /* guarded by mu */
+    bool is_stopping;                  /* guarded by mu */
+    int64_t *first_seen_ns;            /* dispatcher only, per queue */
+    atomic_llong n_batches, n_delivered, n_acked, n_retried, n_failures;
+};
+
+void herald_consumer_cfg_init(herald_consumer_cfg *c)
+{
+    memset(c, 0, sizeof *c);
+    c->max_batch_size = HERALD_UNSET;
+    c->max_batch_timeout_ms = HERALD_UNSET;
+    c->max_retries = HERALD_UNSET;
+    c->retry_delay_s = HERALD_UNSET;
+    c->max_concurrency = HERALD_UNSET;
+    c->visibility_timeout_ms = HERALD_UNSET;
+}
+
+/* ---- the delivery API (handler side) ---- */
+
+const char *herald_delivery_queue(const herald_delivery *d)
+{
+    return d->batch.queue;
+}
+
+size_t herald_delivery_count(const herald_delivery *d)
+{
+    return d->batch.n;
+}
+
+const herald_message *herald_delivery_msg(const herald_delivery *d, size_t i)
+{
+    return i < d->batch.n ? &d->batch.msgs[i] : NULL;
+}
+
+void herald_delivery_ack(herald_delivery *d, size_t i)
+{
+    if (i < d->batch.n && d->state[i] == ST_NONE)
+        d->state[i] = ST_ACK;
+}
+
+void herald_delivery_retry(herald_delivery *d, size_t i, int64_t delay_s)
+{
+    if (i < d->batch.n && d->state[i] == ST_NONE) {
+        d->state[i] = ST_RETRY;
+        d->delay_s[i] = delay_s < 0 ? HERALD_UNSET
+                        : delay_s > HERALD_MAX_DELAY_S ? HERALD_MAX_DELAY_S
+                                                       : delay_s;
+    }
+}
+
+void herald_delivery_ack_all(herald_delivery *d)
+{
+    if (d->all_state == ST_NONE)
+        d->all_state = ST_ACK;
+}
+
+void herald_delivery_retry_all(herald_delivery *d, int64_t delay_s)
+{
+    if (d->all_state == ST_NONE) {
+        d->all_state = ST_RETRY;
+        d->all_delay_s = delay_s < 0 ? HERALD_UNSET
+                         : delay_s > HERALD_MAX_DELAY_S ? HERALD_MAX_DELAY_S
+                                                        : delay_s;
+    }
+}
+
+void herald_delivery_set_error(herald_delivery *d, const char *error)
+{
+    snprintf(d->error, sizeof d->error, "%s", error ? error : "");
+}
+
+static void delivery_free(herald_delivery *d)
+{
+    herald_batch_deinit(&d->batch);
+    herald__free(d->state);
+    herald__free(d->delay_s);
+    herald__free(d);
+}
+
+/* ---- settlement ---- */
+
+static void inflight_remove(herald_consumer *c, herald_delivery *d)
+{
+    for (herald_delivery **pp = &c->inflight; *pp; pp = &(*pp)->next) {
+        if (*pp == d) {
+            *pp = d->next;
+            d->next = NULL;
+            return;
+        }
+    }
+}
+
+/* Writer thread: the settlement of d committed (or failed). */
+static void settled(void *ud, int rc, const herald_settle_result *res)
+{
+    herald_delivery *d = ud;
+    herald_consumer *c = d->c;
+    if (rc < 0)
+        herald__log(HERALD_LOG_ERROR, "consumer could not settle a batch; its messages will be "
+                    "redelivered after the visibility timeout",
+                    "queue", d->batch.queue, "error", herald_last_error(), NULL);
+    (void)res;
+    delivery_free(d);
+    pthread_mutex_lock(&c->mu);
+    c->n_settling--;
+    pthread_cond_broadcast(&c->settle_cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* Applies Cloudflare's precedence: per-message call > ack_all/retry_all > handler outcome. */
+static void settle(herald_consumer *c, herald_delivery *d, int handler_rc)
+{
+    size_t n = d->batch.n;
+    herald__settle_item *items = herald__xcalloc(n, sizeof *items);
+    const char *error = d->error[0] ? d->error : handler_rc < 0 ? "handler failed" : NULL;
+    int64_t n_ack = 0, n_retry = 0;
+    for (size_t i = 0; i < n; i++) {
+        herald__settle_item *it = &items[i];
+        (void)herald__lease_parse(d->batch.msgs[i].lease_id, &it->ref);
+        uint8_t st = d->state[i];
+        int64_t delay = HERALD_UNSET;
+        if (st == ST_RETRY) {
+            delay = d->delay_s[i] != HERALD_UNSET ? d->delay_s[i] : d->all_delay_s;
+        } else if (st == ST_NONE) {
+            st = d->all_state != ST_NONE ? d->all_state : handler_rc == 0 ? ST_ACK : ST_RETRY;
+            delay = d->all_delay_s;
+        }
+        it->is_retry = st == ST_RETRY;
+        it->delay_s = it->is_retry ? delay : HERALD_UNSET;
+        it->error = it->is_retry ? error : NULL;
+        if (it->is_retry)
+            n_retry++;
+        else
+            n_ack++;
+    }
+    atomic_fetch_add(&c->n_acked, n_ack);
+    atomic_fetch_add(&c->n_retried, n_retry);
+    pthread_mutex_lock(&c->mu);
+    inflight_remove(c, d);
+    c->n_settling++;
+    pthread_mutex_unlock(&c->mu);
+    int rc = herald__queue_settle_async(c->s, d->batch.queue, items, n, &c->policy, settled, d);
+    herald__free(items);
+    if (rc < 0)
+        settled(d, rc, NULL);
+}
+
+/* ---- workers ---- */
+
+static void *worker_main(void *arg)
+{
+    herald_consumer *c = arg;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        while (!c->jobs && !c->is_stopping)
+            pthread_cond_wait(&c->job_cv, &c->mu);
+        herald_delivery *d = c->jobs;
+        if (!d)
+            break; /* stopping and nothing left */
+        c->jobs = d->next;
+        if (!c->jobs)
+            c->jobs_tail = NULL;
+        d->next = c->inflight;
+        c->inflight = d;
+        d->is_running = true;
+        pthread_mutex_unlock(&c->mu);
+
+        atomic_fetch_add(&c->n_batches, 1);
+        atomic_fetch_add(&c->n_delivered, (long long)d->batch.n);
+        int hrc = c->handler(d, c->ud);
+        if (hrc < 0)
+            atomic_fetch_add(&c->n_failures, 1);
+        settle(c, d, hrc < 0 ? hrc : 0);
+
+        pthread_mutex_lock(&c->mu);
+        c->n_busy--;
+        pthread_mutex_unlock(&c->mu);
+        herald_store_wake(c->s); /* a slot is free: let the dispatcher look again */
+        pthread_mutex_lock(&c->mu);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+/* ---- dispatcher ---- */
+
+static void enqueue_job(herald_consumer *c, herald_delivery *d)
+{
+    pthread_mutex_lock(&c->mu);
+    d->next = NULL;
+    if (c->jobs_tail)
+        c->jobs_tail->next = d;
+    else
+        c->jobs = d;
+    c->jobs_tail = d;
+    pthread_cond_signal(&c->job_cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+static int free_slots(herald_consumer *c)
+{
+    pthread_mutex_lock(&c->mu);
+    int n = c->max_concurrency - c->n_busy;
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}
+
+/* Leases one batch of queue qi and hands it to a worker. Returns messages leased, or < 0. */
+static int dispatch(herald_consumer *c, size_t qi)
+{
+    herald_batch b;
+    int rc = herald__queue_lease(c->s, c->queues[qi], c->max_batch_size, c->visibility_ms,
+                                 &c->policy, &b);
+    if (rc < 0) {
+        if (rc != HERALD_EPAUSED && rc != HERALD_ENOQUEUE)
+            herald__log(HERALD_LOG_WARN, "consumer lease failed", "queue", c->queues[qi],
+                        "error", herald_last_error(), NULL);
+        return rc;
+    }
+    if (b.n == 0) {
+        herald_batch_deinit(&b);
+        return 0;
+    }
+    herald_delivery *d = herald__xcalloc(1, sizeof *d);
+    d->c = c;
+    d->batch = b;
+    d->state = herald__xcalloc(b.n, 1);
+    d->delay_s = herald__xmalloc(b.n * sizeof *d->delay_s);
+    for (size_t i = 0; i < b.n; i++)
+        d->delay_s[i] = HERALD_UNSET;
+    d->all_delay_s = HERALD_UNSET;
+    d->renew_at_ms = herald__store_now(c->s) + c->visibility_ms / 2;
+    pthread_mutex_lock(&c->mu);
+    c->n_busy++;
+    pthread_mutex_unlock(&c->mu);
+    enqueue_job(c, d);
+    return (int)b.n;
+}
+
+/* Extends the leases of running batches that are half way to expiry. Returns the next wall
+ * time a renewal is due (INT64_MAX if none). */
+static int64_t renew_leases(herald_consumer *c, int64_t now_ms)
+{
+    int64_t next = INT64_MAX;
+    for (;;) {
+        herald_delivery *due = NULL;
+        pthread_mutex_lock(&c->mu);
+        for (herald_delivery *d = c->inflight; d; d = d->next) {
+            if (d->renew_at_ms <= now_ms) {
+                due = d;
+                break;
+            }
+        }
+        if (!due) {
+            for (herald_delivery *d = c->inflight; d; d = d->next)
+                if (d->renew_at_ms < next)
+                    next = d->renew_at_ms;
+            pthread_mutex_unlock(&c->mu);
+            return next;
+        }
+        /* Copy the refs under the lock: the delivery may settle and be freed meanwhile. */
+        size_t n = due->batch.n;
+        herald__lease_ref *refs = herald__xmalloc(n * sizeof *refs);
+        for (size_t i = 0; i < n; i++)
+            (void)herald__lease_parse(due->batch.msgs[i].lease_id, &refs[i]);
+        char queue[HERALD_QUEUE_NAME_MAX + 1];
+        memcpy(queue, due->batch.queue, sizeof queue);
+        due->renew_at_ms = now_ms + c->visibility_ms / 2;
+        pthread_mutex_unlock(&c->mu);
+        int rc = herald__queue_extend(c->s, queue, refs, n, now_ms + c->visibility_ms);
+        if (rc < 0)
+            herald__log(HERALD_LOG_WARN, "consumer could not extend a lease", "queue", queue,
+                        "error", herald_last_error(), NULL);
+        herald__free(refs);
+    }
+}
+
+static bool stopping(herald_consumer *c)
+{
+    pthread_mutex_lock(&c->mu);
+    bool s = c->is_stopping;
+    pthread_mutex_unlock(&c->mu);
+    return s;
+}
+
+static int64_t min64(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+
+static void *dispatcher_main(void *arg)
+{
+    herald_consumer *c = arg;
+    herald_store *s = c->s;
+    uint64_t seen = herald__store_gen(s);
+    int64_t data_version = 0;
+    (void)herald__store_data_version(s, &data_version);
+    int64_t poll_ms = POLL_MIN_MS;
+    int64_t next_sweep_ns = herald__mono_ns();
+    size_t rr = 0;
+    while (!stopping(c)) {
+        int64_t now_ns = herald__mono_ns();
+        int64_t now_ms = herald__store_now(s);
+        int64_t deadline = INT64_MAX;
+        bool progress = false;
+        if (now_ns >= next_sweep_ns) {
+            int64_t n_expired = 0;
+            (void)herald__queue_sweep(s, &n_expired);
+            next_sweep_ns = now_ns + (int64_t)SWEEP_EVERY_MS * 1000000;
+        }
+        deadline = min64(deadline, next_sweep_ns);
+        for (size_t k = 0; k < c->n_queues; k++) {
+            size_t qi = (rr + k) % c->n_queues;
+            if (free_slots(c) <= 0)
+                break;
+            int n_ready = 0;
+            int64_t next_due = INT64_MAX;
+            bool paused = false;
+            if (herald__store_ready(s, c->queues[qi], c->max_batch_size, &n_ready, &next_due,
+                                    &paused) < 0 ||
+                paused) {
+                c->first_seen_ns[qi] = 0;
+                continue;
+            }
+            if (next_due != INT64_MAX)
+                deadline = min64(deadline, now_ns + (next_due - now_ms) * 1000000);
+            if (n_ready == 0) {
+                c->first_seen_ns[qi] = 0;
+                continue;
+            }
+            if (c->first_seen_ns[qi] == 0)
+                c->first_seen_ns[qi] = now_ns;
+            int64_t due_ns = c->first_seen_ns[qi] + c->max_batch_timeout_ms * 1000000;
+            if (n_ready >= c->max_batch_size || now_ns >= due_ns) {
+                if (dispatch(c, qi) > 0)
+                    progress = true;
+                c->first_seen_ns[qi] = 0;
+                rr = qi + 1;
+            } else {
+                deadline = min64(deadline, due_ns);
+            }
+        }
+        int64_t renew_ms = renew_leases(c, now_ms);
+        if (renew_ms != INT64_MAX)
+            deadline = min64(deadline, now_ns + (renew_ms - now_ms) * 1000000);
+        if (progress) {
+            poll_ms = POLL_MIN_MS;
+            continue;
+        }
+        /* Cross-process changes are only visible through data_version: poll, adaptively. */
+        deadline = min64(deadline, now_ns + poll_ms * 1000000);
+        uint64_t g = herald__store_wait(s, seen, deadline);
+        if (g != seen) {
+            seen = g;
+            poll_ms = POLL_MIN_MS;
+            continue;
+        }
+        int64_t dv = data_version;
+        if (herald__store_data_version(s, &dv) == 0 && dv != data_version) {
+            data_version = dv;
+            poll_ms = POLL_MIN_MS;
+        } else {
+            poll_ms = min64(poll_ms * 2, POLL_MAX_MS);
+        }
+    }
+    return NULL;
+}
+
+/* ---- start / stop ---- */
+
+static int check_cfg(const herald_consumer_cfg *cfg)
+{
+    if (!cfg)
+        return herald__err(HERALD_EINVAL, "consumer config is NULL");
+    if (!cfg->handler)
+        return herald__err(HERALD_EINVAL, "consumer handler is missing");
+    if (!cfg->queues || cfg->n_queues == 0)
+        return herald__err(HERALD_EINVAL, "consumer needs at least one queue");
+    if (cfg->n_queues > 1000)
+        return herald__err(HERALD_EINVAL, "consumer has %zu queues; at most 1000",
+                           cfg->n_queues);
+    for (size_t i = 0; i < cfg->n_queues; i++)
+        if (!cfg->queues[i] || !herald__name_valid(cfg->queues[i]))
+            return herald__err(HERALD_EINVAL, "consumer queue %zu name '%.80s' is invalid", i,
+                               cfg->queues[i] ? cfg->queues[i] : "(null)");
+    if (cfg->max_batch_size != HERALD_UNSET &&
+        (cfg->max_batch_size < 1 || cfg->max_batch_size > HERALD_MAX_BATCH_MESSAGES))
+        return herald__err(HERALD_EINVAL, "max_batch_size %d is out of range 1..%d",
+                           cfg->max_batch_size, HERALD_MAX_BATCH_MESSAGES);
+    if (cfg->max_batch_timeout_ms != HERALD_UNSET &&
+        (cfg->max_batch_timeout_ms < 0 || cfg->max_batch_timeout_ms > 60000))
+        return herald__err(HERALD_EINVAL, "max_batch_timeout %lld ms is out of range 0..60000",
+                           (long long)cfg->max_batch_timeout_ms);
+    if (cfg->max_concurrency != HERALD_UNSET &&
+        (cfg->max_concurrency < 1 || cfg->max_concurrency > 250))
+        return herald__err(HERALD_EINVAL, "max_concurrency %d is out of range 1..250",
+                           cfg->max_concurrency);
+    if (cfg->visibility_timeout_ms != HERALD_UNSET &&
+        (cfg->visibility_timeout_ms < 100 ||
+         cfg->visibility_timeout_ms > HERALD_MAX_VISIBILITY_MS))
+        return herald__err(HERALD_EINVAL, "visibility_timeout %lld ms is out of range 100..%d",
+                           (long long)cfg->visibility_timeout_ms, HERALD_MAX_VISIBILITY_MS);
+    herald__policy p = { .max_retries = cfg->max_retries,
+                         .retry_delay_s = cfg->retry_delay_s,
+                         .dead_letter_queue = cfg->dead_letter_queue };
+    return herald__queue_check_policy(&p);
+}
+
+static void consumer_free(herald_consumer *c)
+{
+    for (size_t i = 0; i < c->n_queues; i++)
+        herald__free(c->queues[i]);
+    herald__free(c->queues);
+    herald__free(c->first_seen_ns);
+    herald__free(c->workers);
+    herald__free(c->dlq_copy);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->job_cv);
+    pthread_cond_destroy(&c->settle_cv);
+    herald__free(c);
+}
+
+static void join_all(herald_consumer *c, bool has_dispatcher)
+{
+    pthread_mutex_lock(&c->mu);
+    c->is_stopping = true;
+    pthread_cond_broadcast(&c->job_cv);
+    pthread_mutex_unlock(&c->mu);
+    herald_store_wake(c->s);
+    if (has_dispatcher)
+        pthread_join(c->dispatcher, NULL);
+    for (int i = 0; i < c->n_workers; i++)
+        pthread_join(c->workers[i], NULL);
+    pthread_mutex_lock(&c->mu);
+    while (c->n_settling > 0)
+        pthread_cond_wait(&c->settle_cv, &c->mu);
+    pthread_mutex_unlock(&c->mu);
+}
+
+int herald_consumer_start(herald_store *s, const herald_consumer_cfg *cfg, herald_consumer **out)
+{
+    herald__err_clear();
+    if (!s || !out)
+        return herald__err(HERALD_EINVAL, "herald_consumer_start: NULL argument");
+    int rc = check_cfg(cfg);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < cfg->n_queues; i++) {
+        rc = herald_queue_create(s, cfg->queues[i], NULL);
+        if (rc == HERALD_EEXIST)
+            rc = 0;
+        if (rc < 0)
+            return rc;
+    }
+    herald__err_clear();
+    herald_consumer *c = herald__xcalloc(1, sizeof *c);
+    c->s = s;
+    c->n_queues = cfg->n_queues;
+    c->queues = herald__xcalloc(cfg->n_queues, sizeof *c->queues);
+    for (size_t i = 0; i < cfg->n_queues; i++)
+        c->queues[i] = herald__xstrdup(cfg->queues[i]);
+    c->first_seen_ns = herald__xcalloc(cfg->n_queues, sizeof *c->first_seen_ns);
+    c->handler = cfg->handler;
+    c->ud = cfg->ud;
+    c->max_batch_size = cfg->max_batch_size == HERALD_UNSET ? 10 : cfg->max_batch_size;
+    c->max_batch_timeout_ms =
+        cfg->max_batch_timeout_ms == HERALD_UNSET ? 5000 : cfg->max_batch_timeout_ms;
+    c->max_concurrency = cfg->max_concurrency == HERALD_UNSET ? 1 : cfg->max_concurrency;
+    c->visibility_ms = cfg->visibility_timeout_ms == HERALD_UNSET ? HERALD_DEFAULT_VISIBILITY_MS
+                                                                  : cfg->visibility_timeout_ms;
+    c->policy.max_retries = cfg->max_retries;
+    c->policy.retry_delay_s = cfg->retry_delay_s;
+    if (cfg->dead_letter_queue) {
+        c->dlq_copy = herald__xstrdup(cfg->dead_letter_queue);
+        c->policy.dead_letter_queue = c->dlq_copy;
+    }
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->job_cv, NULL);
+    pthread_cond_init(&c->settle_cv, NULL);
+    c->workers = herald__xcalloc((size_t)c->max_concurrency, sizeof *c->workers);
+    for (int i = 0; i < c->max_concurrency; i++) {
+        int prc = pthread_create(&c->workers[i], NULL, worker_main, c);
+        if (prc != 0) {
+            join_all(c, false);
+            consumer_free(c);
+            return herald__err(-prc, "cannot start consumer worker thread: %s", strerror(prc));
+        }
+        c->n_workers++;
+    }
+    int prc = pthread_create(&c->dispatcher, NULL, dispatcher_main, c);
+    if (prc != 0) {
+        join_all(c, false);
+        consumer_free(c);
+        return herald__err(-prc, "cannot start consumer dispatcher thread: %s", strerror(prc));
+    }
+    *out = c;
+    return 0;
+}
+
+void herald_consumer_stop(herald_consumer *c)
+{
+    if (!c)
+        return;
+    join_all(c, true);
+    consumer_free(c);
+}
+
+void herald_consumer_counters_get(herald_consumer *c, herald_consumer_counters *out)
+{
+    out->batches = atomic_load(&c->n_batches);
+    out->delivered = atomic_load(&c->n_delivered);
+    out->acked = atomic_load(&c->n_acked);
+    out->retried = atomic_load(&c->n_retried);
+    out->handler_failures = atomic_load(&c->n_failures);
+}

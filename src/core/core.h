@@ -1,0 +1,88 @@
+// SPDX-License-Identifier: MIT
+/*
+ * core.h - the core layer's internal contract: errors with detail text, allocation, structured
+ * log, clock, ids, text checks. Talks to nothing else in Herald.
+ */
+#ifndef HERALD_CORE_CORE_H
+#define HERALD_CORE_CORE_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "herald.h"
+
+/* ---- errors (err.c) ---- */
+
+/* Records a detail message for `rc` in this thread's last-error slot and returns rc, so
+ * `return herald__err(HERALD_EINVAL, "max_retries %d out of range 0..100", n);` reads naturally. */
+int herald__err(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Like herald__err without changing the detail text if one is already set for this rc. */
+int herald__err_keep(int rc);
+/* Clears this thread's detail message (called at the top of public entry points). */
+void herald__err_clear(void);
+/* Copies this thread's detail text into buf (for handing across threads). */
+void herald__err_copy(char *buf, size_t cap);
+/* HTTP status for rc (500 for unknown). */
+int herald__err_http(int rc);
+
+/* ---- allocation (alloc.c) ---- */
+
+/* Aborts on exhaustion: internal fixed-size allocations; restart recovers from the store. */
+void *herald__xmalloc(size_t n);
+void *herald__xcalloc(size_t n, size_t size);
+void *herald__xrealloc(void *p, size_t n);
+char *herald__xstrdup(const char *s);
+void *herald__xmemdup(const void *p, size_t n);
+/* Input-sized data: NULL when n > cap or on exhaustion (caller returns ENOMEM/ETOOBIG). */
+void *herald__try_malloc(size_t n, size_t cap);
+void herald__free(void *p);
+
+/* ---- log (log.c) ---- */
+
+typedef enum herald__log_level {
+    HERALD_LOG_DEBUG = 0,
+    HERALD_LOG_INFO = 1,
+    HERALD_LOG_WARN = 2,
+    HERALD_LOG_ERROR = 3,
+    HERALD_LOG_OFF = 4,
+} herald__log_level;
+
+/* One JSON line on stderr: {"ts":"…","level":"warn","msg":"…", <kv pairs>}. kv is a NULL-
+ * terminated list of (key, string value) pairs. Level from env HERALD_LOG (debug|info|warn|
+ * error|off; default warn). Thread: any. */
+void herald__log(herald__log_level lvl, const char *msg, ...);
+bool herald__log_enabled(herald__log_level lvl);
+
+/* ---- clock (clock.c) ---- */
+
+int64_t herald__wall_ms(void);        /* real wall clock */
+int64_t herald__mono_ns(void);        /* CLOCK_MONOTONIC */
+int64_t herald__clock_now(const herald_clock *c); /* c NULL -> real */
+/* Formats ms-since-epoch as "2026-01-01T00:00:00.000Z" into buf (>= 32 bytes). */
+void herald__iso8601(int64_t ms, char *buf, size_t cap);
+
+/* ---- ids (uuid.c) ---- */
+
+/* UUIDv7 (RFC 9562) text, lowercase, 36 chars + NUL, from getrandom(2); monotonic within a
+ * process even within one millisecond. Thread: any. */
+void herald__uuid7(char out[HERALD_ID_SIZE]);
+void herald__uuid7_at(int64_t ms, char out[HERALD_ID_SIZE]);
+/* Random 64-bit value from getrandom(2). */
+uint64_t herald__rand64(void);
+/* Text UUID -> 16 bytes; false if malformed. */
+bool herald__uuid_parse(const char *s, uint8_t out[16]);
+void herald__uuid_format(const uint8_t in[16], char out[HERALD_ID_SIZE]);
+
+/* ---- text (text.c) ---- */
+
+bool herald__utf8_valid(const void *p, size_t n);
+/* 0 if p[0..n) is exactly one JSON value; else HERALD_EBADJSON with detail (line, column). */
+int herald__json_check(const void *p, size_t n, const char *what);
+/* RFC 4648 base64; returns malloc'd NUL-terminated text. */
+char *herald__base64(const void *p, size_t n);
+/* Queue names: 1..63 bytes of [A-Za-z0-9_-], first alnum. */
+bool herald__name_valid(const char *name);
+
+#endif

@@ -1,0 +1,35 @@
+// SPDX-License-Identifier: MIT
+/*
+ * queue.h - the queue layer's contract for the consumer runtime: leasing with a consumer's
+ * policy, and asynchronous settlement / lease extension that complete after the group commit.
+ * The public queue API (herald_queue_*, herald_send*, herald_pull, ...) is in herald.h.
+ */
+#ifndef HERALD_QUEUE_QUEUE_H
+#define HERALD_QUEUE_QUEUE_H
+
+#include "store/store.h"
+
+/* Leases like herald_pull, with a consumer's retry policy (p may be NULL). */
+int herald__queue_lease(herald_store *s, const char *queue, int max_n, int64_t visibility_ms,
+                        const herald__policy *p, herald_batch *out);
+
+/* Completion of an async settle or extend: rc, and the settle result (NULL for extend). */
+typedef void (*herald__queue_done_cb)(void *ud, int rc, const herald_settle_result *res);
+
+/* Settles items (copied) with policy p (copied); cb runs once after the commit, on the writer
+ * thread. If this returns < 0, cb is never called. */
+int herald__queue_settle_async(herald_store *s, const char *queue,
+                               const herald__settle_item *items, size_t n,
+                               const herald__policy *p, herald__queue_done_cb cb, void *ud);
+
+/* Extends the given leases to until_ms (only leases still current are changed). Synchronous. */
+int herald__queue_extend(herald_store *s, const char *queue, const herald__lease_ref *refs,
+                         size_t n, int64_t until_ms);
+
+/* Deletes messages past their retention in every queue; n_expired may be NULL. */
+int herald__queue_sweep(herald_store *s, int64_t *n_expired);
+
+/* Checks a consumer-level policy's ranges (names the bad setting). */
+int herald__queue_check_policy(const herald__policy *p);
+
+#endif

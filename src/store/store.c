@@ -1,0 +1,524 @@
+// SPDX-License-Identifier: MIT
+/*
+ * store.c - opens a backend by URL scheme, runs the group-commit writer, and wraps every backend
+ * slot (only this file calls through herald_store_ops).
+ *
+ * The writer (one thread per open store):
+ *   IDLE -> GATHER   an op arrives (herald__store_exec / _submit append to head..tail)
+ *   GATHER -> RUN    the writer takes every pending op at once, begins one transaction
+ *   RUN -> COMMIT    each op runs under its own savepoint; a failing op is rolled back alone
+ *   COMMIT -> IDLE   one commit (one fsync in FULL mode); then every op of the group is released:
+ *                    synchronous callers are signalled, async ops get done() called
+ * Invariants: (1) no op is released before the commit that contains it returned (durability
+ *   comes from the backend's commit in the configured mode); (2) a failed commit fails every op
+ *   of the group and makes the store's error sticky: later writes fail with it until reopen;
+ *   (3) ops are run in submission order, so one thread's writes are applied in its order;
+ *   (4) herald_store_close() first drains every pending op.
+ * Wake-ups: commits of ops marked `wakes` bump `gen` and broadcast wake_cv; consumers wait on it.
+ * Threads: herald__store_exec/_submit/read wrappers: any. Writer-side wrappers: writer only.
+ */
+#include "store/store_impl.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+extern const herald_store_ops herald__store_sqlite;
+
+static const herald_store_ops *const backends[] = { &herald__store_sqlite };
+
+/* ---- lease ids ---- */
+
+void herald__lease_format(herald__lease_ref r, char out[HERALD_LEASE_ID_SIZE])
+{
+    snprintf(out, HERALD_LEASE_ID_SIZE, "hl1.%" PRIx64 ".%016" PRIx64, (uint64_t)r.seq,
+             (uint64_t)r.tag);
+}
+
+static bool parse_hex(const char *s, size_t n, uint64_t *out)
+{
+    if (n == 0 || n > 16)
+        return false;
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0)
+            return false;
+        v = v << 4 | (uint64_t)d;
+    }
+    *out = v;
+    return true;
+}
+
+bool herald__lease_parse(const char *s, herald__lease_ref *out)
+{
+    if (!s || strncmp(s, "hl1.", 4) != 0)
+        return false;
+    const char *a = s + 4, *dot = strchr(a, '.');
+    if (!dot)
+        return false;
+    uint64_t seq, tag;
+    if (!parse_hex(a, (size_t)(dot - a), &seq) || strlen(dot + 1) != 16 ||
+        !parse_hex(dot + 1, 16, &tag) || seq == 0 || seq > INT64_MAX)
+        return false;
+    out->seq = (int64_t)seq;
+    out->tag = (int64_t)tag;
+    return true;
+}
+
+/* ---- open / close ---- */
+
+static void *writer_main(void *arg);
+
+static int parse_scheme(const char *url, const herald_store_ops **ops, const char **rest)
+{
+    const char *colon = strchr(url, ':');
+    if (!colon || colon == url)
+        return herald__err(HERALD_EURL,
+                           "malformed store URL '%s': expected SCHEME:LOCATION, e.g. "
+                           "sqlite:herald.db",
+                           url);
+    size_t n = (size_t)(colon - url);
+    for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++) {
+        if (strlen(backends[i]->scheme) == n && strncmp(backends[i]->scheme, url, n) == 0) {
+            *ops = backends[i];
+            *rest = colon + 1;
+            return 0;
+        }
+    }
+    return herald__err(HERALD_EURL,
+                       "malformed store URL '%s': unknown scheme '%.*s' (this build supports "
+                       "'sqlite:')",
+                       url, (int)n, url);
+}
+
+int herald_store_open(const char *url, const herald_store_cfg *cfg, herald_store **out)
+{
+    herald__err_clear();
+    if (!out)
+        return herald__err(HERALD_EINVAL, "herald_store_open: out is NULL");
+    if (!url)
+        url = "sqlite:herald.db";
+    const herald_store_ops *ops = NULL;
+    const char *rest = NULL;
+    int rc = parse_scheme(url, &ops, &rest);
+    if (rc < 0)
+        return rc;
+    if (ops->abi != HERALD_STORE_ABI)
+        return herald__err(HERALD_ESTORE, "backend %s has ABI %d, expected %d", ops->scheme,
+                           ops->abi, HERALD_STORE_ABI);
+    herald__store_opts o = { .durability = HERALD_DURABILITY_FULL, .durability_set = false };
+    if (cfg && cfg->durability_set) {
+        o.durability = cfg->durability;
+        o.durability_set = true;
+    }
+    herald_store *s = NULL;
+    rc = ops->open(rest, &o, &s);
+    if (rc < 0)
+        return rc;
+    s->ops = ops;
+    s->sticky_rc = 0;
+    s->clock = cfg ? cfg->clock : NULL;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->read_mu, NULL);
+    pthread_cond_init(&s->work_cv, NULL);
+    pthread_cond_init(&s->done_cv, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->wake_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    s->head = s->tail = NULL;
+    s->is_stopping = false;
+    s->gen = 1;
+    int prc = pthread_create(&s->writer, NULL, writer_main, s);
+    if (prc != 0) {
+        ops->close(s);
+        return herald__err(-prc, "cannot start the store writer thread: %s", strerror(prc));
+    }
+    *out = s;
+    return 0;
+}
+
+void herald_store_close(herald_store *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->is_stopping = true;
+    pthread_cond_broadcast(&s->work_cv);
+    pthread_cond_broadcast(&s->wake_cv);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->writer, NULL);
+    pthread_cond_destroy(&s->work_cv);
+    pthread_cond_destroy(&s->done_cv);
+    pthread_cond_destroy(&s->wake_cv);
+    pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&s->read_mu);
+    s->ops->close(s);
+}
+
+int herald_store_schema_version(herald_store *s)
+{
+    return s->ops->schema_version(s);
+}
+
+/* ---- the writer ---- */
+
+static void release_group(herald_store *s, herald__op *list, bool wakes)
+{
+    pthread_mutex_lock(&s->mu);
+    if (wakes) {
+        s->gen++;
+        pthread_cond_broadcast(&s->wake_cv);
+    }
+    herald__op *async_list = NULL, **async_tail = &async_list;
+    for (herald__op *op = list, *next; op; op = next) {
+        next = op->priv_next;
+        if (op->done) {
+            op->priv_next = NULL;
+            *async_tail = op;
+            async_tail = &op->priv_next;
+        } else {
+            op->priv_finished = true;
+        }
+    }
+    pthread_cond_broadcast(&s->done_cv);
+    pthread_mutex_unlock(&s->mu);
+    for (herald__op *op = async_list, *next; op; op = next) {
+        next = op->priv_next;
+        op->done(op); /* may free op */
+    }
+}
+
+static void fail_op(herald__op *op, int rc)
+{
+    op->rc = rc;
+    herald__err_keep(rc);
+    herald__err_copy(op->err, sizeof op->err);
+}
+
+static void run_group(herald_store *s, herald__op *list)
+{
+    bool wakes = false;
+    int rc = s->sticky_rc;
+    if (rc == 0)
+        rc = s->ops->begin(s);
+    if (rc < 0) {
+        for (herald__op *op = list; op; op = op->priv_next)
+            fail_op(op, rc);
+        release_group(s, list, false);
+        return;
+    }
+    for (herald__op *op = list; op; op = op->priv_next) {
+        herald__err_clear();
+        int src = s->ops->savepoint(s);
+        if (src == 0) {
+            op->rc = op->run(s, op);
+            if (op->rc < 0) {
+                fail_op(op, op->rc);
+                src = s->ops->rollback_to(s);
+            }
+            if (src == 0)
+                src = s->ops->release(s);
+        }
+        if (src < 0) { /* the transaction itself is broken: fail the group */
+            rc = src;
+            break;
+        }
+        if (op->rc == 0 && op->wakes)
+            wakes = true;
+    }
+    if (rc == 0)
+        rc = s->ops->commit(s);
+    if (rc < 0) {
+        herald__err_copy(list->err, sizeof list->err);
+        (void)s->ops->rollback(s);
+        s->sticky_rc = rc; /* invariant 2 */
+        herald__log(HERALD_LOG_ERROR, "store commit failed; store refuses writes until reopened",
+                    "error", herald_strerror(rc), "detail", herald_last_error(), NULL);
+        for (herald__op *op = list; op; op = op->priv_next)
+            fail_op(op, rc);
+        wakes = false;
+    }
+    release_group(s, list, wakes);
+}
+
+static void *writer_main(void *arg)
+{
+    herald_store *s = arg;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->head && !s->is_stopping)
+            pthread_cond_wait(&s->work_cv, &s->mu);
+        if (!s->head && s->is_stopping)
+            break;
+        herald__op *list = s->head;
+        s->head = s->tail = NULL;
+        pthread_mutex_unlock(&s->mu);
+        run_group(s, list);
+        pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+static int enqueue(herald_store *s, herald__op *op)
+{
+    op->rc = 0;
+    op->err[0] = 0;
+    op->priv_finished = false;
+    op->priv_next = NULL;
+    if (s->is_stopping)
+        return herald__err(HERALD_ECLOSED, "the store is closing");
+    if (s->sticky_rc < 0)
+        return herald__err(s->sticky_rc,
+                           "the store failed earlier (%s) and refuses writes until reopened",
+                           herald_strerror(s->sticky_rc));
+    if (s->tail)
+        s->tail->priv_next = op;
+    else
+        s->head = op;
+    s->tail = op;
+    pthread_cond_signal(&s->work_cv);
+    return 0;
+}
+
+int herald__store_exec(herald_store *s, herald__op *op)
+{
+    op->done = NULL;
+    pthread_mutex_lock(&s->mu);
+    int rc = enqueue(s, op);
+    if (rc == 0) {
+        while (!op->priv_finished)
+            pthread_cond_wait(&s->done_cv, &s->mu);
+        rc = op->rc;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (rc < 0 && op->err[0])
+        herald__err(rc, "%s", op->err);
+    return rc;
+}
+
+int herald__store_submit(herald_store *s, herald__op *op)
+{
+    pthread_mutex_lock(&s->mu);
+    int rc = enqueue(s, op);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+/* ---- writer-side wrappers ---- */
+
+int64_t herald__store_now(herald_store *s)
+{
+    return herald__clock_now(s->clock);
+}
+
+int herald__store_queue_create(herald_store *s, const char *name, const herald_queue_settings *st,
+                               const char *uuid)
+{
+    return s->ops->queue_create(s, name, st, uuid, herald__store_now(s));
+}
+
+int herald__store_queue_update(herald_store *s, const char *name, const herald_queue_settings *st)
+{
+    return s->ops->queue_update(s, name, st, herald__store_now(s));
+}
+
+int herald__store_queue_delete(herald_store *s, const char *name)
+{
+    return s->ops->queue_delete(s, name);
+}
+
+int herald__store_queue_purge(herald_store *s, const char *name, int64_t *n_deleted)
+{
+    return s->ops->queue_purge(s, name, n_deleted);
+}
+
+int herald__store_queue_set_paused(herald_store *s, const char *name, bool paused)
+{
+    return s->ops->queue_set_paused(s, name, paused, herald__store_now(s));
+}
+
+int herald__store_msg_put(herald_store *s, const char *queue, const herald__msg_in *m, size_t n,
+                          int64_t batch_delay_s)
+{
+    return s->ops->msg_put(s, queue, m, n, batch_delay_s, herald__store_now(s));
+}
+
+int herald__store_lease(herald_store *s, const char *queue, int max_n, int64_t visibility_ms,
+                        const herald__policy *p, herald_batch *out)
+{
+    return s->ops->lease(s, queue, max_n, visibility_ms, p, herald__store_now(s), out);
+}
+
+int herald__store_settle(herald_store *s, const char *queue, const herald__settle_item *items,
+                         size_t n, const herald__policy *p, herald_settle_result *res)
+{
+    return s->ops->settle(s, queue, items, n, p, herald__store_now(s), res);
+}
+
+int herald__store_extend(herald_store *s, const char *queue, const herald__lease_ref *refs,
+                         size_t n, int64_t until_ms)
+{
+    return s->ops->extend(s, queue, refs, n, until_ms);
+}
+
+int herald__store_sweep(herald_store *s, int64_t *n_expired)
+{
+    return s->ops->sweep(s, herald__store_now(s), n_expired);
+}
+
+/* ---- read side ---- */
+
+int herald__store_queue_get(herald_store *s, const char *name, herald_queue_info *out)
+{
+    pthread_mutex_lock(&s->read_mu);
+    int rc = s->ops->queue_get(s, name, out);
+    pthread_mutex_unlock(&s->read_mu);
+    return rc;
+}
+
+int herald__store_queue_list(herald_store *s, herald_queue_info **out, size_t *n)
+{
+    pthread_mutex_lock(&s->read_mu);
+    int rc = s->ops->queue_list(s, out, n);
+    pthread_mutex_unlock(&s->read_mu);
+    return rc;
+}
+
+int herald__store_queue_stats(herald_store *s, const char *name, herald_queue_stats *out)
+{
+    pthread_mutex_lock(&s->read_mu);
+    int rc = s->ops->queue_stats(s, name, herald__store_now(s), out);
+    pthread_mutex_unlock(&s->read_mu);
+    return rc;
+}
+
+int herald__store_peek(herald_store *s, const char *name, int max_n, herald_batch *out)
+{
+    pthread_mutex_lock(&s->read_mu);
+    int rc = s->ops->peek(s, name, max_n, herald__store_now(s), out);
+    pthread_mutex_unlock(&s->read_mu);
+    return rc;
+}
+
+int herald__store_ready(herald_store *s, const char *name, int limit, int *n_ready,
+                        int64_t *next_due_ms, bool *is_paused)
+{
+    pthread_mutex_lock(&s->read_mu);
+    int rc = s->ops->ready(s, name, herald__store_now(s), limit, n_ready, next_due_ms, is_paused);
+    pthread_mutex_unlock(&s->read_mu);
+    return rc;
+}
+
+int herald__store_data_version(herald_store *s, int64_t *out)
+{
+    pthread_mutex_lock(&s->read_mu);
+    int rc = s->ops->data_version(s, out);
+    pthread_mutex_unlock(&s->read_mu);
+    return rc;
+}
+
+/* ---- wake-ups ---- */
+
+uint64_t herald__store_gen(herald_store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    uint64_t g = s->gen;
+    pthread_mutex_unlock(&s->mu);
+    return g;
+}
+
+uint64_t herald__store_wait(herald_store *s, uint64_t seen, int64_t deadline_ns)
+{
+    pthread_mutex_lock(&s->mu);
+    while (s->gen == seen && !s->is_stopping) {
+        if (deadline_ns == INT64_MAX) {
+            pthread_cond_wait(&s->wake_cv, &s->mu);
+        } else {
+            if (herald__mono_ns() >= deadline_ns)
+                break;
+            struct timespec ts = { .tv_sec = deadline_ns / 1000000000LL,
+                                   .tv_nsec = deadline_ns % 1000000000LL };
+            if (pthread_cond_timedwait(&s->wake_cv, &s->mu, &ts) == ETIMEDOUT)
+                break;
+        }
+    }
+    uint64_t g = s->gen;
+    pthread_mutex_unlock(&s->mu);
+    return g;
+}
+
+void herald_store_wake(herald_store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->gen++;
+    pthread_cond_broadcast(&s->wake_cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* ---- batches ---- */
+
+typedef struct batch_mem {
+    void **ptrs;
+    size_t n, cap;
+    size_t msgs_cap;
+} batch_mem;
+
+void herald__batch_init(herald_batch *b, const char *queue, size_t cap)
+{
+    memset(b, 0, sizeof *b);
+    snprintf(b->queue, sizeof b->queue, "%s", queue);
+    batch_mem *m = herald__xcalloc(1, sizeof *m);
+    m->msgs_cap = cap ? cap : 1;
+    b->msgs = herald__xcalloc(m->msgs_cap, sizeof *b->msgs);
+    b->priv_mem = m;
+}
+
+herald_message *herald__batch_push(herald_batch *b)
+{
+    batch_mem *m = b->priv_mem;
+    if (b->n == m->msgs_cap) {
+        m->msgs_cap *= 2;
+        b->msgs = herald__xrealloc(b->msgs, m->msgs_cap * sizeof *b->msgs);
+    }
+    herald_message *msg = &b->msgs[b->n++];
+    memset(msg, 0, sizeof *msg);
+    msg->last_error = "";
+    return msg;
+}
+
+void *herald__batch_keep(herald_batch *b, const void *p, size_t n)
+{
+    batch_mem *m = b->priv_mem;
+    if (m->n == m->cap) {
+        m->cap = m->cap ? m->cap * 2 : 16;
+        m->ptrs = herald__xrealloc(m->ptrs, m->cap * sizeof *m->ptrs);
+    }
+    char *c = herald__xmalloc(n + 1);
+    if (n)
+        memcpy(c, p, n);
+    c[n] = 0;
+    m->ptrs[m->n++] = c;
+    return c;
+}
+
+void herald_batch_deinit(herald_batch *b)
+{
+    if (!b)
+        return;
+    batch_mem *m = b->priv_mem;
+    if (m) {
+        for (size_t i = 0; i < m->n; i++)
+            herald__free(m->ptrs[i]);
+        herald__free(m->ptrs);
+        herald__free(m);
+    }
+    herald__free(b->msgs);
+    memset(b, 0, sizeof *b);
+}

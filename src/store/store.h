@@ -1,0 +1,120 @@
+// SPDX-License-Identifier: MIT
+/*
+ * store.h - the store layer's contract for the layers above: open/close by URL, the group-commit
+ * writer (ops run on one writer thread inside one transaction per commit group), wrappers for the
+ * backend's queue primitives, read-side queries, and the wake-up generation that consumers wait
+ * on. Nothing here names a backend: SQLite lives behind herald_store_ops in store_impl.h.
+ */
+#ifndef HERALD_STORE_STORE_H
+#define HERALD_STORE_STORE_H
+
+#include "core/core.h"
+
+/* One message to insert (ids are minted by the queue layer). */
+typedef struct herald__msg_in {
+    char id[HERALD_ID_SIZE];
+    const void *body;
+    size_t body_len;
+    herald_content_type content_type;
+    int64_t delay_s; /* HERALD_UNSET: batch delay, else queue delivery_delay */
+} herald__msg_in;
+
+/* Consumer-level overrides of a queue's retry settings; UNSET/NULL = the queue's own. */
+typedef struct herald__policy {
+    int64_t max_retries;
+    int64_t retry_delay_s;
+    const char *dead_letter_queue;
+} herald__policy;
+
+/* A lease id, parsed: the message's row and the random tag of that lease. */
+typedef struct herald__lease_ref {
+    int64_t seq;
+    int64_t tag;
+} herald__lease_ref;
+
+typedef struct herald__settle_item {
+    herald__lease_ref ref;
+    bool is_retry;
+    int64_t delay_s;   /* retry only; HERALD_UNSET = policy retry_delay */
+    const char *error; /* retry only; may be NULL */
+} herald__settle_item;
+
+/* Formats / parses "hl1.<seq hex>.<tag hex>". Parse returns false when malformed. */
+void herald__lease_format(herald__lease_ref r, char out[HERALD_LEASE_ID_SIZE]);
+bool herald__lease_parse(const char *s, herald__lease_ref *out);
+
+/* ---- the group-commit writer ---- */
+
+typedef struct herald__op herald__op;
+/* Runs on the writer thread inside the group's transaction (under a savepoint of its own: a
+ * failing op is rolled back alone). Returns 0 or < 0 (with herald__err detail). */
+typedef int (*herald__op_run_fn)(herald_store *s, herald__op *op);
+/* Runs after the group's commit (or failure), with op->rc final. On the writer thread. */
+typedef void (*herald__op_done_fn)(herald__op *op);
+
+struct herald__op {
+    herald__op_run_fn run;
+    herald__op_done_fn done; /* NULL: a synchronous caller waits in herald__store_exec */
+    bool wakes;              /* a successful commit of this op should wake consumers */
+    int rc;
+    char err[256];           /* detail text of a failure, copied from the writer thread */
+    bool priv_finished;      /* guarded by the store's writer mutex */
+    herald__op *priv_next;
+};
+
+/* Submits op and waits until its group commit is durable; returns op->rc and re-raises the
+ * detail text on the calling thread. */
+int herald__store_exec(herald_store *s, herald__op *op);
+/* Submits op; op->done runs exactly once later. Returns HERALD_ECLOSED (done not called) if the
+ * store is closing, or its sticky error. */
+int herald__store_submit(herald_store *s, herald__op *op);
+
+/* ---- writer-side primitives: call only from an op's run function ---- */
+
+int herald__store_queue_create(herald_store *s, const char *name, const herald_queue_settings *st,
+                               const char *uuid);
+int herald__store_queue_update(herald_store *s, const char *name, const herald_queue_settings *st);
+int herald__store_queue_delete(herald_store *s, const char *name);
+int herald__store_queue_purge(herald_store *s, const char *name, int64_t *n_deleted);
+int herald__store_queue_set_paused(herald_store *s, const char *name, bool paused);
+int herald__store_msg_put(herald_store *s, const char *queue, const herald__msg_in *m, size_t n,
+                          int64_t batch_delay_s);
+int herald__store_lease(herald_store *s, const char *queue, int max_n, int64_t visibility_ms,
+                        const herald__policy *p, herald_batch *out);
+int herald__store_settle(herald_store *s, const char *queue, const herald__settle_item *items,
+                         size_t n, const herald__policy *p, herald_settle_result *res);
+int herald__store_extend(herald_store *s, const char *queue, const herald__lease_ref *refs,
+                         size_t n, int64_t until_ms);
+int herald__store_sweep(herald_store *s, int64_t *n_expired);
+
+/* ---- read side: any thread, no writer round trip; sees every commit already returned ---- */
+
+int herald__store_queue_get(herald_store *s, const char *name, herald_queue_info *out);
+int herald__store_queue_list(herald_store *s, herald_queue_info **out, size_t *n);
+int herald__store_queue_stats(herald_store *s, const char *name, herald_queue_stats *out);
+int herald__store_peek(herald_store *s, const char *name, int max_n, herald_batch *out);
+/* For a consumer's dispatcher: how many are deliverable now (counted up to `limit`), when the
+ * next not-yet-visible message becomes visible (INT64_MAX if none), and whether paused. */
+int herald__store_ready(herald_store *s, const char *name, int limit, int *n_ready,
+                        int64_t *next_due_ms, bool *is_paused);
+/* A number that changes whenever any process commits to the store. */
+int herald__store_data_version(herald_store *s, int64_t *out);
+
+/* ---- clock and wake-ups ---- */
+
+int64_t herald__store_now(herald_store *s); /* the store's wall clock (injected in tests) */
+/* The wake generation: bumped by commits of waking ops and by herald_store_wake(). */
+uint64_t herald__store_gen(herald_store *s);
+/* Waits until the generation differs from `seen` or monotonic deadline_ns passes (INT64_MAX =
+ * no deadline). Returns the current generation. */
+uint64_t herald__store_wait(herald_store *s, uint64_t seen, int64_t deadline_ns);
+
+/* ---- batches ---- */
+
+/* Allocation helpers for building herald_batch results (owned via priv_mem). */
+void herald__batch_init(herald_batch *b, const char *queue, size_t cap);
+herald_message *herald__batch_push(herald_batch *b);
+/* Copies bytes into memory owned by the batch; returns the NUL-terminated copy. */
+void *herald__batch_keep(herald_batch *b, const void *p, size_t n);
+
+#endif

@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: MIT
+/*
+ * store_impl.h - the backend interface. Seen only by store.c and the backends (store_*.c).
+ * A backend allocates its own struct with `herald_store base` as the first member; store.c owns
+ * the fields of herald_store (writer thread, wake-ups) and calls the backend only through ops.
+ * Writer-side slots run on the writer thread inside begin..commit; read-side slots are called by
+ * store.c under the store's reader lock, with `now_ms` from the store clock.
+ */
+#ifndef HERALD_STORE_STORE_IMPL_H
+#define HERALD_STORE_STORE_IMPL_H
+
+#include <pthread.h>
+
+#include "store/store.h"
+
+typedef struct herald_store_ops herald_store_ops;
+
+typedef struct herald__store_opts {
+    herald_durability durability;
+    bool durability_set; /* else the URL's ?durability=, else FULL */
+} herald__store_opts;
+
+struct herald_store_ops {
+    const char *scheme; /* URL scheme: "sqlite" */
+    int abi;            /* bump when a slot is added; checked at registration */
+    /* rest: the URL after "scheme:". Sets herald__err detail on failure. */
+    int (*open)(const char *rest, const herald__store_opts *o, herald_store **out);
+    void (*close)(herald_store *s);
+    int (*schema_version)(herald_store *s);
+    /* writer thread */
+    int (*begin)(herald_store *s);
+    int (*commit)(herald_store *s);
+    int (*rollback)(herald_store *s);
+    int (*savepoint)(herald_store *s);
+    int (*release)(herald_store *s);
+    int (*rollback_to)(herald_store *s);
+    int (*queue_create)(herald_store *s, const char *name, const herald_queue_settings *st,
+                        const char *uuid, int64_t now_ms);
+    int (*queue_update)(herald_store *s, const char *name, const herald_queue_settings *st,
+                        int64_t now_ms);
+    int (*queue_delete)(herald_store *s, const char *name);
+    int (*queue_purge)(herald_store *s, const char *name, int64_t *n_deleted);
+    int (*queue_set_paused)(herald_store *s, const char *name, bool paused, int64_t now_ms);
+    int (*msg_put)(herald_store *s, const char *queue, const herald__msg_in *m, size_t n,
+                   int64_t batch_delay_s, int64_t now_ms);
+    int (*lease)(herald_store *s, const char *queue, int max_n, int64_t visibility_ms,
+                 const herald__policy *p, int64_t now_ms, herald_batch *out);
+    int (*settle)(herald_store *s, const char *queue, const herald__settle_item *items, size_t n,
+                  const herald__policy *p, int64_t now_ms, herald_settle_result *res);
+    int (*extend)(herald_store *s, const char *queue, const herald__lease_ref *refs, size_t n,
+                  int64_t until_ms);
+    int (*sweep)(herald_store *s, int64_t now_ms, int64_t *n_expired);
+    /* read side */
+    int (*queue_get)(herald_store *s, const char *name, herald_queue_info *out);
+    int (*queue_list)(herald_store *s, herald_queue_info **out, size_t *n);
+    int (*queue_stats)(herald_store *s, const char *name, int64_t now_ms, herald_queue_stats *out);
+    int (*peek)(herald_store *s, const char *name, int max_n, int64_t now_ms, herald_batch *out);
+    int (*ready)(herald_store *s, const char *name, int64_t now_ms, int limit, int *n_ready,
+                 int64_t *next_due_ms, bool *is_paused);
+    int (*data_version)(herald_store *s, int64_t *out);
+};
+
+#define HERALD_STORE_ABI 1
+
+struct herald_store {
+    const herald_store_ops *ops;
+    int sticky_rc; /* a failed commit/fsync makes every later write fail; writer sets it */
+    const herald_clock *clock;
+    herald_durability durability;
+    /* group-commit writer; fields below guarded by mu */
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv; /* writer waits for ops */
+    pthread_cond_t done_cv; /* synchronous callers wait for their op */
+    pthread_cond_t wake_cv; /* consumers wait for the generation to change */
+    herald__op *head, *tail;
+    bool is_stopping;
+    uint64_t gen;
+    pthread_t writer;
+    /* read side */
+    pthread_mutex_t read_mu;
+};
+
+#endif

@@ -1,0 +1,460 @@
+// SPDX-License-Identifier: MIT
+/*
+ * store_sqlite.c - the SQLite backend: connections, pragmas, migrations, transactions, the
+ * checkpointer. The queue statements are in store_sqlite_queue.c.
+ *
+ * Connections (all SQLITE_OPEN_NOMUTEX; each is used by one thread at a time):
+ *   wdb   the writer: only the group-commit writer thread runs statements on it (open and close
+ *         run before the writer starts / after it stopped).
+ *   rdb   the reader: under base.read_mu; WAL lets it read while the writer writes.
+ *   ckpt  the checkpointer thread's own; runs PASSIVE checkpoints when the WAL passes
+ *         CKPT_PAGES, so commits never pay for a checkpoint (wal_autocheckpoint is off on wdb).
+ * Durability: journal_mode=WAL; FULL -> synchronous=FULL (the WAL is fsynced at every commit:
+ *   one fsync per commit group); NORMAL -> synchronous=NORMAL (fsync at checkpoints only).
+ * Identity: application_id = 'HRLD'; user_version = the highest applied migration. A file with
+ *   another application_id, or foreign tables and none, is refused (HERALD_ENOTHERALD); a
+ *   user_version above what this build knows is refused (HERALD_ESCHEMA). Each migration runs in
+ *   its own transaction together with its user_version bump.
+ */
+#include "store/store_sqlite.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store/migrations.h"
+
+#define HERALD_APP_ID 0x48524c44 /* 'HRLD' */
+#define CKPT_PAGES 4000          /* ~16 MiB of WAL before a background checkpoint */
+
+int herald__sq_fail(sqlite3 *db, int src, const char *what)
+{
+    const char *msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(src);
+    int rc;
+    switch (src & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        rc = HERALD_EBUSY;
+        break;
+    case SQLITE_IOERR:
+    case SQLITE_FULL:
+        rc = HERALD_EIO;
+        break;
+    case SQLITE_NOTADB:
+        rc = HERALD_ENOTHERALD;
+        break;
+    case SQLITE_READONLY:
+    case SQLITE_CANTOPEN:
+    case SQLITE_PERM:
+        rc = HERALD_EREADONLY;
+        break;
+    case SQLITE_CONSTRAINT:
+        rc = HERALD_EEXIST;
+        break;
+    case SQLITE_NOMEM:
+        rc = HERALD_ENOMEM;
+        break;
+    default:
+        rc = HERALD_ESTORE;
+        break;
+    }
+    return herald__err(rc, "%s: %s (sqlite code %d)", what, msg, src);
+}
+
+int herald__sq_exec(sq_store *q, sqlite3_stmt *st, const char *what)
+{
+    int src = sqlite3_step(st);
+    int rc = (src == SQLITE_DONE || src == SQLITE_ROW) ? 0 : herald__sq_fail(q->wdb, src, what);
+    sqlite3_reset(st);
+    return rc;
+}
+
+static int exec_sql(sqlite3 *db, const char *sql, const char *what)
+{
+    char *emsg = NULL;
+    int src = sqlite3_exec(db, sql, NULL, NULL, &emsg);
+    sqlite3_free(emsg);
+    return src == SQLITE_OK ? 0 : herald__sq_fail(db, src, what);
+}
+
+static int pragma_int(sqlite3 *db, const char *sql, int64_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int src = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (src == SQLITE_OK) {
+        src = sqlite3_step(st);
+        if (src == SQLITE_ROW) {
+            *out = sqlite3_column_int64(st, 0);
+            src = SQLITE_OK;
+        }
+    }
+    int rc = src == SQLITE_OK ? 0 : herald__sq_fail(db, src, sql);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* ---- URL ---- */
+
+static int parse_location(const char *rest, const herald__store_opts *o, char **path_out,
+                          herald_durability *dur)
+{
+    *dur = HERALD_DURABILITY_FULL;
+    if (strncmp(rest, "//", 2) == 0)
+        rest += 2;
+    const char *qm = strchr(rest, '?');
+    size_t plen = qm ? (size_t)(qm - rest) : strlen(rest);
+    if (plen == 0)
+        return herald__err(HERALD_EURL,
+                           "malformed store URL 'sqlite:%s': the database path is empty", rest);
+    if (qm) {
+        const char *p = qm + 1;
+        while (*p) {
+            const char *amp = strchr(p, '&');
+            size_t n = amp ? (size_t)(amp - p) : strlen(p);
+            if (n == 15 && strncmp(p, "durability=full", 15) == 0)
+                *dur = HERALD_DURABILITY_FULL;
+            else if (n == 17 && strncmp(p, "durability=normal", 17) == 0)
+                *dur = HERALD_DURABILITY_NORMAL;
+            else
+                return herald__err(HERALD_EURL,
+                                   "malformed store URL: unknown parameter '%.*s' (known: "
+                                   "durability=full|normal)",
+                                   (int)n, p);
+            p += n;
+            if (*p == '&')
+                p++;
+        }
+    }
+    if (o->durability_set)
+        *dur = o->durability;
+    *path_out = herald__xmalloc(plen + 1);
+    memcpy(*path_out, rest, plen);
+    (*path_out)[plen] = 0;
+    return 0;
+}
+
+/* ---- identity and migrations ---- */
+
+static int check_identity(sqlite3 *db, const char *path)
+{
+    int64_t app_id = 0, user_version = 0, n_objects = 0;
+    int rc = pragma_int(db, "PRAGMA application_id", &app_id);
+    if (rc == HERALD_ENOTHERALD || rc == HERALD_ESTORE)
+        return herald__err(HERALD_ENOTHERALD, "'%s' is not a Herald database (not an SQLite file)",
+                           path);
+    if (rc < 0)
+        return rc;
+    if ((rc = pragma_int(db, "PRAGMA user_version", &user_version)) < 0)
+        return rc;
+    if ((rc = pragma_int(db, "SELECT count(*) FROM sqlite_schema", &n_objects)) < 0)
+        return rc;
+    if (app_id == 0 && n_objects == 0 && user_version == 0)
+        return 0; /* new: claimed by the first migration */
+    if (app_id != HERALD_APP_ID)
+        return herald__err(HERALD_ENOTHERALD,
+                           "'%s' is not a Herald database (an SQLite file with application_id "
+                           "0x%llx and %lld schema objects)",
+                           path, (unsigned long long)app_id, (long long)n_objects);
+    int known = herald__n_migrations ? herald__migrations[herald__n_migrations - 1].version : 0;
+    if (user_version > known)
+        return herald__err(HERALD_ESCHEMA,
+                           "'%s' has schema version %lld, newer than this Herald supports (%d): "
+                           "upgrade Herald to open it",
+                           path, (long long)user_version, known);
+    return 0;
+}
+
+static int migrate(sqlite3 *db, int *version_out)
+{
+    int64_t cur = 0;
+    int rc = pragma_int(db, "PRAGMA user_version", &cur);
+    for (int i = 0; rc == 0 && i < herald__n_migrations; i++) {
+        const herald__migration *m = &herald__migrations[i];
+        if (m->version <= cur)
+            continue;
+        if ((rc = exec_sql(db, "BEGIN IMMEDIATE", "begin migration")) < 0)
+            break;
+        /* Re-read inside the write lock: another process may have migrated meanwhile. */
+        if ((rc = pragma_int(db, "PRAGMA user_version", &cur)) == 0 && m->version > cur) {
+            char tail[96];
+            snprintf(tail, sizeof tail, "PRAGMA application_id = %d; PRAGMA user_version = %d;",
+                     HERALD_APP_ID, m->version);
+            rc = exec_sql(db, m->sql, m->name);
+            if (rc == 0)
+                rc = exec_sql(db, tail, "set schema version");
+        }
+        if (rc == 0)
+            rc = exec_sql(db, "COMMIT", "commit migration");
+        if (rc < 0) {
+            (void)exec_sql(db, "ROLLBACK", "rollback migration");
+            break;
+        }
+        cur = m->version;
+    }
+    if (rc == 0)
+        *version_out = (int)cur;
+    return rc;
+}
+
+int herald_schema_version_supported(void)
+{
+    return herald__n_migrations ? herald__migrations[herald__n_migrations - 1].version : 0;
+}
+
+/* ---- checkpointer ---- */
+
+static int wal_hook(void *ud, sqlite3 *db, const char *name, int pages)
+{
+    (void)db;
+    (void)name;
+    sq_store *q = ud;
+    if (pages >= CKPT_PAGES) {
+        pthread_mutex_lock(&q->ckpt_mu);
+        q->ckpt_pages = pages;
+        pthread_cond_signal(&q->ckpt_cv);
+        pthread_mutex_unlock(&q->ckpt_mu);
+    }
+    return SQLITE_OK;
+}
+
+static void *ckpt_main(void *arg)
+{
+    sq_store *q = arg;
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(q->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
+        herald__log(HERALD_LOG_ERROR, "checkpointer cannot open the store", "path", q->path,
+                    NULL);
+        sqlite3_close(db);
+        return NULL;
+    }
+    sqlite3_busy_timeout(db, 1000);
+    pthread_mutex_lock(&q->ckpt_mu);
+    for (;;) {
+        while (q->ckpt_pages < CKPT_PAGES && !q->ckpt_stopping)
+            pthread_cond_wait(&q->ckpt_cv, &q->ckpt_mu);
+        if (q->ckpt_stopping)
+            break;
+        q->ckpt_pages = 0;
+        pthread_mutex_unlock(&q->ckpt_mu);
+        int log = 0, done = 0;
+        int src = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+        if (src != SQLITE_OK && src != SQLITE_BUSY)
+            herald__log(HERALD_LOG_WARN, "background checkpoint failed", "error",
+                        sqlite3_errmsg(db), NULL);
+        pthread_mutex_lock(&q->ckpt_mu);
+    }
+    pthread_mutex_unlock(&q->ckpt_mu);
+    sqlite3_close(db);
+    return NULL;
+}
+
+/* ---- open / close ---- */
+
+static void sq_close(herald_store *s);
+
+static int prepare_all(sq_store *q)
+{
+    static const char *const generic[] = {
+        [W_BEGIN] = "BEGIN IMMEDIATE",   [W_COMMIT] = "COMMIT",
+        [W_ROLLBACK] = "ROLLBACK",       [W_SAVEPOINT] = "SAVEPOINT op",
+        [W_RELEASE] = "RELEASE op",      [W_ROLLBACK_TO] = "ROLLBACK TO op",
+    };
+    for (int i = 0; i < W_N; i++) {
+        const char *sql = i < (int)(sizeof generic / sizeof generic[0]) && generic[i]
+                              ? generic[i]
+                              : herald__sq_wsql[i];
+        int src = sqlite3_prepare_v3(q->wdb, sql, -1, SQLITE_PREPARE_PERSISTENT, &q->w[i], NULL);
+        if (src != SQLITE_OK)
+            return herald__sq_fail(q->wdb, src, "prepare writer statement");
+    }
+    for (int i = 0; i < R_N; i++) {
+        int src = sqlite3_prepare_v3(q->rdb, herald__sq_rsql[i], -1, SQLITE_PREPARE_PERSISTENT,
+                                     &q->r[i], NULL);
+        if (src != SQLITE_OK)
+            return herald__sq_fail(q->rdb, src, "prepare reader statement");
+    }
+    return 0;
+}
+
+static int open_conn(const char *path, int flags, sqlite3 **out)
+{
+    sqlite3 *db = NULL;
+    int src = sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+    if (src != SQLITE_OK) {
+        int rc = herald__err(src == SQLITE_CANTOPEN || src == SQLITE_PERM ||
+                                     src == SQLITE_READONLY
+                                 ? HERALD_EREADONLY
+                                 : HERALD_ESTORE,
+                             "cannot open or create the store '%s': %s (does the directory exist "
+                             "and is it writable?)",
+                             path, db ? sqlite3_errmsg(db) : sqlite3_errstr(src));
+        sqlite3_close(db);
+        return rc;
+    }
+    sqlite3_busy_timeout(db, 10000);
+    sqlite3_extended_result_codes(db, 1);
+    *out = db;
+    return 0;
+}
+
+static int sq_open(const char *rest, const herald__store_opts *o, herald_store **out)
+{
+    char *path = NULL;
+    herald_durability dur;
+    int rc = parse_location(rest, o, &path, &dur);
+    if (rc < 0)
+        return rc;
+    sq_store *q = herald__xcalloc(1, sizeof *q);
+    q->path = path;
+    q->base.durability = dur;
+    pthread_mutex_init(&q->ckpt_mu, NULL);
+    pthread_cond_init(&q->ckpt_cv, NULL);
+    rc = open_conn(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &q->wdb);
+    if (rc == 0)
+        rc = check_identity(q->wdb, path);
+    if (rc == 0) {
+        sqlite3_stmt *st = NULL;
+        int src = sqlite3_prepare_v2(q->wdb, "PRAGMA journal_mode=WAL", -1, &st, NULL);
+        if (src == SQLITE_OK)
+            src = sqlite3_step(st);
+        if (src == SQLITE_ROW &&
+            strcmp((const char *)sqlite3_column_text(st, 0), "wal") != 0)
+            rc = herald__err(HERALD_EREADONLY,
+                             "cannot switch '%s' to WAL mode (is the file or its directory "
+                             "read-only?)",
+                             path);
+        else if (src != SQLITE_ROW)
+            rc = herald__sq_fail(q->wdb, src, "set WAL mode (is the store writable?)");
+        sqlite3_finalize(st);
+    }
+    if (rc == 0)
+        rc = exec_sql(q->wdb,
+                      dur == HERALD_DURABILITY_FULL ? "PRAGMA synchronous=FULL"
+                                                    : "PRAGMA synchronous=NORMAL",
+                      "set durability");
+    if (rc == 0)
+        rc = exec_sql(q->wdb, "PRAGMA cache_size=-32768; PRAGMA temp_store=MEMORY",
+                      "set cache");
+    if (rc == 0)
+        rc = migrate(q->wdb, &q->schema_version);
+    if (rc == 0)
+        rc = open_conn(path, SQLITE_OPEN_READWRITE, &q->rdb);
+    if (rc == 0)
+        rc = prepare_all(q);
+    if (rc == 0) {
+        sqlite3_wal_autocheckpoint(q->wdb, 0);
+        sqlite3_wal_hook(q->wdb, wal_hook, q);
+        if (pthread_create(&q->ckpt_thread, NULL, ckpt_main, q) == 0)
+            q->has_ckpt_thread = true;
+        else
+            sqlite3_wal_autocheckpoint(q->wdb, 1000); /* fall back to inline checkpoints */
+    }
+    if (rc < 0) {
+        sq_close(&q->base);
+        return rc;
+    }
+    /* Remove expired messages left from the last run (also done periodically by consumers). */
+    *out = &q->base;
+    return 0;
+}
+
+static void sq_close(herald_store *s)
+{
+    sq_store *q = (sq_store *)s;
+    if (q->has_ckpt_thread) {
+        pthread_mutex_lock(&q->ckpt_mu);
+        q->ckpt_stopping = true;
+        pthread_cond_signal(&q->ckpt_cv);
+        pthread_mutex_unlock(&q->ckpt_mu);
+        pthread_join(q->ckpt_thread, NULL);
+    }
+    for (int i = 0; i < W_N; i++)
+        sqlite3_finalize(q->w[i]);
+    for (int i = 0; i < R_N; i++)
+        sqlite3_finalize(q->r[i]);
+    sqlite3_close(q->rdb);
+    if (q->wdb && q->schema_version > 0)
+        (void)sqlite3_wal_checkpoint_v2(q->wdb, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    sqlite3_close(q->wdb);
+    pthread_mutex_destroy(&q->ckpt_mu);
+    pthread_cond_destroy(&q->ckpt_cv);
+    herald__free(q->path);
+    herald__free(q);
+}
+
+static int sq_schema_version(herald_store *s)
+{
+    return ((sq_store *)s)->schema_version;
+}
+
+/* ---- transactions (writer thread) ---- */
+
+static int sq_begin(herald_store *s)
+{
+    sq_store *q = (sq_store *)s;
+    return herald__sq_exec(q, q->w[W_BEGIN], "begin transaction");
+}
+
+static int sq_commit(herald_store *s)
+{
+    sq_store *q = (sq_store *)s;
+    return herald__sq_exec(q, q->w[W_COMMIT], "commit");
+}
+
+static int sq_rollback(herald_store *s)
+{
+    sq_store *q = (sq_store *)s;
+    if (sqlite3_get_autocommit(q->wdb))
+        return 0; /* SQLite already rolled back (e.g. after an I/O error) */
+    return herald__sq_exec(q, q->w[W_ROLLBACK], "rollback");
+}
+
+static int sq_savepoint(herald_store *s)
+{
+    sq_store *q = (sq_store *)s;
+    return herald__sq_exec(q, q->w[W_SAVEPOINT], "savepoint");
+}
+
+static int sq_release(herald_store *s)
+{
+    sq_store *q = (sq_store *)s;
+    return herald__sq_exec(q, q->w[W_RELEASE], "release savepoint");
+}
+
+static int sq_rollback_to(herald_store *s)
+{
+    sq_store *q = (sq_store *)s;
+    return herald__sq_exec(q, q->w[W_ROLLBACK_TO], "rollback to savepoint");
+}
+
+const herald_store_ops herald__store_sqlite = {
+    .scheme = "sqlite",
+    .abi = HERALD_STORE_ABI,
+    .open = sq_open,
+    .close = sq_close,
+    .schema_version = sq_schema_version,
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .savepoint = sq_savepoint,
+    .release = sq_release,
+    .rollback_to = sq_rollback_to,
+    .queue_create = herald__sq_queue_create,
+    .queue_update = herald__sq_queue_update,
+    .queue_delete = herald__sq_queue_delete,
+    .queue_purge = herald__sq_queue_purge,
+    .queue_set_paused = herald__sq_queue_set_paused,
+    .msg_put = herald__sq_msg_put,
+    .lease = herald__sq_lease,
+    .settle = herald__sq_settle,
+    .extend = herald__sq_extend,
+    .sweep = herald__sq_sweep,
+    .queue_get = herald__sq_queue_get,
+    .queue_list = herald__sq_queue_list,
+    .queue_stats = herald__sq_queue_stats,
+    .peek = herald__sq_peek,
+    .ready = herald__sq_ready,
+    .data_version = herald__sq_data_version,
+};

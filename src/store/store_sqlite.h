@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: MIT
+/*
+ * store_sqlite.h - shared between store_sqlite.c (connections, transactions, migrations) and
+ * store_sqlite_queue.c (the queue statements). Seen by nothing else.
+ */
+#ifndef HERALD_STORE_STORE_SQLITE_H
+#define HERALD_STORE_STORE_SQLITE_H
+
+#include <sqlite3.h>
+
+#include "store/store_impl.h"
+
+/* Statements of the writer connection, prepared at open (index into sq_store.w). */
+enum {
+    W_BEGIN, W_COMMIT, W_ROLLBACK, W_SAVEPOINT, W_RELEASE, W_ROLLBACK_TO,
+    W_QUEUE_BY_NAME, W_QUEUE_INSERT, W_QUEUE_UPDATE, W_QUEUE_DELETE, W_QUEUE_MSGS_DELETE,
+    W_QUEUE_PAUSE, W_COUNTERS,
+    W_MSG_INSERT, W_LEASE_SCAN, W_LEASE_ONE, W_MSG_DELETE, W_MSG_STATE, W_MSG_RETRY,
+    W_MSG_TO_DLQ, W_MSG_EXTEND, W_SWEEP_COUNT, W_SWEEP_DELETE,
+    W_N
+};
+
+/* Statements of the reader connection. */
+enum {
+    R_QUEUE_BY_NAME, R_QUEUE_LIST, R_STATS, R_PEEK, R_READY_COUNT, R_NEXT_DUE, R_DATA_VERSION,
+    R_N
+};
+
+typedef struct sq_store {
+    herald_store base;
+    char *path;
+    sqlite3 *wdb; /* writer: the writer thread only (and open/close) */
+    sqlite3 *rdb; /* reader: under base.read_mu */
+    sqlite3_stmt *w[W_N];
+    sqlite3_stmt *r[R_N];
+    int schema_version;
+    /* checkpointer: runs PASSIVE checkpoints off the writer's path */
+    pthread_t ckpt_thread;
+    pthread_mutex_t ckpt_mu;
+    pthread_cond_t ckpt_cv;
+    int ckpt_pages;     /* guarded by ckpt_mu: WAL size reported by the last commit */
+    bool ckpt_stopping; /* guarded by ckpt_mu */
+    bool has_ckpt_thread;
+} sq_store;
+
+/* Maps a SQLite result code to HERALD_E* (keeping the native text in the detail). */
+int herald__sq_fail(sqlite3 *db, int src, const char *what);
+/* Steps a statement that returns no row; resets it. */
+int herald__sq_exec(sq_store *q, sqlite3_stmt *st, const char *what);
+
+/* Queue-statement SQL (store_sqlite_queue.c), indexed by W_* / R_*; NULL for the generic ones. */
+extern const char *const herald__sq_wsql[W_N];
+extern const char *const herald__sq_rsql[R_N];
+
+/* The queue slots, installed into herald__store_sqlite by store_sqlite.c. */
+int herald__sq_queue_create(herald_store *s, const char *name, const herald_queue_settings *st,
+                            const char *uuid, int64_t now_ms);
+int herald__sq_queue_update(herald_store *s, const char *name, const herald_queue_settings *st,
+                            int64_t now_ms);
+int herald__sq_queue_delete(herald_store *s, const char *name);
+int herald__sq_queue_purge(herald_store *s, const char *name, int64_t *n_deleted);
+int herald__sq_queue_set_paused(herald_store *s, const char *name, bool paused, int64_t now_ms);
+int herald__sq_msg_put(herald_store *s, const char *queue, const herald__msg_in *m, size_t n,
+                       int64_t batch_delay_s, int64_t now_ms);
+int herald__sq_lease(herald_store *s, const char *queue, int max_n, int64_t visibility_ms,
+                     const herald__policy *p, int64_t now_ms, herald_batch *out);
+int herald__sq_settle(herald_store *s, const char *queue, const herald__settle_item *items,
+                      size_t n, const herald__policy *p, int64_t now_ms,
+                      herald_settle_result *res);
+int herald__sq_extend(herald_store *s, const char *queue, const herald__lease_ref *refs, size_t n,
+                      int64_t until_ms);
+int herald__sq_sweep(herald_store *s, int64_t now_ms, int64_t *n_expired);
+int herald__sq_queue_get(herald_store *s, const char *name, herald_queue_info *out);
+int herald__sq_queue_list(herald_store *s, herald_queue_info **out, size_t *n);
+int herald__sq_queue_stats(herald_store *s, const char *name, int64_t now_ms,
+                           herald_queue_stats *out);
+int herald__sq_peek(herald_store *s, const char *name, int max_n, int64_t now_ms,
+                    herald_batch *out);
+int herald__sq_ready(herald_store *s, const char *name, int64_t now_ms, int limit, int *n_ready,
+                     int64_t *next_due_ms, bool *is_paused);
+int herald__sq_data_version(herald_store *s, int64_t *out);
+
+#endif

@@ -1,0 +1,795 @@
+// SPDX-License-Identifier: MIT
+/*
+ * store_sqlite_queue.c - queues and messages on SQLite: the statements behind the queue slots of
+ * herald_store_ops. Writer-side functions run on the writer thread inside a transaction (each op
+ * under its own savepoint, see store.c); read-side ones on the reader connection under read_mu.
+ *
+ * States of a message row (columns in migrations/0001_queues.sql) and who moves it:
+ *   DELAYED/VISIBLE -> LEASED   herald__sq_lease()   visible_at = now + visibility, new lease_tag,
+ *                                                    attempts += 1 (one UPDATE per row)
+ *   LEASED -> gone              herald__sq_settle()  ack: delete by seq (late acks accepted)
+ *   LEASED -> DELAYED/VISIBLE   herald__sq_settle()  retry: visible_at = now + delay, tag NULL
+ *   LEASED -> VISIBLE           the clock            lease expiry needs no write
+ *   VISIBLE|LEASED -> DEAD      lease() / settle()   attempts >= max_retries + 1: the row moves
+ *                                                    to the DLQ (new row, same id, sent_ms, body,
+ *                                                    dead_from, dead_attempts, last_error) or is
+ *                                                    deleted and logged when there is no DLQ
+ *   any -> gone                 sweep() / lease()    expires_at_ms passed (retention)
+ * Invariants: (1) a lease, its expiry, the attempt count and the next visible time change in one
+ *   UPDATE; (2) a row has at most one live lease (lease_tag); (3) attempts never decreases within
+ *   a queue; (4) per-queue counters change in the same transaction as the rows they count.
+ */
+#include "store/store_sqlite.h"
+
+#include <limits.h>
+#include <string.h>
+
+const char *const herald__sq_wsql[W_N] = {
+    [W_QUEUE_BY_NAME] = "SELECT queue_id, delivery_delay_s, retention_s, max_message_bytes, "
+                        "max_retries, retry_delay_s, dead_letter_queue, paused "
+                        "FROM queues WHERE name = ?1",
+    [W_QUEUE_INSERT] = "INSERT INTO queues (name, uuid, created_ms, modified_ms, "
+                       "delivery_delay_s, retention_s, max_message_bytes, max_retries, "
+                       "retry_delay_s, dead_letter_queue) "
+                       "VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    [W_QUEUE_UPDATE] = "UPDATE queues SET modified_ms = ?2, delivery_delay_s = ?3, "
+                       "retention_s = ?4, max_message_bytes = ?5, max_retries = ?6, "
+                       "retry_delay_s = ?7, dead_letter_queue = ?8 WHERE queue_id = ?1",
+    [W_QUEUE_DELETE] = "DELETE FROM queues WHERE queue_id = ?1",
+    [W_QUEUE_MSGS_DELETE] = "DELETE FROM messages WHERE queue_id = ?1",
+    [W_QUEUE_PAUSE] = "UPDATE queues SET paused = ?2, modified_ms = ?3 WHERE queue_id = ?1",
+    [W_COUNTERS] = "UPDATE queues SET sent_total = sent_total + ?2, "
+                   "acked_total = acked_total + ?3, retried_total = retried_total + ?4, "
+                   "dead_lettered_total = dead_lettered_total + ?5, "
+                   "deleted_total = deleted_total + ?6, expired_total = expired_total + ?7 "
+                   "WHERE queue_id = ?1",
+    [W_MSG_INSERT] = "INSERT INTO messages (queue_id, visible_at_ms, attempts, expires_at_ms, "
+                     "sent_ms, content_type, id, body) VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, ?7)",
+    [W_LEASE_SCAN] = "SELECT seq, attempts, expires_at_ms, id FROM messages "
+                     "WHERE queue_id = ?1 AND visible_at_ms <= ?2 "
+                     "ORDER BY visible_at_ms, seq LIMIT ?3",
+    [W_LEASE_ONE] = "UPDATE messages SET visible_at_ms = ?2, lease_tag = ?3, "
+                    "attempts = attempts + 1 WHERE seq = ?1 RETURNING id, sent_ms, "
+                    "content_type, body, attempts, dead_from, dead_attempts, last_error",
+    [W_MSG_DELETE] = "DELETE FROM messages WHERE seq = ?1 AND queue_id = ?2",
+    [W_MSG_STATE] = "SELECT attempts, lease_tag, id FROM messages "
+                    "WHERE seq = ?1 AND queue_id = ?2",
+    [W_MSG_RETRY] = "UPDATE messages SET visible_at_ms = ?2, lease_tag = NULL, "
+                    "last_error = coalesce(?3, last_error) WHERE seq = ?1",
+    [W_MSG_TO_DLQ] = "INSERT INTO messages (queue_id, visible_at_ms, attempts, expires_at_ms, "
+                     "sent_ms, content_type, id, dead_from, dead_attempts, last_error, body) "
+                     "SELECT ?2, ?3, 0, ?4, sent_ms, content_type, id, ?5, attempts, "
+                     "coalesce(?6, last_error), body FROM messages WHERE seq = ?1",
+    [W_MSG_EXTEND] = "UPDATE messages SET visible_at_ms = ?3 "
+                     "WHERE seq = ?1 AND lease_tag = ?2 AND queue_id = ?4",
+    [W_SWEEP_COUNT] = "SELECT queue_id, count(*) FROM messages WHERE expires_at_ms <= ?1 "
+                      "GROUP BY queue_id",
+    [W_SWEEP_DELETE] = "DELETE FROM messages WHERE expires_at_ms <= ?1",
+};
+
+#define QUEUE_COLS                                                                                \
+    "name, uuid, created_ms, modified_ms, delivery_delay_s, retention_s, max_message_bytes, "     \
+    "max_retries, retry_delay_s, dead_letter_queue, paused, queue_id"
+
+const char *const herald__sq_rsql[R_N] = {
+    [R_QUEUE_BY_NAME] = "SELECT " QUEUE_COLS ", sent_total, acked_total, retried_total, "
+                        "dead_lettered_total, deleted_total, expired_total "
+                        "FROM queues WHERE name = ?1",
+    [R_QUEUE_LIST] = "SELECT " QUEUE_COLS " FROM queues ORDER BY name",
+    [R_STATS] = "SELECT count(*), total(length(body)), min(sent_ms), "
+                "total(visible_at_ms <= ?2), "
+                "total(visible_at_ms > ?2 AND lease_tag IS NULL), "
+                "total(visible_at_ms > ?2 AND lease_tag IS NOT NULL) "
+                "FROM messages WHERE queue_id = ?1 AND expires_at_ms > ?2",
+    [R_PEEK] = "SELECT seq, id, sent_ms, content_type, body, attempts, dead_from, "
+               "dead_attempts, last_error, visible_at_ms FROM messages "
+               "WHERE queue_id = ?1 AND expires_at_ms > ?2 "
+               "ORDER BY visible_at_ms, seq LIMIT ?3",
+    [R_READY_COUNT] = "SELECT count(*) FROM (SELECT 1 FROM messages "
+                      "WHERE queue_id = ?1 AND visible_at_ms <= ?2 LIMIT ?3)",
+    [R_NEXT_DUE] = "SELECT min(visible_at_ms) FROM messages "
+                   "WHERE queue_id = ?1 AND visible_at_ms > ?2",
+    [R_DATA_VERSION] = "PRAGMA data_version",
+};
+
+/* A queue row as the writer needs it. */
+typedef struct qrow {
+    int64_t id;
+    int64_t delivery_delay_s, retention_s, max_message_bytes, max_retries, retry_delay_s;
+    char dlq[HERALD_QUEUE_NAME_MAX + 1];
+    bool is_paused;
+} qrow;
+
+/* Per-queue counter deltas, written once per op (invariant 4). */
+typedef struct counters {
+    int64_t sent, acked, retried, dead, deleted, expired;
+} counters;
+
+static void copy_text(char *dst, size_t cap, const unsigned char *src)
+{
+    size_t n = src ? strlen((const char *)src) : 0;
+    if (n >= cap)
+        n = cap - 1;
+    if (n)
+        memcpy(dst, src, n);
+    dst[n] = 0;
+}
+
+static int load_queue(sq_store *q, const char *name, qrow *out)
+{
+    sqlite3_stmt *st = q->w[W_QUEUE_BY_NAME];
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    int rc = 0;
+    if (src == SQLITE_ROW) {
+        out->id = sqlite3_column_int64(st, 0);
+        out->delivery_delay_s = sqlite3_column_int64(st, 1);
+        out->retention_s = sqlite3_column_int64(st, 2);
+        out->max_message_bytes = sqlite3_column_int64(st, 3);
+        out->max_retries = sqlite3_column_int64(st, 4);
+        out->retry_delay_s = sqlite3_column_int64(st, 5);
+        copy_text(out->dlq, sizeof out->dlq, sqlite3_column_text(st, 6));
+        out->is_paused = sqlite3_column_int(st, 7) != 0;
+    } else if (src == SQLITE_DONE) {
+        rc = herald__err(HERALD_ENOQUEUE, "queue '%s' does not exist", name);
+    } else {
+        rc = herald__sq_fail(q->wdb, src, "look up queue");
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+static int write_counters(sq_store *q, int64_t queue_id, const counters *c)
+{
+    if (!c->sent && !c->acked && !c->retried && !c->dead && !c->deleted && !c->expired)
+        return 0;
+    sqlite3_stmt *st = q->w[W_COUNTERS];
+    sqlite3_bind_int64(st, 1, queue_id);
+    sqlite3_bind_int64(st, 2, c->sent);
+    sqlite3_bind_int64(st, 3, c->acked);
+    sqlite3_bind_int64(st, 4, c->retried);
+    sqlite3_bind_int64(st, 5, c->dead);
+    sqlite3_bind_int64(st, 6, c->deleted);
+    sqlite3_bind_int64(st, 7, c->expired);
+    return herald__sq_exec(q, st, "update queue counters");
+}
+
+static int insert_queue(sq_store *q, const char *name, const herald_queue_settings *st,
+                        const char *uuid, int64_t now_ms)
+{
+    sqlite3_stmt *s = q->w[W_QUEUE_INSERT];
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, uuid, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, now_ms);
+    sqlite3_bind_int64(s, 4, st->delivery_delay_s);
+    sqlite3_bind_int64(s, 5, st->message_retention_period_s);
+    sqlite3_bind_int64(s, 6, st->max_message_bytes);
+    sqlite3_bind_int64(s, 7, st->max_retries);
+    sqlite3_bind_int64(s, 8, st->retry_delay_s);
+    sqlite3_bind_text(s, 9, st->dead_letter_queue ? st->dead_letter_queue : "", -1,
+                      SQLITE_STATIC);
+    int src = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (src == SQLITE_DONE)
+        return 0;
+    if ((src & 0xff) == SQLITE_CONSTRAINT)
+        return herald__err(HERALD_EEXIST, "queue '%s' already exists", name);
+    return herald__sq_fail(q->wdb, src, "create queue");
+}
+
+int herald__sq_queue_create(herald_store *s, const char *name, const herald_queue_settings *st,
+                            const char *uuid, int64_t now_ms)
+{
+    return insert_queue((sq_store *)s, name, st, uuid, now_ms);
+}
+
+int herald__sq_queue_update(herald_store *s, const char *name, const herald_queue_settings *st,
+                            int64_t now_ms)
+{
+    sq_store *q = (sq_store *)s;
+    qrow r;
+    int rc = load_queue(q, name, &r);
+    if (rc < 0)
+        return rc;
+    sqlite3_stmt *u = q->w[W_QUEUE_UPDATE];
+    sqlite3_bind_int64(u, 1, r.id);
+    sqlite3_bind_int64(u, 2, now_ms);
+#define PICK(field, cur) (st->field != HERALD_UNSET ? st->field : (cur))
+    sqlite3_bind_int64(u, 3, PICK(delivery_delay_s, r.delivery_delay_s));
+    sqlite3_bind_int64(u, 4, PICK(message_retention_period_s, r.retention_s));
+    sqlite3_bind_int64(u, 5, PICK(max_message_bytes, r.max_message_bytes));
+    sqlite3_bind_int64(u, 6, PICK(max_retries, r.max_retries));
+    sqlite3_bind_int64(u, 7, PICK(retry_delay_s, r.retry_delay_s));
+#undef PICK
+    sqlite3_bind_text(u, 8, st->dead_letter_queue ? st->dead_letter_queue : r.dlq, -1,
+                      SQLITE_TRANSIENT);
+    return herald__sq_exec(q, u, "update queue");
+}
+
+int herald__sq_queue_delete(herald_store *s, const char *name)
+{
+    sq_store *q = (sq_store *)s;
+    qrow r;
+    int rc = load_queue(q, name, &r);
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_int64(q->w[W_QUEUE_MSGS_DELETE], 1, r.id);
+    rc = herald__sq_exec(q, q->w[W_QUEUE_MSGS_DELETE], "delete queue messages");
+    if (rc == 0) {
+        sqlite3_bind_int64(q->w[W_QUEUE_DELETE], 1, r.id);
+        rc = herald__sq_exec(q, q->w[W_QUEUE_DELETE], "delete queue");
+    }
+    return rc;
+}
+
+int herald__sq_queue_purge(herald_store *s, const char *name, int64_t *n_deleted)
+{
+    sq_store *q = (sq_store *)s;
+    qrow r;
+    int rc = load_queue(q, name, &r);
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_int64(q->w[W_QUEUE_MSGS_DELETE], 1, r.id);
+    rc = herald__sq_exec(q, q->w[W_QUEUE_MSGS_DELETE], "purge queue");
+    if (rc == 0 && n_deleted)
+        *n_deleted = sqlite3_changes64(q->wdb);
+    return rc;
+}
+
+int herald__sq_queue_set_paused(herald_store *s, const char *name, bool paused, int64_t now_ms)
+{
+    sq_store *q = (sq_store *)s;
+    qrow r;
+    int rc = load_queue(q, name, &r);
+    if (rc < 0)
+        return rc;
+    sqlite3_stmt *st = q->w[W_QUEUE_PAUSE];
+    sqlite3_bind_int64(st, 1, r.id);
+    sqlite3_bind_int(st, 2, paused ? 1 : 0);
+    sqlite3_bind_int64(st, 3, now_ms);
+    return herald__sq_exec(q, st, "pause/resume queue");
+}
+
+int herald__sq_msg_put(herald_store *s, const char *queue, const herald__msg_in *m, size_t n,
+                       int64_t batch_delay_s, int64_t now_ms)
+{
+    sq_store *q = (sq_store *)s;
+    qrow r;
+    int rc = load_queue(q, queue, &r);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < n; i++) { /* check everything before the first insert */
+        if ((int64_t)m[i].body_len > r.max_message_bytes)
+            return herald__err(HERALD_ETOOBIG,
+                               "message %zu: body of %zu bytes exceeds max_message_bytes %lld "
+                               "of queue '%s'",
+                               i, m[i].body_len, (long long)r.max_message_bytes, queue);
+    }
+    sqlite3_stmt *st = q->w[W_MSG_INSERT];
+    for (size_t i = 0; i < n; i++) {
+        int64_t delay_s = m[i].delay_s != HERALD_UNSET ? m[i].delay_s
+                          : batch_delay_s != HERALD_UNSET ? batch_delay_s
+                                                          : r.delivery_delay_s;
+        int64_t visible = now_ms + delay_s * 1000;
+        sqlite3_bind_int64(st, 1, r.id);
+        sqlite3_bind_int64(st, 2, visible);
+        sqlite3_bind_int64(st, 3, visible + r.retention_s * 1000);
+        sqlite3_bind_int64(st, 4, now_ms);
+        sqlite3_bind_int(st, 5, (int)m[i].content_type);
+        sqlite3_bind_text(st, 6, m[i].id, HERALD_ID_SIZE - 1, SQLITE_STATIC);
+        sqlite3_bind_blob64(st, 7, m[i].body_len ? m[i].body : "", m[i].body_len, SQLITE_STATIC);
+        int src = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (src != SQLITE_DONE)
+            return herald__sq_fail(q->wdb, src, "insert message");
+    }
+    counters c = { .sent = (int64_t)n };
+    return write_counters(q, r.id, &c);
+}
+
+/* Resolves the effective retry policy of an op against the queue's own settings. */
+static void resolve_policy(const qrow *r, const herald__policy *p, int64_t *max_retries,
+                           int64_t *retry_delay_s, const char **dlq)
+{
+    *max_retries = p && p->max_retries != HERALD_UNSET ? p->max_retries : r->max_retries;
+    *retry_delay_s = p && p->retry_delay_s != HERALD_UNSET ? p->retry_delay_s : r->retry_delay_s;
+    *dlq = p && p->dead_letter_queue ? p->dead_letter_queue : r->dlq;
+}
+
+static int default_settings_queue(sq_store *q, const char *name, int64_t now_ms, qrow *out)
+{
+    herald_queue_settings st = {
+        .delivery_delay_s = 0,
+        .message_retention_period_s = HERALD_DEFAULT_RETENTION_S,
+        .max_message_bytes = HERALD_MAX_MESSAGE_BYTES,
+        .max_retries = HERALD_DEFAULT_MAX_RETRIES,
+        .retry_delay_s = 0,
+        .dead_letter_queue = "",
+    };
+    char uuid[HERALD_ID_SIZE];
+    herald__uuid7_at(now_ms, uuid);
+    int rc = insert_queue(q, name, &st, uuid, now_ms);
+    if (rc == 0)
+        rc = load_queue(q, name, out);
+    if (rc == 0)
+        herald__log(HERALD_LOG_INFO, "created dead-letter queue", "queue", name, NULL);
+    return rc;
+}
+
+/* Moves row `seq` (exhausted) to the dead-letter queue, or deletes it when there is none. */
+static int dead_letter(sq_store *q, const qrow *src, const char *src_name, int64_t seq,
+                       const char *msg_id, int64_t attempts, const char *dlq, const char *error,
+                       int64_t now_ms, counters *c)
+{
+    int rc = 0;
+    if (dlq && dlq[0] && strcmp(dlq, src_name) != 0) {
+        qrow d;
+        rc = load_queue(q, dlq, &d);
+        if (rc == HERALD_ENOQUEUE) {
+            herald__err_clear();
+            rc = default_settings_queue(q, dlq, now_ms, &d);
+        }
+        if (rc < 0)
+            return rc;
+        sqlite3_stmt *st = q->w[W_MSG_TO_DLQ];
+        sqlite3_bind_int64(st, 1, seq);
+        sqlite3_bind_int64(st, 2, d.id);
+        sqlite3_bind_int64(st, 3, now_ms);
+        sqlite3_bind_int64(st, 4, now_ms + d.retention_s * 1000);
+        sqlite3_bind_text(st, 5, src_name, -1, SQLITE_STATIC);
+        if (error)
+            sqlite3_bind_text(st, 6, error, -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(st, 6);
+        rc = herald__sq_exec(q, st, "move message to dead-letter queue");
+        if (rc == 0) {
+            counters dc = { .sent = 1 };
+            rc = write_counters(q, d.id, &dc);
+        }
+        c->dead++;
+    } else {
+        herald__log(HERALD_LOG_WARN,
+                    "message used all its deliveries and its queue has no dead-letter queue: "
+                    "deleted",
+                    "queue", src_name, "id", msg_id, "error", error, NULL);
+        c->deleted++;
+        (void)attempts;
+    }
+    if (rc == 0) {
+        sqlite3_stmt *del = q->w[W_MSG_DELETE];
+        sqlite3_bind_int64(del, 1, seq);
+        sqlite3_bind_int64(del, 2, src->id);
+        rc = herald__sq_exec(q, del, "delete message");
+    }
+    return rc;
+}
+
+typedef struct cand {
+    int64_t seq, attempts, expires_at_ms;
+    char id[HERALD_ID_SIZE];
+} cand;
+
+int herald__sq_lease(herald_store *s, const char *queue, int max_n, int64_t visibility_ms,
+                     const herald__policy *p, int64_t now_ms, herald_batch *out)
+{
+    sq_store *q = (sq_store *)s;
+    qrow r;
+    int rc = load_queue(q, queue, &r);
+    if (rc < 0)
+        return rc;
+    if (r.is_paused)
+        return herald__err(HERALD_EPAUSED, "queue '%s' is paused (queue_delivery_paused)", queue);
+    int64_t max_retries, retry_delay_s;
+    const char *dlq;
+    resolve_policy(&r, p, &max_retries, &retry_delay_s, &dlq);
+    herald__batch_init(out, queue, (size_t)max_n);
+    counters c = { 0 };
+    int64_t tag_base = (int64_t)(herald__rand64() >> 1);
+    cand cands[HERALD_MAX_BATCH_MESSAGES];
+    while (rc == 0 && (int)out->n < max_n) {
+        /* Collect first, then update: updating visible_at moves rows within the index the scan
+         * walks, so the two must not interleave. */
+        sqlite3_stmt *scan = q->w[W_LEASE_SCAN];
+        sqlite3_bind_int64(scan, 1, r.id);
+        sqlite3_bind_int64(scan, 2, now_ms);
+        sqlite3_bind_int(scan, 3, max_n - (int)out->n);
+        int n_cand = 0, src;
+        while ((src = sqlite3_step(scan)) == SQLITE_ROW) {
+            cand *k = &cands[n_cand++];
+            k->seq = sqlite3_column_int64(scan, 0);
+            k->attempts = sqlite3_column_int64(scan, 1);
+            k->expires_at_ms = sqlite3_column_int64(scan, 2);
+            copy_text(k->id, sizeof k->id, sqlite3_column_text(scan, 3));
+        }
+        sqlite3_reset(scan);
+        if (src != SQLITE_DONE) {
+            rc = herald__sq_fail(q->wdb, src, "scan visible messages");
+            break;
+        }
+        if (n_cand == 0)
+            break;
+        for (int i = 0; rc == 0 && i < n_cand; i++) {
+            cand *k = &cands[i];
+            if (k->expires_at_ms <= now_ms) {
+                sqlite3_stmt *del = q->w[W_MSG_DELETE];
+                sqlite3_bind_int64(del, 1, k->seq);
+                sqlite3_bind_int64(del, 2, r.id);
+                rc = herald__sq_exec(q, del, "delete expired message");
+                c.expired++;
+                continue;
+            }
+            if (k->attempts >= max_retries + 1) { /* its last lease expired unsettled */
+                rc = dead_letter(q, &r, queue, k->seq, k->id, k->attempts, dlq,
+                                 "visibility timeout expired without ack", now_ms, &c);
+                continue;
+            }
+            sqlite3_stmt *up = q->w[W_LEASE_ONE];
+            herald__lease_ref ref = { .seq = k->seq, .tag = (tag_base + (int64_t)out->n) & INT64_MAX };
+            sqlite3_bind_int64(up, 1, k->seq);
+            sqlite3_bind_int64(up, 2, now_ms + visibility_ms);
+            sqlite3_bind_int64(up, 3, ref.tag);
+            src = sqlite3_step(up);
+            if (src == SQLITE_ROW) {
+                herald_message *m = herald__batch_push(out);
+                copy_text(m->id, sizeof m->id, sqlite3_column_text(up, 0));
+                m->timestamp_ms = sqlite3_column_int64(up, 1);
+                m->content_type = (herald_content_type)sqlite3_column_int(up, 2);
+                m->body_len = (size_t)sqlite3_column_bytes(up, 3);
+                m->body = herald__batch_keep(out, sqlite3_column_blob(up, 3), m->body_len);
+                m->attempts = sqlite3_column_int(up, 4);
+                copy_text(m->dead_from_queue, sizeof m->dead_from_queue,
+                          sqlite3_column_text(up, 5));
+                m->dead_attempts = sqlite3_column_int(up, 6);
+                if (sqlite3_column_type(up, 7) != SQLITE_NULL)
+                    m->last_error = herald__batch_keep(out, sqlite3_column_text(up, 7),
+                                                       (size_t)sqlite3_column_bytes(up, 7));
+                herald__lease_format(ref, m->lease_id);
+                src = sqlite3_step(up);
+            }
+            sqlite3_reset(up);
+            if (src != SQLITE_DONE)
+                rc = herald__sq_fail(q->wdb, src, "lease message");
+        }
+    }
+    if (rc == 0)
+        rc = write_counters(q, r.id, &c);
+    if (rc < 0)
+        herald_batch_deinit(out);
+    return rc;
+}
+
+int herald__sq_settle(herald_store *s, const char *queue, const herald__settle_item *items,
+                      size_t n, const herald__policy *p, int64_t now_ms,
+                      herald_settle_result *res)
+{
+    sq_store *q = (sq_store *)s;
+    qrow r;
+    int rc = load_queue(q, queue, &r);
+    if (rc < 0)
+        return rc;
+    int64_t max_retries, retry_delay_s;
+    const char *dlq;
+    resolve_policy(&r, p, &max_retries, &retry_delay_s, &dlq);
+    counters c = { 0 };
+    memset(res, 0, sizeof *res);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const herald__settle_item *it = &items[i];
+        if (!it->is_retry) {
+            sqlite3_stmt *del = q->w[W_MSG_DELETE];
+            sqlite3_bind_int64(del, 1, it->ref.seq);
+            sqlite3_bind_int64(del, 2, r.id);
+            rc = herald__sq_exec(q, del, "ack message");
+            if (rc == 0 && sqlite3_changes(q->wdb) > 0) {
+                res->n_acked++;
+                c.acked++;
+            } else if (rc == 0) {
+                res->n_missing++;
+            }
+            continue;
+        }
+        sqlite3_stmt *st = q->w[W_MSG_STATE];
+        sqlite3_bind_int64(st, 1, it->ref.seq);
+        sqlite3_bind_int64(st, 2, r.id);
+        int src = sqlite3_step(st);
+        int64_t attempts = 0;
+        bool has_tag = false;
+        int64_t tag = 0;
+        char id[HERALD_ID_SIZE] = "";
+        if (src == SQLITE_ROW) {
+            attempts = sqlite3_column_int64(st, 0);
+            has_tag = sqlite3_column_type(st, 1) != SQLITE_NULL;
+            tag = sqlite3_column_int64(st, 1);
+            copy_text(id, sizeof id, sqlite3_column_text(st, 2));
+        }
+        sqlite3_reset(st);
+        if (src == SQLITE_DONE) {
+            res->n_missing++;
+            continue;
+        }
+        if (src != SQLITE_ROW) {
+            rc = herald__sq_fail(q->wdb, src, "read message state");
+            break;
+        }
+        if (!has_tag || tag != it->ref.tag) {
+            res->n_stale++;
+            continue;
+        }
+        if (attempts >= max_retries + 1) {
+            rc = dead_letter(q, &r, queue, it->ref.seq, id, attempts, dlq, it->error, now_ms, &c);
+            res->n_dead++;
+            continue;
+        }
+        int64_t delay_s = it->delay_s != HERALD_UNSET ? it->delay_s : retry_delay_s;
+        sqlite3_stmt *up = q->w[W_MSG_RETRY];
+        sqlite3_bind_int64(up, 1, it->ref.seq);
+        sqlite3_bind_int64(up, 2, now_ms + delay_s * 1000);
+        if (it->error)
+            sqlite3_bind_text(up, 3, it->error, -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(up, 3);
+        rc = herald__sq_exec(q, up, "retry message");
+        res->n_retried++;
+        c.retried++;
+    }
+    if (rc == 0)
+        rc = write_counters(q, r.id, &c);
+    return rc;
+}
+
+int herald__sq_extend(herald_store *s, const char *queue, const herald__lease_ref *refs, size_t n,
+                      int64_t until_ms)
+{
+    sq_store *q = (sq_store *)s;
+    qrow r;
+    int rc = load_queue(q, queue, &r);
+    sqlite3_stmt *st = q->w[W_MSG_EXTEND];
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        sqlite3_bind_int64(st, 1, refs[i].seq);
+        sqlite3_bind_int64(st, 2, refs[i].tag);
+        sqlite3_bind_int64(st, 3, until_ms);
+        sqlite3_bind_int64(st, 4, r.id);
+        rc = herald__sq_exec(q, st, "extend lease");
+    }
+    return rc;
+}
+
+int herald__sq_sweep(herald_store *s, int64_t now_ms, int64_t *n_expired)
+{
+    sq_store *q = (sq_store *)s;
+    sqlite3_stmt *st = q->w[W_SWEEP_COUNT];
+    sqlite3_bind_int64(st, 1, now_ms);
+    int64_t total = 0;
+    int rc = 0, src;
+    struct {
+        int64_t qid, n;
+    } per[64];
+    int n_per = 0;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t qid = sqlite3_column_int64(st, 0), cnt = sqlite3_column_int64(st, 1);
+        total += cnt;
+        if (n_per < 64) {
+            per[n_per].qid = qid;
+            per[n_per].n = cnt;
+            n_per++;
+        }
+    }
+    sqlite3_reset(st);
+    if (src != SQLITE_DONE)
+        return herald__sq_fail(q->wdb, src, "count expired messages");
+    if (total == 0) {
+        *n_expired = 0;
+        return 0;
+    }
+    for (int i = 0; rc == 0 && i < n_per; i++) {
+        counters c = { .expired = per[i].n };
+        rc = write_counters(q, per[i].qid, &c);
+    }
+    if (rc == 0) {
+        sqlite3_bind_int64(q->w[W_SWEEP_DELETE], 1, now_ms);
+        rc = herald__sq_exec(q, q->w[W_SWEEP_DELETE], "delete expired messages");
+    }
+    if (rc == 0)
+        *n_expired = total;
+    return rc;
+}
+
+/* ---- read side ---- */
+
+static void read_info(sqlite3_stmt *st, herald_queue_info *out)
+{
+    memset(out, 0, sizeof *out);
+    copy_text(out->name, sizeof out->name, sqlite3_column_text(st, 0));
+    copy_text(out->queue_id, sizeof out->queue_id, sqlite3_column_text(st, 1));
+    out->created_ms = sqlite3_column_int64(st, 2);
+    out->modified_ms = sqlite3_column_int64(st, 3);
+    out->delivery_delay_s = sqlite3_column_int64(st, 4);
+    out->message_retention_period_s = sqlite3_column_int64(st, 5);
+    out->max_message_bytes = sqlite3_column_int64(st, 6);
+    out->max_retries = sqlite3_column_int64(st, 7);
+    out->retry_delay_s = sqlite3_column_int64(st, 8);
+    copy_text(out->dead_letter_queue, sizeof out->dead_letter_queue, sqlite3_column_text(st, 9));
+    out->is_paused = sqlite3_column_int(st, 10) != 0;
+}
+
+/* Finds queue `name` on the reader; leaves the statement on its row for the caller. */
+static int read_queue(sq_store *q, const char *name, int64_t *qid, herald_queue_info *info,
+                      herald_queue_stats *counts)
+{
+    sqlite3_stmt *st = q->r[R_QUEUE_BY_NAME];
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    int rc = 0;
+    if (src == SQLITE_ROW) {
+        if (info)
+            read_info(st, info);
+        *qid = sqlite3_column_int64(st, 11);
+        if (counts) {
+            counts->sent_total = sqlite3_column_int64(st, 12);
+            counts->acked_total = sqlite3_column_int64(st, 13);
+            counts->retried_total = sqlite3_column_int64(st, 14);
+            counts->dead_lettered_total = sqlite3_column_int64(st, 15);
+            counts->deleted_total = sqlite3_column_int64(st, 16);
+            counts->expired_total = sqlite3_column_int64(st, 17);
+        }
+    } else if (src == SQLITE_DONE) {
+        rc = herald__err(HERALD_ENOQUEUE, "queue '%s' does not exist", name);
+    } else {
+        rc = herald__sq_fail(q->rdb, src, "read queue");
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+int herald__sq_queue_get(herald_store *s, const char *name, herald_queue_info *out)
+{
+    int64_t qid;
+    return read_queue((sq_store *)s, name, &qid, out, NULL);
+}
+
+int herald__sq_queue_list(herald_store *s, herald_queue_info **out, size_t *n)
+{
+    sq_store *q = (sq_store *)s;
+    sqlite3_stmt *st = q->r[R_QUEUE_LIST];
+    size_t cap = 16, cnt = 0;
+    herald_queue_info *v = herald__xmalloc(cap * sizeof *v);
+    int src;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (cnt == cap) {
+            cap *= 2;
+            v = herald__xrealloc(v, cap * sizeof *v);
+        }
+        read_info(st, &v[cnt++]);
+    }
+    sqlite3_reset(st);
+    if (src != SQLITE_DONE) {
+        herald__free(v);
+        return herald__sq_fail(q->rdb, src, "list queues");
+    }
+    *out = v;
+    *n = cnt;
+    return 0;
+}
+
+int herald__sq_queue_stats(herald_store *s, const char *name, int64_t now_ms,
+                           herald_queue_stats *out)
+{
+    sq_store *q = (sq_store *)s;
+    herald_queue_stats st_out;
+    memset(&st_out, 0, sizeof st_out);
+    int64_t qid;
+    /* One read transaction so the counters and the rows agree. */
+    sqlite3_exec(q->rdb, "BEGIN", NULL, NULL, NULL);
+    int rc = read_queue(q, name, &qid, NULL, &st_out);
+    if (rc == 0) {
+        sqlite3_stmt *st = q->r[R_STATS];
+        sqlite3_bind_int64(st, 1, qid);
+        sqlite3_bind_int64(st, 2, now_ms);
+        int src = sqlite3_step(st);
+        if (src == SQLITE_ROW) {
+            st_out.backlog_count = sqlite3_column_int64(st, 0);
+            st_out.backlog_bytes = (int64_t)sqlite3_column_double(st, 1);
+            st_out.oldest_message_timestamp_ms = sqlite3_column_int64(st, 2);
+            st_out.visible_count = (int64_t)sqlite3_column_double(st, 3);
+            st_out.delayed_count = (int64_t)sqlite3_column_double(st, 4);
+            st_out.leased_count = (int64_t)sqlite3_column_double(st, 5);
+        } else {
+            rc = herald__sq_fail(q->rdb, src, "queue stats");
+        }
+        sqlite3_reset(st);
+    }
+    sqlite3_exec(q->rdb, "COMMIT", NULL, NULL, NULL);
+    if (rc == 0)
+        *out = st_out;
+    return rc;
+}
+
+int herald__sq_peek(herald_store *s, const char *name, int max_n, int64_t now_ms,
+                    herald_batch *out)
+{
+    sq_store *q = (sq_store *)s;
+    int64_t qid;
+    int rc = read_queue(q, name, &qid, NULL, NULL);
+    if (rc < 0)
+        return rc;
+    herald_batch b;
+    herald__batch_init(&b, name, (size_t)max_n);
+    sqlite3_stmt *st = q->r[R_PEEK];
+    sqlite3_bind_int64(st, 1, qid);
+    sqlite3_bind_int64(st, 2, now_ms);
+    sqlite3_bind_int(st, 3, max_n);
+    int src;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        herald_message *m = herald__batch_push(&b);
+        copy_text(m->id, sizeof m->id, sqlite3_column_text(st, 1));
+        m->timestamp_ms = sqlite3_column_int64(st, 2);
+        m->content_type = (herald_content_type)sqlite3_column_int(st, 3);
+        m->body_len = (size_t)sqlite3_column_bytes(st, 4);
+        m->body = herald__batch_keep(&b, sqlite3_column_blob(st, 4), m->body_len);
+        m->attempts = sqlite3_column_int(st, 5);
+        copy_text(m->dead_from_queue, sizeof m->dead_from_queue, sqlite3_column_text(st, 6));
+        m->dead_attempts = sqlite3_column_int(st, 7);
+        if (sqlite3_column_type(st, 8) != SQLITE_NULL)
+            m->last_error = herald__batch_keep(&b, sqlite3_column_text(st, 8),
+                                               (size_t)sqlite3_column_bytes(st, 8));
+        m->visible_at_ms = sqlite3_column_int64(st, 9);
+    }
+    sqlite3_reset(st);
+    if (src != SQLITE_DONE) {
+        herald_batch_deinit(&b);
+        return herald__sq_fail(q->rdb, src, "peek");
+    }
+    *out = b;
+    return 0;
+}
+
+int herald__sq_ready(herald_store *s, const char *name, int64_t now_ms, int limit, int *n_ready,
+                     int64_t *next_due_ms, bool *is_paused)
+{
+    sq_store *q = (sq_store *)s;
+    int64_t qid;
+    herald_queue_info info;
+    sqlite3_exec(q->rdb, "BEGIN", NULL, NULL, NULL);
+    int rc = read_queue(q, name, &qid, &info, NULL);
+    if (rc == 0) {
+        sqlite3_stmt *c = q->r[R_READY_COUNT];
+        sqlite3_bind_int64(c, 1, qid);
+        sqlite3_bind_int64(c, 2, now_ms);
+        sqlite3_bind_int(c, 3, limit);
+        int src = sqlite3_step(c);
+        if (src == SQLITE_ROW)
+            *n_ready = sqlite3_column_int(c, 0);
+        else
+            rc = herald__sq_fail(q->rdb, src, "count ready messages");
+        sqlite3_reset(c);
+    }
+    if (rc == 0) {
+        sqlite3_stmt *d = q->r[R_NEXT_DUE];
+        sqlite3_bind_int64(d, 1, qid);
+        sqlite3_bind_int64(d, 2, now_ms);
+        int src = sqlite3_step(d);
+        if (src == SQLITE_ROW)
+            *next_due_ms = sqlite3_column_type(d, 0) == SQLITE_NULL ? INT64_MAX
+                                                                    : sqlite3_column_int64(d, 0);
+        else
+            rc = herald__sq_fail(q->rdb, src, "find next due message");
+        sqlite3_reset(d);
+    }
+    sqlite3_exec(q->rdb, "COMMIT", NULL, NULL, NULL);
+    if (rc == 0)
+        *is_paused = info.is_paused;
+    return rc;
+}
+
+int herald__sq_data_version(herald_store *s, int64_t *out)
+{
+    sq_store *q = (sq_store *)s;
+    sqlite3_stmt *st = q->r[R_DATA_VERSION];
+    int src = sqlite3_step(st);
+    int rc = 0;
+    if (src == SQLITE_ROW)
+        *out = sqlite3_column_int64(st, 0);
+    else
+        rc = herald__sq_fail(q->rdb, src, "read data_version");
+    sqlite3_reset(st);
+    return rc;
+}
