@@ -425,7 +425,7 @@ int cmd_bench(const cli_ctx *ctx, int argc, char **argv)
     int64_t n_w3 = 0;
     int out = CLI_OK;
     if (!ctx->json)
-        fprintf(stderr, "herald bench queue: %lld messages of %d B, durability %s, store %s\n",
+        printf("herald bench queue: %lld messages of %d B, durability %s, store %s\n",
                 (long long)n_msgs, BODY_BYTES, dur_name, url);
     if ((rc = herald_queue_create(s, "bench", NULL)) < 0 ||
         (rc = herald_queue_create(s, "bench-sync", NULL)) < 0 ||

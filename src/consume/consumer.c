@@ -4,8 +4,11 @@
  * handler on them, then settles every message by Cloudflare's rules.
  *
  * Threads of one consumer:
- *   dispatcher  decides when a batch is due, leases it, hands it to a worker, renews the leases
- *               of running batches, sweeps expired messages once a minute.
+ *   dispatcher  decides when batches are due and submits their leases asynchronously (several
+ *               leases share one group commit), renews the leases of held batches, sweeps
+ *               expired messages once a minute. It keeps up to 2 x max_concurrency batches in
+ *               hand (leasing, queued, running): while handlers run, the next batches are
+ *               already leased, so a handler never waits for a lease round trip.
  *   workers     max_concurrency threads; each runs the handler on one delivery at a time, then
  *               submits the settlement asynchronously (the worker is free at once; the delivery
  *               is freed when the settlement's group commit completes, on the writer thread).
@@ -13,6 +16,7 @@
  * dispatcher first saw a visible message of that queue, whichever comes first (checklist 9).
  *
  * States of a delivery and who moves it:
+ *   LEASING -> QUEUED    leased() on the writer thread: the lease committed, on the job list
  *   QUEUED  -> RUNNING   worker_main() takes it from the job list
  *   RUNNING -> SETTLING  worker_main() after the handler: herald__queue_settle_async()
  *   SETTLING -> freed    settled() on the writer thread after the commit
@@ -20,10 +24,11 @@
  *   commit in this process, a worker freeing a slot, the next due time (delayed message, batch
  *   timeout, lease renewal) or the cross-process poll (PRAGMA data_version; 1 ms after activity,
  *   doubling to 250 ms when idle).
- * Invariants: (1) at most max_concurrency handlers run at once; (2) a message is settled once;
+ * Invariants: (1) at most max_concurrency handlers run at once, and at most 2 x max_concurrency
+ *   batches are held; (2) a message is settled once;
  *   (3) stop() returns only after every leased batch has been handled and its settlement
  *   committed (or failed and logged).
- * Locks: c->mu guards jobs, inflight, n_busy, n_settling, is_stopping.
+ * Locks: c->mu guards jobs, held, n_held, n_settling, pending, is_stopping, workers_stop.
  */
 #include "consume/consume.h"
 
@@ -47,8 +52,8 @@ struct herald_delivery {
     int64_t all_delay_s;
     char error[256];
     int64_t renew_at_ms; /* wall ms at which the dispatcher extends the lease */
-    bool is_running;
-    herald_delivery *next; /* job list or in-flight list */
+    herald_delivery *next_job;  /* job list */
+    herald_delivery *next_held; /* held list (QUEUED and RUNNING), for lease renewal */
 };
 
 struct herald_consumer {
@@ -70,10 +75,13 @@ struct herald_consumer {
     pthread_cond_t job_cv;     /* workers wait for jobs */
     pthread_cond_t settle_cv;  /* stop() waits for settlements */
     herald_delivery *jobs, *jobs_tail; /* guarded by mu */
-    herald_delivery *inflight;         /* guarded by mu: RUNNING and QUEUED, for renewal */
-    int n_busy;                        /* guarded by mu: leased, handler not yet returned */
-    int n_settling;                    /* guarded by mu */
-    bool is_stopping;                  /* guarded by mu */
+    herald_delivery *held;             /* guarded by mu: QUEUED and RUNNING deliveries */
+    int n_held;     /* guarded by mu: batches from lease submission until the handler returns */
+    int n_settling; /* guarded by mu */
+    int *pending;   /* guarded by mu: per queue, leases submitted and not yet completed */
+    bool is_stopping;                  /* guarded by mu: the dispatcher stops */
+    bool workers_stop;                 /* guarded by mu: workers exit once the jobs are done */
+    int max_held;
     int64_t *first_seen_ns;            /* dispatcher only, per queue */
     atomic_llong n_batches, n_delivered, n_acked, n_retried, n_failures;
 };
@@ -153,12 +161,12 @@ static void delivery_free(herald_delivery *d)
 
 /* ---- settlement ---- */
 
-static void inflight_remove(herald_consumer *c, herald_delivery *d)
+static void held_remove(herald_consumer *c, herald_delivery *d)
 {
-    for (herald_delivery **pp = &c->inflight; *pp; pp = &(*pp)->next) {
+    for (herald_delivery **pp = &c->held; *pp; pp = &(*pp)->next_held) {
         if (*pp == d) {
-            *pp = d->next;
-            d->next = NULL;
+            *pp = d->next_held;
+            d->next_held = NULL;
             return;
         }
     }
@@ -210,7 +218,7 @@ static void settle(herald_consumer *c, herald_delivery *d, int handler_rc)
     atomic_fetch_add(&c->n_acked, n_ack);
     atomic_fetch_add(&c->n_retried, n_retry);
     pthread_mutex_lock(&c->mu);
-    inflight_remove(c, d);
+    held_remove(c, d);
     c->n_settling++;
     pthread_mutex_unlock(&c->mu);
     int rc = herald__queue_settle_async(c->s, d->batch.queue, items, n, &c->policy, settled, d);
@@ -226,17 +234,14 @@ static void *worker_main(void *arg)
     herald_consumer *c = arg;
     pthread_mutex_lock(&c->mu);
     for (;;) {
-        while (!c->jobs && !c->is_stopping)
+        while (!c->jobs && !c->workers_stop)
             pthread_cond_wait(&c->job_cv, &c->mu);
         herald_delivery *d = c->jobs;
         if (!d)
             break; /* stopping and nothing left */
-        c->jobs = d->next;
+        c->jobs = d->next_job;
         if (!c->jobs)
             c->jobs_tail = NULL;
-        d->next = c->inflight;
-        c->inflight = d;
-        d->is_running = true;
         pthread_mutex_unlock(&c->mu);
 
         atomic_fetch_add(&c->n_batches, 1);
@@ -247,7 +252,7 @@ static void *worker_main(void *arg)
         settle(c, d, hrc < 0 ? hrc : 0);
 
         pthread_mutex_lock(&c->mu);
-        c->n_busy--;
+        c->n_held--;
         pthread_mutex_unlock(&c->mu);
         herald_store_wake(c->s); /* a slot is free: let the dispatcher look again */
         pthread_mutex_lock(&c->mu);
@@ -258,57 +263,88 @@ static void *worker_main(void *arg)
 
 /* ---- dispatcher ---- */
 
-static void enqueue_job(herald_consumer *c, herald_delivery *d)
+typedef struct lease_ctx {
+    herald_consumer *c;
+    size_t qi;
+} lease_ctx;
+
+/* Writer thread: a lease submitted by dispatch() committed (or failed). */
+static void leased(void *ud, int rc, herald_batch *b)
 {
+    lease_ctx *lc = ud;
+    herald_consumer *c = lc->c;
+    size_t qi = lc->qi;
+    herald__free(lc);
+    if (rc < 0 && rc != HERALD_EPAUSED && rc != HERALD_ENOQUEUE)
+        herald__log(HERALD_LOG_WARN, "consumer lease failed", "queue", c->queues[qi], "error",
+                    herald_last_error(), NULL);
+    herald_delivery *d = NULL;
+    if (rc == 0 && b->n > 0) {
+        d = herald__xcalloc(1, sizeof *d);
+        d->c = c;
+        d->batch = *b;
+        d->state = herald__xcalloc(b->n, 1);
+        d->delay_s = herald__xmalloc(b->n * sizeof *d->delay_s);
+        for (size_t i = 0; i < b->n; i++)
+            d->delay_s[i] = HERALD_UNSET;
+        d->all_delay_s = HERALD_UNSET;
+        d->renew_at_ms = herald__store_now(c->s) + c->visibility_ms / 2;
+    } else if (rc == 0) {
+        herald_batch_deinit(b);
+    }
     pthread_mutex_lock(&c->mu);
-    d->next = NULL;
-    if (c->jobs_tail)
-        c->jobs_tail->next = d;
-    else
-        c->jobs = d;
-    c->jobs_tail = d;
-    pthread_cond_signal(&c->job_cv);
+    c->pending[qi]--;
+    pthread_cond_broadcast(&c->settle_cv);
+    if (d) {
+        d->next_held = c->held;
+        c->held = d;
+        if (c->jobs_tail)
+            c->jobs_tail->next_job = d;
+        else
+            c->jobs = d;
+        c->jobs_tail = d;
+        pthread_cond_signal(&c->job_cv);
+    } else {
+        c->n_held--;
+    }
     pthread_mutex_unlock(&c->mu);
+    herald_store_wake(c->s); /* the dispatcher may look at this queue again */
 }
 
-static int free_slots(herald_consumer *c)
+/* Submits up to `want` leases of queue qi (they join one group commit). Returns how many. */
+static int dispatch(herald_consumer *c, size_t qi, int want)
 {
-    pthread_mutex_lock(&c->mu);
-    int n = c->max_concurrency - c->n_busy;
-    pthread_mutex_unlock(&c->mu);
+    int n = 0;
+    for (; n < want; n++) {
+        lease_ctx *lc = herald__xmalloc(sizeof *lc);
+        lc->c = c;
+        lc->qi = qi;
+        pthread_mutex_lock(&c->mu);
+        c->pending[qi]++;
+        c->n_held++;
+        pthread_mutex_unlock(&c->mu);
+        int rc = herald__queue_lease_async(c->s, c->queues[qi], c->max_batch_size,
+                                           c->visibility_ms, &c->policy, leased, lc);
+        if (rc < 0) {
+            herald__free(lc);
+            pthread_mutex_lock(&c->mu);
+            c->pending[qi]--;
+            c->n_held--;
+            pthread_mutex_unlock(&c->mu);
+            break;
+        }
+    }
     return n;
 }
 
-/* Leases one batch of queue qi and hands it to a worker. Returns messages leased, or < 0. */
-static int dispatch(herald_consumer *c, size_t qi)
+/* Batches the dispatcher may still take on, and whether queue qi has leases in flight. */
+static int free_slots(herald_consumer *c, size_t qi, bool *has_pending)
 {
-    herald_batch b;
-    int rc = herald__queue_lease(c->s, c->queues[qi], c->max_batch_size, c->visibility_ms,
-                                 &c->policy, &b);
-    if (rc < 0) {
-        if (rc != HERALD_EPAUSED && rc != HERALD_ENOQUEUE)
-            herald__log(HERALD_LOG_WARN, "consumer lease failed", "queue", c->queues[qi],
-                        "error", herald_last_error(), NULL);
-        return rc;
-    }
-    if (b.n == 0) {
-        herald_batch_deinit(&b);
-        return 0;
-    }
-    herald_delivery *d = herald__xcalloc(1, sizeof *d);
-    d->c = c;
-    d->batch = b;
-    d->state = herald__xcalloc(b.n, 1);
-    d->delay_s = herald__xmalloc(b.n * sizeof *d->delay_s);
-    for (size_t i = 0; i < b.n; i++)
-        d->delay_s[i] = HERALD_UNSET;
-    d->all_delay_s = HERALD_UNSET;
-    d->renew_at_ms = herald__store_now(c->s) + c->visibility_ms / 2;
     pthread_mutex_lock(&c->mu);
-    c->n_busy++;
+    int n = c->max_held - c->n_held;
+    *has_pending = c->pending[qi] > 0;
     pthread_mutex_unlock(&c->mu);
-    enqueue_job(c, d);
-    return (int)b.n;
+    return n;
 }
 
 /* Extends the leases of running batches that are half way to expiry. Returns the next wall
@@ -319,14 +355,14 @@ static int64_t renew_leases(herald_consumer *c, int64_t now_ms)
     for (;;) {
         herald_delivery *due = NULL;
         pthread_mutex_lock(&c->mu);
-        for (herald_delivery *d = c->inflight; d; d = d->next) {
+        for (herald_delivery *d = c->held; d; d = d->next_held) {
             if (d->renew_at_ms <= now_ms) {
                 due = d;
                 break;
             }
         }
         if (!due) {
-            for (herald_delivery *d = c->inflight; d; d = d->next)
+            for (herald_delivery *d = c->held; d; d = d->next_held)
                 if (d->renew_at_ms < next)
                     next = d->renew_at_ms;
             pthread_mutex_unlock(&c->mu);
@@ -385,13 +421,17 @@ static void *dispatcher_main(void *arg)
         deadline = min64(deadline, next_sweep_ns);
         for (size_t k = 0; k < c->n_queues; k++) {
             size_t qi = (rr + k) % c->n_queues;
-            if (free_slots(c) <= 0)
+            bool has_pending = false;
+            int slots = free_slots(c, qi, &has_pending);
+            if (slots <= 0)
                 break;
+            if (has_pending)
+                continue; /* its leases land first; leased() wakes us */
             int n_ready = 0;
             int64_t next_due = INT64_MAX;
             bool paused = false;
-            if (herald__store_ready(s, c->queues[qi], c->max_batch_size, &n_ready, &next_due,
-                                    &paused) < 0 ||
+            if (herald__store_ready(s, c->queues[qi], slots * c->max_batch_size, &n_ready,
+                                    &next_due, &paused) < 0 ||
                 paused) {
                 c->first_seen_ns[qi] = 0;
                 continue;
@@ -406,7 +446,12 @@ static void *dispatcher_main(void *arg)
                 c->first_seen_ns[qi] = now_ns;
             int64_t due_ns = c->first_seen_ns[qi] + c->max_batch_timeout_ms * 1000000;
             if (n_ready >= c->max_batch_size || now_ns >= due_ns) {
-                if (dispatch(c, qi) > 0)
+                int want = n_ready / c->max_batch_size;
+                if (want < 1)
+                    want = 1;
+                if (want > slots)
+                    want = slots;
+                if (dispatch(c, qi, want) > 0)
                     progress = true;
                 c->first_seen_ns[qi] = 0;
                 rr = qi + 1;
@@ -417,10 +462,8 @@ static void *dispatcher_main(void *arg)
         int64_t renew_ms = renew_leases(c, now_ms);
         if (renew_ms != INT64_MAX)
             deadline = min64(deadline, now_ns + (renew_ms - now_ms) * 1000000);
-        if (progress) {
+        if (progress) /* the leases' completions wake us */
             poll_ms = POLL_MIN_MS;
-            continue;
-        }
         /* Cross-process changes are only visible through data_version: poll, adaptively. */
         deadline = min64(deadline, now_ns + poll_ms * 1000000);
         uint64_t g = herald__store_wait(s, seen, deadline);
@@ -486,6 +529,7 @@ static void consumer_free(herald_consumer *c)
         herald__free(c->queues[i]);
     herald__free(c->queues);
     herald__free(c->first_seen_ns);
+    herald__free(c->pending);
     herald__free(c->workers);
     herald__free(c->dlq_copy);
     pthread_mutex_destroy(&c->mu);
@@ -494,15 +538,29 @@ static void consumer_free(herald_consumer *c)
     herald__free(c);
 }
 
+static bool any_pending(herald_consumer *c)
+{
+    for (size_t i = 0; i < c->n_queues; i++)
+        if (c->pending[i] > 0)
+            return true;
+    return false;
+}
+
 static void join_all(herald_consumer *c, bool has_dispatcher)
 {
     pthread_mutex_lock(&c->mu);
     c->is_stopping = true;
-    pthread_cond_broadcast(&c->job_cv);
     pthread_mutex_unlock(&c->mu);
     herald_store_wake(c->s);
     if (has_dispatcher)
         pthread_join(c->dispatcher, NULL);
+    /* Leases already submitted land (and become jobs) before the workers may exit. */
+    pthread_mutex_lock(&c->mu);
+    while (any_pending(c))
+        pthread_cond_wait(&c->settle_cv, &c->mu);
+    c->workers_stop = true;
+    pthread_cond_broadcast(&c->job_cv);
+    pthread_mutex_unlock(&c->mu);
     for (int i = 0; i < c->n_workers; i++)
         pthread_join(c->workers[i], NULL);
     pthread_mutex_lock(&c->mu);
@@ -534,12 +592,14 @@ int herald_consumer_start(herald_store *s, const herald_consumer_cfg *cfg, heral
     for (size_t i = 0; i < cfg->n_queues; i++)
         c->queues[i] = herald__xstrdup(cfg->queues[i]);
     c->first_seen_ns = herald__xcalloc(cfg->n_queues, sizeof *c->first_seen_ns);
+    c->pending = herald__xcalloc(cfg->n_queues, sizeof *c->pending);
     c->handler = cfg->handler;
     c->ud = cfg->ud;
     c->max_batch_size = cfg->max_batch_size == HERALD_UNSET ? 10 : cfg->max_batch_size;
     c->max_batch_timeout_ms =
         cfg->max_batch_timeout_ms == HERALD_UNSET ? 5000 : cfg->max_batch_timeout_ms;
     c->max_concurrency = cfg->max_concurrency == HERALD_UNSET ? 1 : cfg->max_concurrency;
+    c->max_held = 2 * c->max_concurrency;
     c->visibility_ms = cfg->visibility_timeout_ms == HERALD_UNSET ? HERALD_DEFAULT_VISIBILITY_MS
                                                                   : cfg->visibility_timeout_ms;
     c->policy.max_retries = cfg->max_retries;

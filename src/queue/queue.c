@@ -519,6 +519,60 @@ int herald__queue_lease(herald_store *s, const char *queue, int max_n, int64_t v
     return rc;
 }
 
+typedef struct lease_async_op {
+    lease_op l;
+    herald_batch b;
+    herald__policy policy;
+    char *queue_copy, *dlq_copy;
+    herald__queue_lease_cb cb;
+    void *ud;
+} lease_async_op;
+
+static void lease_async_free(lease_async_op *a)
+{
+    herald__free(a->queue_copy);
+    herald__free(a->dlq_copy);
+    herald__free(a);
+}
+
+static void lease_async_done(herald__op *op)
+{
+    lease_async_op *a = (lease_async_op *)op;
+    if (a->l.base.rc < 0) {
+        herald__err(a->l.base.rc, "%s", a->l.base.err);
+        memset(&a->b, 0, sizeof a->b);
+    }
+    a->cb(a->ud, a->l.base.rc, &a->b);
+    lease_async_free(a);
+}
+
+int herald__queue_lease_async(herald_store *s, const char *queue, int max_n,
+                              int64_t visibility_ms, const herald__policy *p,
+                              herald__queue_lease_cb cb, void *ud)
+{
+    lease_async_op *a = herald__xcalloc(1, sizeof *a);
+    a->queue_copy = herald__xstrdup(queue);
+    if (p) {
+        a->policy = *p;
+        if (p->dead_letter_queue) {
+            a->dlq_copy = herald__xstrdup(p->dead_letter_queue);
+            a->policy.dead_letter_queue = a->dlq_copy;
+        }
+    }
+    a->l = (lease_op){ .base = { .run = lease_run, .done = lease_async_done },
+                       .queue = a->queue_copy,
+                       .max_n = max_n,
+                       .visibility_ms = visibility_ms,
+                       .policy = p ? &a->policy : NULL,
+                       .out = &a->b };
+    a->cb = cb;
+    a->ud = ud;
+    int rc = herald__store_submit(s, &a->l.base);
+    if (rc < 0)
+        lease_async_free(a);
+    return rc;
+}
+
 int herald_pull(herald_store *s, const char *queue, int max_n, int64_t visibility_ms,
                 herald_batch *b)
 {

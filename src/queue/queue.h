@@ -13,6 +13,16 @@
 int herald__queue_lease(herald_store *s, const char *queue, int max_n, int64_t visibility_ms,
                         const herald__policy *p, herald_batch *out);
 
+/* Completion of an async lease: on success *b is the caller's (free with herald_batch_deinit);
+ * rc < 0: b is empty. Runs on the writer thread. */
+typedef void (*herald__queue_lease_cb)(void *ud, int rc, herald_batch *b);
+
+/* Like herald__queue_lease, asynchronously: many leases submitted together share one commit.
+ * p is copied. If this returns < 0, cb is never called. */
+int herald__queue_lease_async(herald_store *s, const char *queue, int max_n,
+                              int64_t visibility_ms, const herald__policy *p,
+                              herald__queue_lease_cb cb, void *ud);
+
 /* Completion of an async settle or extend: rc, and the settle result (NULL for extend). */
 typedef void (*herald__queue_done_cb)(void *ud, int rc, const herald_settle_result *res);
 

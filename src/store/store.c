@@ -235,7 +235,6 @@ static void run_group(herald_store *s, herald__op *list)
     if (rc == 0)
         rc = s->ops->commit(s);
     if (rc < 0) {
-        herald__err_copy(list->err, sizeof list->err);
         (void)s->ops->rollback(s);
         s->sticky_rc = rc; /* invariant 2 */
         herald__log(HERALD_LOG_ERROR, "store commit failed; store refuses writes until reopened",
@@ -260,6 +259,7 @@ static void *writer_main(void *arg)
         s->head = s->tail = NULL;
         pthread_mutex_unlock(&s->mu);
         run_group(s, list);
+        s->ops->after_commit(s);
         pthread_mutex_lock(&s->mu);
     }
     pthread_mutex_unlock(&s->mu);

@@ -34,6 +34,8 @@ struct herald_store_ops {
     int (*savepoint)(herald_store *s);
     int (*release)(herald_store *s);
     int (*rollback_to)(herald_store *s);
+    /* after a group's callers were released: housekeeping such as checkpoints */
+    void (*after_commit)(herald_store *s);
     int (*queue_create)(herald_store *s, const char *name, const herald_queue_settings *st,
                         const char *uuid, int64_t now_ms);
     int (*queue_update)(herald_store *s, const char *name, const herald_queue_settings *st,

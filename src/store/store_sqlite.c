@@ -7,8 +7,8 @@
  *   wdb   the writer: only the group-commit writer thread runs statements on it (open and close
  *         run before the writer starts / after it stopped).
  *   rdb   the reader: under base.read_mu; WAL lets it read while the writer writes.
- *   ckpt  the checkpointer thread's own; runs PASSIVE checkpoints when the WAL passes
- *         CKPT_PAGES, so commits never pay for a checkpoint (wal_autocheckpoint is off on wdb).
+ * Checkpoints: wal_autocheckpoint is off; the writer thread checkpoints between commit groups
+ *   (sq_after_commit) so that no caller waits for one and the WAL is reused, not grown.
  * Durability: journal_mode=WAL; FULL -> synchronous=FULL (the WAL is fsynced at every commit:
  *   one fsync per commit group); NORMAL -> synchronous=NORMAL (fsync at checkpoints only).
  * Identity: application_id = 'HRLD'; user_version = the highest applied migration. A file with
@@ -26,7 +26,7 @@
 #include "store/migrations.h"
 
 #define HERALD_APP_ID 0x48524c44 /* 'HRLD' */
-#define CKPT_PAGES 4000          /* ~16 MiB of WAL before a background checkpoint */
+#define CKPT_PAGES 1000          /* ~4 MiB of WAL between checkpoints */
 
 int herald__sq_fail(sqlite3 *db, int src, const char *what)
 {
@@ -202,52 +202,38 @@ int herald_schema_version_supported(void)
     return herald__n_migrations ? herald__migrations[herald__n_migrations - 1].version : 0;
 }
 
-/* ---- checkpointer ---- */
+/* ---- checkpoints ---- */
 
 static int wal_hook(void *ud, sqlite3 *db, const char *name, int pages)
 {
     (void)db;
     (void)name;
-    sq_store *q = ud;
-    if (pages >= CKPT_PAGES) {
-        pthread_mutex_lock(&q->ckpt_mu);
-        q->ckpt_pages = pages;
-        pthread_cond_signal(&q->ckpt_cv);
-        pthread_mutex_unlock(&q->ckpt_mu);
-    }
+    ((sq_store *)ud)->wal_pages = pages;
     return SQLITE_OK;
 }
 
-static void *ckpt_main(void *arg)
+/* Writer thread, between commit groups: a PASSIVE checkpoint once the WAL passes CKPT_PAGES.
+ * Run here, with no write in progress, it can backfill the whole WAL, so the next transaction
+ * restarts the WAL from its beginning (reusing its cached pages) instead of growing the file. A
+ * concurrent checkpointer thread never catches up with a busy writer and lets the WAL grow
+ * without bound. */
+static void sq_after_commit(herald_store *s)
 {
-    sq_store *q = arg;
-    sqlite3 *db = NULL;
-    if (sqlite3_open_v2(q->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
-        SQLITE_OK) {
-        herald__log(HERALD_LOG_ERROR, "checkpointer cannot open the store", "path", q->path,
-                    NULL);
-        sqlite3_close(db);
-        return NULL;
+    sq_store *q = (sq_store *)s;
+    if (q->wal_pages < CKPT_PAGES)
+        return;
+    int log = 0, done = 0;
+    int64_t t0 = herald__mono_ns();
+    int src = sqlite3_wal_checkpoint_v2(q->wdb, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+    if (herald__log_enabled(HERALD_LOG_DEBUG)) {
+        char b[96];
+        snprintf(b, sizeof b, "%d frames, %d backfilled, %.2f ms", log, done,
+                 (double)(herald__mono_ns() - t0) / 1e6);
+        herald__log(HERALD_LOG_DEBUG, "checkpoint", "result", b, NULL);
     }
-    sqlite3_busy_timeout(db, 1000);
-    pthread_mutex_lock(&q->ckpt_mu);
-    for (;;) {
-        while (q->ckpt_pages < CKPT_PAGES && !q->ckpt_stopping)
-            pthread_cond_wait(&q->ckpt_cv, &q->ckpt_mu);
-        if (q->ckpt_stopping)
-            break;
-        q->ckpt_pages = 0;
-        pthread_mutex_unlock(&q->ckpt_mu);
-        int log = 0, done = 0;
-        int src = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
-        if (src != SQLITE_OK && src != SQLITE_BUSY)
-            herald__log(HERALD_LOG_WARN, "background checkpoint failed", "error",
-                        sqlite3_errmsg(db), NULL);
-        pthread_mutex_lock(&q->ckpt_mu);
-    }
-    pthread_mutex_unlock(&q->ckpt_mu);
-    sqlite3_close(db);
-    return NULL;
+    if (src != SQLITE_OK && src != SQLITE_BUSY)
+        herald__log(HERALD_LOG_WARN, "checkpoint failed", "error", sqlite3_errmsg(q->wdb), NULL);
+    q->wal_pages = 0;
 }
 
 /* ---- open / close ---- */
@@ -309,8 +295,6 @@ static int sq_open(const char *rest, const herald__store_opts *o, herald_store *
     sq_store *q = herald__xcalloc(1, sizeof *q);
     q->path = path;
     q->base.durability = dur;
-    pthread_mutex_init(&q->ckpt_mu, NULL);
-    pthread_cond_init(&q->ckpt_cv, NULL);
     rc = open_conn(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &q->wdb);
     if (rc == 0)
         rc = check_identity(q->wdb, path);
@@ -344,12 +328,8 @@ static int sq_open(const char *rest, const herald__store_opts *o, herald_store *
     if (rc == 0)
         rc = prepare_all(q);
     if (rc == 0) {
-        sqlite3_wal_autocheckpoint(q->wdb, 0);
+        sqlite3_wal_autocheckpoint(q->wdb, 0); /* sq_after_commit() does it between groups */
         sqlite3_wal_hook(q->wdb, wal_hook, q);
-        if (pthread_create(&q->ckpt_thread, NULL, ckpt_main, q) == 0)
-            q->has_ckpt_thread = true;
-        else
-            sqlite3_wal_autocheckpoint(q->wdb, 1000); /* fall back to inline checkpoints */
     }
     if (rc < 0) {
         sq_close(&q->base);
@@ -363,13 +343,6 @@ static int sq_open(const char *rest, const herald__store_opts *o, herald_store *
 static void sq_close(herald_store *s)
 {
     sq_store *q = (sq_store *)s;
-    if (q->has_ckpt_thread) {
-        pthread_mutex_lock(&q->ckpt_mu);
-        q->ckpt_stopping = true;
-        pthread_cond_signal(&q->ckpt_cv);
-        pthread_mutex_unlock(&q->ckpt_mu);
-        pthread_join(q->ckpt_thread, NULL);
-    }
     for (int i = 0; i < W_N; i++)
         sqlite3_finalize(q->w[i]);
     for (int i = 0; i < R_N; i++)
@@ -378,8 +351,6 @@ static void sq_close(herald_store *s)
     if (q->wdb && q->schema_version > 0)
         (void)sqlite3_wal_checkpoint_v2(q->wdb, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
     sqlite3_close(q->wdb);
-    pthread_mutex_destroy(&q->ckpt_mu);
-    pthread_cond_destroy(&q->ckpt_cv);
     herald__free(q->path);
     herald__free(q);
 }
@@ -441,6 +412,7 @@ const herald_store_ops herald__store_sqlite = {
     .savepoint = sq_savepoint,
     .release = sq_release,
     .rollback_to = sq_rollback_to,
+    .after_commit = sq_after_commit,
     .queue_create = herald__sq_queue_create,
     .queue_update = herald__sq_queue_update,
     .queue_delete = herald__sq_queue_delete,

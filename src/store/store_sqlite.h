@@ -34,13 +34,7 @@ typedef struct sq_store {
     sqlite3_stmt *w[W_N];
     sqlite3_stmt *r[R_N];
     int schema_version;
-    /* checkpointer: runs PASSIVE checkpoints off the writer's path */
-    pthread_t ckpt_thread;
-    pthread_mutex_t ckpt_mu;
-    pthread_cond_t ckpt_cv;
-    int ckpt_pages;     /* guarded by ckpt_mu: WAL size reported by the last commit */
-    bool ckpt_stopping; /* guarded by ckpt_mu */
-    bool has_ckpt_thread;
+    int wal_pages; /* writer thread: WAL size after the last commit (wal_hook) */
 } sq_store;
 
 /* Maps a SQLite result code to HERALD_E* (keeping the native text in the detail). */

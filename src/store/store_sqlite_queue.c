@@ -45,12 +45,14 @@ const char *const herald__sq_wsql[W_N] = {
                    "WHERE queue_id = ?1",
     [W_MSG_INSERT] = "INSERT INTO messages (queue_id, visible_at_ms, attempts, expires_at_ms, "
                      "sent_ms, content_type, id, body) VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, ?7)",
-    [W_LEASE_SCAN] = "SELECT seq, attempts, expires_at_ms, id FROM messages "
+    [W_LEASE_SCAN] = "SELECT seq, attempts, expires_at_ms, id, sent_ms, content_type, body, "
+                     "dead_from, dead_attempts, last_error FROM messages "
                      "WHERE queue_id = ?1 AND visible_at_ms <= ?2 "
                      "ORDER BY visible_at_ms, seq LIMIT ?3",
+    /* No RETURNING: SQLite buffers RETURNING rows in an ephemeral table per statement, which
+     * cost more than the update itself; the scan already read the row. */
     [W_LEASE_ONE] = "UPDATE messages SET visible_at_ms = ?2, lease_tag = ?3, "
-                    "attempts = attempts + 1 WHERE seq = ?1 RETURNING id, sent_ms, "
-                    "content_type, body, attempts, dead_from, dead_attempts, last_error",
+                    "attempts = attempts + 1 WHERE seq = ?1",
     [W_MSG_DELETE] = "DELETE FROM messages WHERE seq = ?1 AND queue_id = ?2",
     [W_MSG_STATE] = "SELECT attempts, lease_tag, id FROM messages "
                     "WHERE seq = ?1 AND queue_id = ?2",
@@ -366,7 +368,7 @@ static int dead_letter(sq_store *q, const qrow *src, const char *src_name, int64
 
 typedef struct cand {
     int64_t seq, attempts, expires_at_ms;
-    char id[HERALD_ID_SIZE];
+    herald_message *m; /* pushed into the batch at scan; popped again if not leased */
 } cand;
 
 int herald__sq_lease(herald_store *s, const char *queue, int max_n, int64_t visibility_ms,
@@ -392,14 +394,27 @@ int herald__sq_lease(herald_store *s, const char *queue, int max_n, int64_t visi
         sqlite3_stmt *scan = q->w[W_LEASE_SCAN];
         sqlite3_bind_int64(scan, 1, r.id);
         sqlite3_bind_int64(scan, 2, now_ms);
-        sqlite3_bind_int(scan, 3, max_n - (int)out->n);
+        int requested = max_n - (int)out->n;
+        sqlite3_bind_int(scan, 3, requested);
         int n_cand = 0, src;
         while ((src = sqlite3_step(scan)) == SQLITE_ROW) {
             cand *k = &cands[n_cand++];
             k->seq = sqlite3_column_int64(scan, 0);
             k->attempts = sqlite3_column_int64(scan, 1);
             k->expires_at_ms = sqlite3_column_int64(scan, 2);
-            copy_text(k->id, sizeof k->id, sqlite3_column_text(scan, 3));
+            herald_message *m = herald__batch_push(out);
+            k->m = m;
+            copy_text(m->id, sizeof m->id, sqlite3_column_text(scan, 3));
+            m->timestamp_ms = sqlite3_column_int64(scan, 4);
+            m->content_type = (herald_content_type)sqlite3_column_int(scan, 5);
+            m->body_len = (size_t)sqlite3_column_bytes(scan, 6);
+            m->body = herald__batch_keep(out, sqlite3_column_blob(scan, 6), m->body_len);
+            copy_text(m->dead_from_queue, sizeof m->dead_from_queue,
+                      sqlite3_column_text(scan, 7));
+            m->dead_attempts = sqlite3_column_int(scan, 8);
+            if (sqlite3_column_type(scan, 9) != SQLITE_NULL)
+                m->last_error = herald__batch_keep(out, sqlite3_column_text(scan, 9),
+                                                   (size_t)sqlite3_column_bytes(scan, 9));
         }
         sqlite3_reset(scan);
         if (src != SQLITE_DONE) {
@@ -408,6 +423,9 @@ int herald__sq_lease(herald_store *s, const char *queue, int max_n, int64_t visi
         }
         if (n_cand == 0)
             break;
+        /* The scan pushed one message per candidate (never past the batch's capacity max_n,
+         * so k->m stays valid); keep those leased, in order. */
+        size_t keep = out->n - (size_t)n_cand;
         for (int i = 0; rc == 0 && i < n_cand; i++) {
             cand *k = &cands[i];
             if (k->expires_at_ms <= now_ms) {
@@ -419,37 +437,28 @@ int herald__sq_lease(herald_store *s, const char *queue, int max_n, int64_t visi
                 continue;
             }
             if (k->attempts >= max_retries + 1) { /* its last lease expired unsettled */
-                rc = dead_letter(q, &r, queue, k->seq, k->id, k->attempts, dlq,
+                rc = dead_letter(q, &r, queue, k->seq, k->m->id, k->attempts, dlq,
                                  "visibility timeout expired without ack", now_ms, &c);
                 continue;
             }
             sqlite3_stmt *up = q->w[W_LEASE_ONE];
-            herald__lease_ref ref = { .seq = k->seq, .tag = (tag_base + (int64_t)out->n) & INT64_MAX };
+            herald__lease_ref ref = { .seq = k->seq, .tag = (tag_base + (int64_t)keep) & INT64_MAX };
             sqlite3_bind_int64(up, 1, k->seq);
             sqlite3_bind_int64(up, 2, now_ms + visibility_ms);
             sqlite3_bind_int64(up, 3, ref.tag);
-            src = sqlite3_step(up);
-            if (src == SQLITE_ROW) {
-                herald_message *m = herald__batch_push(out);
-                copy_text(m->id, sizeof m->id, sqlite3_column_text(up, 0));
-                m->timestamp_ms = sqlite3_column_int64(up, 1);
-                m->content_type = (herald_content_type)sqlite3_column_int(up, 2);
-                m->body_len = (size_t)sqlite3_column_bytes(up, 3);
-                m->body = herald__batch_keep(out, sqlite3_column_blob(up, 3), m->body_len);
-                m->attempts = sqlite3_column_int(up, 4);
-                copy_text(m->dead_from_queue, sizeof m->dead_from_queue,
-                          sqlite3_column_text(up, 5));
-                m->dead_attempts = sqlite3_column_int(up, 6);
-                if (sqlite3_column_type(up, 7) != SQLITE_NULL)
-                    m->last_error = herald__batch_keep(out, sqlite3_column_text(up, 7),
-                                                       (size_t)sqlite3_column_bytes(up, 7));
-                herald__lease_format(ref, m->lease_id);
-                src = sqlite3_step(up);
-            }
-            sqlite3_reset(up);
-            if (src != SQLITE_DONE)
-                rc = herald__sq_fail(q->wdb, src, "lease message");
+            rc = herald__sq_exec(q, up, "lease message");
+            if (rc < 0)
+                break;
+            herald_message *m = &out->msgs[keep];
+            if (m != k->m)
+                *m = *k->m; /* compact over the skipped ones (their kept bytes stay owned) */
+            m->attempts = (int)k->attempts + 1;
+            herald__lease_format(ref, m->lease_id);
+            keep++;
         }
+        out->n = keep;
+        if (n_cand < requested)
+            break; /* the scan found every visible message */
     }
     if (rc == 0)
         rc = write_counters(q, r.id, &c);
