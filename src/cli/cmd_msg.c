@@ -297,12 +297,13 @@ static json_t *message_json(const herald_message *m, bool with_lease, bool with_
                                                  herald_content_type_name(m->content_type)));
     if (with_state)
         json_object_set_new(o, "visible_at_ms", json_integer(m->visible_at_ms));
-    if (m->dead_from_queue[0]) {
+    if (m->dead_from_queue[0]) { /* a dead letter: its history, always all three keys */
         json_object_set_new(o, "dead_from_queue", json_string(m->dead_from_queue));
         json_object_set_new(o, "dead_attempts", json_integer(m->dead_attempts));
-    }
-    if (m->last_error && m->last_error[0])
+        json_object_set_new(o, "last_error", json_string(m->last_error ? m->last_error : ""));
+    } else if (m->last_error && m->last_error[0]) {
         json_object_set_new(o, "last_error", json_string(m->last_error));
+    }
     return o;
 }
 

@@ -27,14 +27,20 @@ static int check_name(const char *name, const char *what)
     return 0;
 }
 
-static int check_delay(int64_t delay_s, const char *what)
+/* code: HERALD_EDELAY for a message's delay, HERALD_EINVAL for a queue/consumer setting. */
+static int check_delay_as(int64_t delay_s, const char *what, int code)
 {
     if (delay_s == HERALD_UNSET)
         return 0;
     if (delay_s < 0 || delay_s > HERALD_MAX_DELAY_S)
-        return herald__err(HERALD_EDELAY, "%s of %lld s is out of range 0..%d s (365 days)", what,
+        return herald__err(code, "%s of %lld s is out of range 0..%d s (365 days)", what,
                            (long long)delay_s, HERALD_MAX_DELAY_S);
     return 0;
+}
+
+static int check_delay(int64_t delay_s, const char *what)
+{
+    return check_delay_as(delay_s, what, HERALD_EDELAY);
 }
 
 static int check_settings(const char *name, const herald_queue_settings *st)
@@ -42,8 +48,8 @@ static int check_settings(const char *name, const herald_queue_settings *st)
     int rc = 0;
     if (!st)
         return 0;
-    if ((rc = check_delay(st->delivery_delay_s, "delivery_delay")) < 0 ||
-        (rc = check_delay(st->retry_delay_s, "retry_delay")) < 0)
+    if ((rc = check_delay_as(st->delivery_delay_s, "delivery_delay", HERALD_EINVAL)) < 0 ||
+        (rc = check_delay_as(st->retry_delay_s, "retry_delay", HERALD_EINVAL)) < 0)
         return rc;
     if (st->message_retention_period_s != HERALD_UNSET &&
         (st->message_retention_period_s < HERALD_MIN_RETENTION_S ||
@@ -76,7 +82,7 @@ int herald__queue_check_policy(const herald__policy *p)
         (p->max_retries < 0 || p->max_retries > HERALD_MAX_RETRIES_LIMIT))
         return herald__err(HERALD_EINVAL, "max_retries %lld is out of range 0..%d",
                            (long long)p->max_retries, HERALD_MAX_RETRIES_LIMIT);
-    if ((rc = check_delay(p->retry_delay_s, "retry_delay")) < 0)
+    if ((rc = check_delay_as(p->retry_delay_s, "retry_delay", HERALD_EINVAL)) < 0)
         return rc;
     if (p->dead_letter_queue && p->dead_letter_queue[0])
         return check_name(p->dead_letter_queue, "dead_letter_queue");

@@ -2,6 +2,7 @@
 /*
  * support.c - the fixtures of support.h. Test-only code: aborts on setup failures.
  */
+#define _XOPEN_SOURCE 700
 #include "support.h"
 
 #include <errno.h>

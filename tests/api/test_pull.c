@@ -1,0 +1,915 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_pull.c - the pull side through the public API: herald_pull leases, herald_ack,
+ * herald_retry, herald_peek, lease expiry, max_retries and dead-lettering (by retry and by
+ * lease expiry), retention, pause/resume, purge and the stats a queue reports.
+ * Each test owns a temp dir and a store on a fake clock; lease timeouts, delays and retention
+ * are passed with hx_clock_advance, never by sleeping.
+ */
+#include <criterion/criterion.h>
+
+#include <ctype.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "herald.h"
+#include "support.h"
+
+static char *g_dir;
+static hx_clock g_clk;
+static herald_store *g_s;
+
+static void setup(void)
+{
+    g_dir = hx_tmpdir();
+    hx_clock_init(&g_clk);
+    g_s = hx_open(g_dir, &g_clk);
+    int rc = herald_queue_create(g_s, "q", NULL);
+    cr_assert_eq(rc, 0, "create q: %s", herald_last_error());
+}
+
+static void teardown(void)
+{
+    herald_store_close(g_s);
+    g_s = NULL;
+    hx_rmrf(g_dir);
+    free(g_dir);
+    g_dir = NULL;
+}
+
+TestSuite(pull, .init = setup, .fini = teardown, .timeout = 30);
+
+/* ---- helpers ------------------------------------------------------------------------------- */
+
+static bool mentions(const char *hay, const char *needle)
+{
+    if (!hay || !needle)
+        return false;
+    size_t n = strlen(needle);
+    for (const char *h = hay; *h; h++) {
+        size_t i = 0;
+        for (; i < n && h[i]; i++) {
+            if (tolower((unsigned char)h[i]) != tolower((unsigned char)needle[i]))
+                break;
+        }
+        if (i == n)
+            return true;
+    }
+    return false;
+}
+
+static void create_queue(const char *name, int64_t max_retries, const char *dlq,
+                         int64_t retention_s, int64_t retry_delay_s)
+{
+    herald_queue_settings st;
+    herald_queue_settings_init(&st);
+    st.max_retries = max_retries;
+    st.dead_letter_queue = dlq;
+    st.message_retention_period_s = retention_s;
+    st.retry_delay_s = retry_delay_s;
+    int rc = herald_queue_create(g_s, name, &st);
+    cr_assert_eq(rc, 0, "create %s: %s", name, herald_last_error());
+}
+
+static void send_d(const char *q, const char *json, int64_t delay_s, char id[HERALD_ID_SIZE])
+{
+    herald_msg m = { json, strlen(json), HERALD_CONTENT_JSON, delay_s };
+    int rc = herald_send(g_s, q, &m, id);
+    cr_assert_eq(rc, 0, "send: %s: %s", herald_err_name(rc), herald_last_error());
+}
+
+static void send1(const char *q, const char *json, char id[HERALD_ID_SIZE])
+{
+    send_d(q, json, HERALD_UNSET, id);
+}
+
+/* Pulls with visibility_ms and returns the count; asserts rc == 0. */
+static size_t pull_v(const char *q, int max_n, int64_t vis_ms, herald_batch *b)
+{
+    herald_batch_deinit(b);
+    int rc = herald_pull(g_s, q, max_n, vis_ms, b);
+    cr_assert_eq(rc, 0, "pull %s: %s: %s", q, herald_err_name(rc), herald_last_error());
+    return b->n;
+}
+
+static size_t pull_n(const char *q, int max_n, herald_batch *b)
+{
+    return pull_v(q, max_n, HERALD_UNSET, b);
+}
+
+static size_t peek_n(const char *q, herald_batch *b)
+{
+    herald_batch_deinit(b);
+    int rc = herald_peek(g_s, q, 100, b);
+    cr_assert_eq(rc, 0, "peek %s: %s: %s", q, herald_err_name(rc), herald_last_error());
+    return b->n;
+}
+
+static herald_queue_stats stats(const char *q)
+{
+    herald_queue_stats st;
+    memset(&st, 0, sizeof st);
+    int rc = herald_queue_stats_get(g_s, q, &st);
+    cr_assert_eq(rc, 0, "stats %s: %s: %s", q, herald_err_name(rc), herald_last_error());
+    return st;
+}
+
+static herald_settle_result ack1(const char *q, const char *lease)
+{
+    herald_settle_result r;
+    memset(&r, 0, sizeof r);
+    const char *ids[] = { lease };
+    int rc = herald_ack(g_s, q, ids, 1, &r);
+    cr_assert_eq(rc, 0, "ack: %s: %s", herald_err_name(rc), herald_last_error());
+    return r;
+}
+
+static herald_settle_result retry1(const char *q, const char *lease, int64_t delay_s,
+                                   const char *err)
+{
+    herald_settle_result r;
+    memset(&r, 0, sizeof r);
+    const char *ids[] = { lease };
+    int rc = herald_retry(g_s, q, ids, 1, delay_s, err, &r);
+    cr_assert_eq(rc, 0, "retry: %s: %s", herald_err_name(rc), herald_last_error());
+    return r;
+}
+
+static bool body_is(const herald_message *m, const char *s)
+{
+    return m->body_len == strlen(s) && memcmp(m->body, s, m->body_len) == 0;
+}
+
+/* ---- pull / lease --------------------------------------------------------------------------- */
+
+Test(pull, pull_leases_up_to_max_n_with_attempts_starting_at_1)
+{
+    char ids[5][HERALD_ID_SIZE];
+    const char *bodies[5] = { "0", "1", "2", "3", "4" };
+    for (int i = 0; i < 5; i++)
+        send1("q", bodies[i], ids[i]);
+    herald_batch b = { 0 };
+    cr_assert_eq(pull_n("q", 3, &b), 3);
+    cr_assert_str_eq(b.queue, "q");
+    for (size_t i = 0; i < 3; i++) {
+        const herald_message *m = &b.msgs[i];
+        cr_assert_eq(m->attempts, 1, "attempts %d", m->attempts);
+        cr_assert_neq(m->lease_id[0], 0, "empty lease id");
+        cr_assert_eq(m->timestamp_ms, hx_clock_now(&g_clk));
+        cr_assert_eq(m->content_type, HERALD_CONTENT_JSON);
+        bool known = false;
+        for (int k = 0; k < 5; k++) {
+            if (strcmp(m->id, ids[k]) == 0) {
+                known = true;
+                cr_assert(body_is(m, bodies[k]), "id %s has wrong body", m->id);
+            }
+        }
+        cr_assert(known, "pulled unknown id %s", m->id);
+        for (size_t j = 0; j < i; j++) {
+            cr_assert_str_neq(m->id, b.msgs[j].id);
+            cr_assert_str_neq(m->lease_id, b.msgs[j].lease_id);
+        }
+    }
+    herald_queue_stats st = stats("q");
+    cr_assert_eq(st.leased_count, 3);
+    cr_assert_eq(st.visible_count, 2);
+    cr_assert_eq(st.backlog_count, 5);
+    herald_batch_deinit(&b);
+}
+
+Test(pull, leased_messages_are_not_returned_by_a_second_pull)
+{
+    char ids[5][HERALD_ID_SIZE];
+    for (int i = 0; i < 5; i++)
+        send1("q", "{}", ids[i]);
+    herald_batch a = { 0 }, b = { 0 }, c = { 0 };
+    cr_assert_eq(pull_n("q", 3, &a), 3);
+    cr_assert_eq(pull_n("q", 10, &b), 2);
+    for (size_t i = 0; i < b.n; i++)
+        for (size_t j = 0; j < a.n; j++)
+            cr_assert_str_neq(b.msgs[i].id, a.msgs[j].id, "message leased twice");
+    cr_assert_eq(pull_n("q", 10, &c), 0, "third pull should find nothing");
+    herald_batch_deinit(&a);
+    herald_batch_deinit(&b);
+    herald_batch_deinit(&c);
+}
+
+Test(pull, pull_on_empty_queue_returns_zero_messages_at_once)
+{
+    herald_batch b = { 0 };
+    cr_assert_eq(herald_pull(g_s, "q", 10, HERALD_UNSET, &b), 0);
+    cr_assert_eq(b.n, 0);
+    herald_batch_deinit(&b);
+}
+
+Test(pull, pull_with_max_n_0_or_101_is_einval)
+{
+    send1("q", "{}", NULL);
+    herald_batch b = { 0 };
+    int rc = herald_pull(g_s, "q", 0, HERALD_UNSET, &b);
+    cr_assert_eq(rc, HERALD_EINVAL, "max_n 0: got %s", herald_err_name(rc));
+    cr_assert(mentions(herald_last_error(), "max_n") || mentions(herald_last_error(), "batch"),
+              "last error '%s'", herald_last_error());
+    rc = herald_pull(g_s, "q", 101, HERALD_UNSET, &b);
+    cr_assert_eq(rc, HERALD_EINVAL, "max_n 101: got %s", herald_err_name(rc));
+    cr_assert_eq(stats("q").leased_count, 0, "a refused pull leased something");
+    cr_assert_eq(pull_n("q", 100, &b), 1);
+    herald_batch_deinit(&b);
+}
+
+Test(pull, pull_with_visibility_out_of_range_is_einval)
+{
+    send1("q", "{}", NULL);
+    herald_batch b = { 0 };
+    int rc = herald_pull(g_s, "q", 1, 0, &b);
+    cr_assert_eq(rc, HERALD_EINVAL, "visibility 0: got %s", herald_err_name(rc));
+    rc = herald_pull(g_s, "q", 1, (int64_t)HERALD_MAX_VISIBILITY_MS + 1, &b);
+    cr_assert_eq(rc, HERALD_EINVAL, "visibility 12h+1ms: got %s", herald_err_name(rc));
+    cr_assert(mentions(herald_last_error(), "visibility"), "last error '%s'",
+              herald_last_error());
+    cr_assert_eq(stats("q").leased_count, 0);
+    cr_assert_eq(pull_v("q", 1, HERALD_MAX_VISIBILITY_MS, &b), 1);
+    herald_batch_deinit(&b);
+}
+
+Test(pull, default_visibility_is_30_seconds)
+{
+    char id[HERALD_ID_SIZE];
+    send1("q", "{}", id);
+    herald_batch b = { 0 };
+    cr_assert_eq(pull_n("q", 1, &b), 1);
+    hx_clock_advance(&g_clk, 29 * 1000);
+    cr_assert_eq(pull_n("q", 1, &b), 0, "lease expired before 30 s");
+    hx_clock_advance(&g_clk, 1001);
+    cr_assert_eq(pull_n("q", 1, &b), 1, "lease did not expire after 30 s");
+    cr_assert_str_eq(b.msgs[0].id, id);
+    herald_batch_deinit(&b);
+}
+
+Test(pull, expired_lease_makes_message_visible_again_with_attempts_plus_one)
+{
+    char id[HERALD_ID_SIZE];
+    send1("q", "{\"v\":1}", id);
+    herald_batch b = { 0 };
+    cr_assert_eq(pull_v("q", 1, 5000, &b), 1);
+    cr_assert_eq(b.msgs[0].attempts, 1);
+    char first_lease[HERALD_LEASE_ID_SIZE];
+    snprintf(first_lease, sizeof first_lease, "%s", b.msgs[0].lease_id);
+
+    hx_clock_advance(&g_clk, 4999);
+    cr_assert_eq(pull_v("q", 1, 5000, &b), 0, "visible before its lease expired");
+    hx_clock_advance(&g_clk, 2);
+    herald_queue_stats st = stats("q");
+    cr_assert_eq(st.leased_count, 0, "an expired lease still counted as leased");
+    cr_assert_eq(st.visible_count, 1);
+    cr_assert_eq(pull_v("q", 1, 5000, &b), 1);
+    cr_assert_str_eq(b.msgs[0].id, id);
+    cr_assert_eq(b.msgs[0].attempts, 2);
+    cr_assert(body_is(&b.msgs[0], "{\"v\":1}"));
+    cr_assert_str_neq(b.msgs[0].lease_id, first_lease, "a new delivery reuses the lease id");
+
+    hx_clock_advance(&g_clk, 5001);
+    cr_assert_eq(pull_v("q", 1, 5000, &b), 1);
+    cr_assert_eq(b.msgs[0].attempts, 3);
+    herald_batch_deinit(&b);
+}
+
+/* ---- ack ------------------------------------------------------------------------------------ */
+
+Test(pull, ack_deletes_the_message)
+{
+    char id[HERALD_ID_SIZE];
+    send1("q", "{}", id);
+    send1("q", "[]", NULL);
+    herald_batch b = { 0 };
+    cr_assert_eq(pull_n("q", 1, &b), 1);
+    char acked_id[HERALD_ID_SIZE];
+    snprintf(acked_id, sizeof acked_id, "%s", b.msgs[0].id);
+    herald_settle_result r = ack1("q", b.msgs[0].lease_id);
+    cr_assert_eq(r.n_acked, 1);
+    cr_assert_eq(r.n_missing, 0);
+    cr_assert_eq(r.n_retried, 0);
+    cr_assert_eq(r.n_dead, 0);
+    herald_queue_stats st = stats("q");
+    cr_assert_eq(st.backlog_count, 1);
+    cr_assert_eq(st.leased_count, 0);
+    cr_assert_eq(st.acked_total, 1);
+
+    /* never comes back, even long after its lease would have expired */
+    hx_clock_advance(&g_clk, 3600 * 1000);
+    cr_assert_eq(peek_n("q", &b), 1);
+    cr_assert_str_neq(b.msgs[0].id, acked_id);
+    cr_assert_eq(pull_n("q", 10, &b), 1);
+    cr_assert_str_neq(b.msgs[0].id, acked_id);
+    herald_batch_deinit(&b);
+}
+
+Test(pull, ack_of_several_leases_in_one_call)
+{
+    for (int i = 0; i < 4; i++)
+        send1("q", "{}", NULL);
+    herald_batch b = { 0 };
+    cr_assert_eq(pull_n("q", 4, &b), 4);
+    const char *ids[4];
+    for (int i = 0; i < 4; i++)
+        ids[i] = b.msgs[i].lease_id;
+    herald_settle_result r;
+    memset(&r, 0, sizeof r);
+    cr_assert_eq(herald_ack(g_s, "q", ids, 4, &r), 0);
+    cr_assert_eq(r.n_acked, 4);
+    cr_assert_eq(stats("q").backlog_count, 0);
+    cr_assert_eq(stats("q").acked_total, 4);
+    /* result may be NULL */
+    send1("q", "{}", NULL);
+    cr_assert_eq(pull_n("q", 1, &b), 1);
+    const char *one[] = { b.msgs[0].lease_id };
+    cr_assert_eq(herald_ack(g_s, "q", one, 1, NULL), 0);
+    cr_assert_eq(stats("q").backlog_count, 0);
+    herald_batch_deinit(&b);
+}
+
+Test(pull, late_ack_after_lease_expiry_is_accepted)
+{
+    send1("q", "{}", NULL);
+    herald_batch b = { 0 };
+    cr_assert_eq(pull_v("q", 1, 1000, &b), 1);
+    hx_clock_advance(&g_clk, 5000);
+    herald_settle_result r = ack1("q", b.msgs[0].lease_id);
+    cr_assert_eq(r.n_acked, 1, "late ack: n_acked %lld n_missing %lld n_stale %lld",
+                 (long long)r.n_acked, (long long)r.n_missing, (long long)r.n_stale);
+    cr_assert_eq(stats("q").backlog_count, 0);
+    cr_assert_eq(pull_n("q", 1, &b), 0);
+    herald_batch_deinit(&b);
+}
+
+Test(pull, late_ack_after_redelivery_is_accepted_and_deletes_the_message)
+{
+    char id[HERALD_ID_SIZE];
+    send1("q", "{}", id);
+    herald_batch b = { 0 };
+    cr_assert_eq(pull_v("q", 1, 1000, &b), 1);
+    char old_lease[HERALD_LEASE_ID_SIZE];
+    snprintf(old_lease, sizeof old_lease, "%s", b.msgs[0].lease_id);
+    hx_clock_advance(&g_clk, 2000);
+    cr_assert_eq(pull_v("q", 1, 60000, &b), 1);
+    cr_assert_str_eq(b.msgs[0].id, id);
+    cr_assert_eq(b.msgs[0].attempts, 2);
+    char new_lease[HERALD_LEASE_ID_SIZE];
+    snprintf(new_lease, sizeof new_lease, "%s", b.msgs[0].lease_id);
+
+    herald_settle_result r = ack1("q", old_lease);
+    cr_assert_eq(r.n_acked, 1, "late ack after redelivery: n_acked %lld n_missing %lld",
+                 (long long)r.n_acked, (long long)r.n_missing);
+    herald_queue_stats st = stats("q");
+    cr_assert_eq(st.backlog_count, 0);
+    cr_assert_eq(st.acked_total, 1);
+    cr_assert_eq(peek_n("q", &b), 0);
+    hx_clock_advance(&g_clk, 120 * 1000);
+    cr_assert_eq(pull_n("q", 1, &b), 0, "acked message came back");
+
+    /* now the current lease refers to nothing */
+    herald_settle_result r2 = ack1("q", new_lease);
+    cr_assert_eq(r2.n_acked, 0);
+    cr_assert_eq(r2.n_missing, 1);
+    herald_batch_deinit(&b);
+}
+
+Test(pull, ack_of_unknown_but_wellformed_lease_counts_missing)
+{
+    send1("q", "{}", NULL);
+    send1("q", "{}", NULL);
+    herald_batch b = { 0 };
+    cr_assert_eq(pull_n("q", 2, &b), 2);
+    herald_settle_result r = ack1("q", b.msgs[0].lease_id);
+    cr_assert_eq(r.n_acked, 1);
+    /* the same lease again: well-formed, but its message is gone */
+    const char *ids[] = { b.msgs[0].lease_id, b.msgs[1].lease_id };
+    herald_settle_result r2;
+    memset(&r2, 0, sizeof r2);
+    cr_assert_eq(herald_ack(g_s, "q", ids, 2, &r2), 0, "%s", herald_last_error());
+    cr_assert_eq(r2.n_missing, 1);
+    cr_assert_eq(r2.n_acked, 1);
+    cr_assert_eq(stats("q").backlog_count, 0);
+    cr_assert_eq(stats("q").acked_total, 2);
+    herald_batch_deinit(&b);
+}
+
+Test(pull, malformed_lease_id_is_elease_and_changes_nothing)
+{
+    send1("q", "{}", NULL);
+    herald_batch b = { 0 };
+    cr_assert_eq(pull_n("q", 1, &b), 1);
+    char longid[300];
+    memset(longid, 'f', sizeof longid - 1);
+    longid[sizeof longid - 1] = 0;
+    const char *bad[] = { "not a lease id!", "", longid };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *ids[] = { b.msgs[0].lease_id, bad[i] };
+        herald_settle_result r;
+        memset(&r, 0, sizeof r);
+        int rc = herald_ack(g_s, "q", ids, 2, &r);
+        cr_assert_eq(rc, HERALD_ELEASE, "ack with bad id %zu: got %s", i, herald_err_name(rc));
+        cr_assert(mentions(herald_last_error(), "lease"), "last error '%s'",
+                  herald_last_error());
+        rc = herald_retry(g_s, "q", ids, 2, 0, "x", &r);
+        cr_assert_eq(rc, HERALD_ELEASE, "retry with bad id %zu: got %s", i,
+                     herald_err_name(rc));
+        /* the valid lease in the same call was neither acked nor retried */
+        herald_queue_stats st = stats("q");
+        cr_assert_eq(st.backlog_count, 1, "case %zu: message deleted", i);
+        cr_assert_eq(st.leased_count, 1, "case %zu: lease released", i);
+        cr_assert_eq(st.acked_total, 0);
+        cr_assert_eq(st.retried_total, 0);
+    }
+    herald_batch c = { 0 };
+    cr_assert_eq(pull_n("q", 1, &c), 0);
+    herald_settle_result r = ack1("q", b.msgs[0].lease_id);
+    cr_assert_eq(r.n_acked, 1);
+    herald_batch_deinit(&b);
+    herald_batch_deinit(&c);
+}
+
+Test(pull, null_lease_id_is_elease)
+{
+    send1("q", "{}", NULL);
+    herald_batch b = { 0 };
+    cr_assert_eq(pull_n("q", 1, &b), 1);
+    const char *ids[] = { b.msgs[0].lease_id, NULL };
+    int rc = herald_ack(g_s, "q", ids, 2, NULL);
+    cr_assert_eq(rc, HERALD_ELEASE, "got %s", herald_err_name(rc));
+    cr_assert_eq(stats("q").leased_count, 1);
+    herald_batch_deinit(&b);
+}
+
+/* ---- retry ---------------------------------------------------------------------------------- */
+
+Test(pull, retry_with_delay_redelivers_after_the_delay_with_attempts_plus_one)
+{
+    char id[HERALD_ID_SIZE];
+    send1("q", "{\"r\":1}", id);
+    herald_batch b = { 0 };
+    cr_assert_eq(pull_n("q", 1, &b), 1);
+    int64_t t_retry = hx_clock_now(&g_clk);
+    herald_settle_result r = retry1("q", b.msgs[0].lease_id, 60, "try later");
+    cr_assert_eq(r.n_retried, 1);
+    cr_assert_eq(r.n_dead, 0);
+
+    herald_queue_stats st = stats("q");
+    cr_assert_eq(st.delayed_count, 1);
+    cr_assert_eq(st.leased_count, 0);
+    cr_assert_eq(st.visible_count, 0);
+    cr_assert_eq(st.retried_total, 1);
+    cr_assert_eq(peek_n("q", &b), 1);
+    cr_assert_eq(b.msgs[0].visible_at_ms, t_retry + 60000);
+
+    cr_assert_eq(pull_n("q", 1, &b), 0);
+    hx_clock_advance(&g_clk, 59999);
+    cr_assert_eq(pull_n("q", 1, &b), 0, "retried message delivered early");
+    hx_clock_advance(&g_clk, 2);
+    cr_assert_eq(pull_n("q", 1, &b), 1);
+    cr_assert_str_eq(b.msgs[0].id, id);
+    cr_assert_eq(b.msgs[0].attempts, 2);
+    cr_assert(body_is(&b.msgs[0], "{\"r\":1}"));
+    herald_batch_deinit(&b);
+}
+
+Test(pull, retry_with_zero_delay_is_visible_at_once)
+{
+    send1("q", "{}", NULL);
+    herald_batch b = { 0 };
+    cr_assert_eq(pull_n("q", 1, &b), 1);
+    retry1("q", b.msgs[0].lease_id, 0, NULL);
+    cr_assert_eq(pull_n("q", 1, &b), 1);
+    cr_assert_eq(b.msgs[0].attempts, 2);
+    herald_batch_deinit(&b);
+}
+
+Test(pull, retry_with_unset_delay_uses_the_queue_retry_delay)
+{
+    create_queue("rq", HERALD_UNSET, NULL, HERALD_UNSET, 30);
+    send1("rq", "{}", NULL);
+    herald_batch b = { 0 };
+    cr_assert_eq(pull_n("rq", 1, &b), 1);
+    int64_t t = hx_clock_now(&g_clk);
+    retry1("rq", b.msgs[0].lease_id, HERALD_UNSET, NULL);
+    cr_assert_eq(peek_n("rq", &b), 1);
+    cr_assert_eq(b.msgs[0].visible_at_ms, t + 30000);
+    cr_assert_eq(pull_n("rq", 1, &b), 0);
+    hx_clock_advance(&g_clk, 30001);
+    cr_assert_eq(pull_n("rq", 1, &b), 1);
+    herald_batch_deinit(&b);
+}
+
+Test(pull, retry_with_delay_out_of_range_is_edelay_and_changes_nothing)
+{
+    send1("q", "{}", NULL);
+    herald_batch b = { 0 };
+    cr_assert_eq(pull_n("q", 1, &b), 1);
+    const char *ids[] = { b.msgs[0].lease_id };
+    int rc = herald_retry(g_s, "q", ids, 1, HERALD_MAX_DELAY_S + 1, NULL, NULL);
+    cr_assert_eq(rc, HERALD_EDELAY, "got %s", herald_err_name(rc));
+    rc = herald_retry(g_s, "q", ids, 1, -2, NULL, NULL);
+    cr_assert_eq(rc, HERALD_EDELAY, "got %s", herald_err_name(rc));
+    herald_queue_stats st = stats("q");
+    cr_assert_eq(st.leased_count, 1);
+    cr_assert_eq(st.retried_total, 0);
+    herald_settle_result r = retry1("q", b.msgs[0].lease_id, HERALD_MAX_DELAY_S, NULL);
+    cr_assert_eq(r.n_retried, 1);
+    herald_batch_deinit(&b);
+}
+
+Test(pull, retry_with_a_stale_lease_is_ignored)
+{
+    char id[HERALD_ID_SIZE];
+    send1("q", "{}", id);
+    herald_batch b = { 0 };
+    cr_assert_eq(pull_v("q", 1, 1000, &b), 1);
+    char old_lease[HERALD_LEASE_ID_SIZE];
+    snprintf(old_lease, sizeof old_lease, "%s", b.msgs[0].lease_id);
+    hx_clock_advance(&g_clk, 2000);
+    cr_assert_eq(pull_v("q", 1, 60000, &b), 1);
+    herald_settle_result r = retry1("q", old_lease, 0, NULL);
+    cr_assert_eq(r.n_stale, 1, "n_stale %lld n_retried %lld n_missing %lld",
+                 (long long)r.n_stale, (long long)r.n_retried, (long long)r.n_missing);
+    cr_assert_eq(r.n_retried, 0);
+    /* still leased under the new lease */
+    herald_batch c = { 0 };
+    cr_assert_eq(pull_n("q", 1, &c), 0);
+    cr_assert_eq(stats("q").leased_count, 1);
+    cr_assert_eq(ack1("q", b.msgs[0].lease_id).n_acked, 1);
+    herald_batch_deinit(&b);
+    herald_batch_deinit(&c);
+}
+
+/* ---- max_retries and dead letters ----------------------------------------------------------- */
+
+Test(pull, after_max_retries_retries_the_message_moves_to_the_auto_created_dlq)
+{
+    create_queue("src", 2, "dead", HERALD_UNSET, HERALD_UNSET);
+    herald_queue_info qi;
+    cr_assert_eq(herald_queue_get(g_s, "dead", &qi), HERALD_ENOQUEUE, "DLQ exists too early");
+
+    char id[HERALD_ID_SIZE];
+    int64_t t_sent = hx_clock_now(&g_clk);
+    send1("src", "{\"poison\":true}", id);
+    herald_batch b = { 0 };
+    for (int attempt = 1; attempt <= 3; attempt++) {
+        hx_clock_advance(&g_clk, 1000);
+        cr_assert_eq(pull_n("src", 1, &b), 1, "delivery %d missing", attempt);
+        cr_assert_eq(b.msgs[0].attempts, attempt);
+        char err[32];
+        snprintf(err, sizeof err, "boom %d", attempt);
+        herald_settle_result r = retry1("src", b.msgs[0].lease_id, 0, err);
+        if (attempt < 3) {
+            cr_assert_eq(r.n_retried, 1, "retry %d: n_retried %lld", attempt,
+                         (long long)r.n_retried);
+            cr_assert_eq(r.n_dead, 0);
+        } else {
+            cr_assert_eq(r.n_dead, 1, "final retry: n_dead %lld n_retried %lld",
+                         (long long)r.n_dead, (long long)r.n_retried);
+            cr_assert_eq(r.n_retried, 0);
+        }
+    }
+    cr_assert_eq(pull_n("src", 1, &b), 0, "delivered more than max_retries + 1 times");
+    herald_queue_stats st = stats("src");
+    cr_assert_eq(st.backlog_count, 0);
+    cr_assert_eq(st.dead_lettered_total, 1);
+    cr_assert_eq(st.retried_total, 2);
+
+    cr_assert_eq(herald_queue_get(g_s, "dead", &qi), 0, "DLQ not created: %s",
+                 herald_last_error());
+    cr_assert_eq(stats("dead").backlog_count, 1);
+    cr_assert_eq(peek_n("dead", &b), 1);
+    const herald_message *m = &b.msgs[0];
+    cr_assert_str_eq(m->id, id, "DLQ copy has a new id");
+    cr_assert_eq(m->timestamp_ms, t_sent, "DLQ copy lost the send timestamp");
+    cr_assert_eq(m->content_type, HERALD_CONTENT_JSON);
+    cr_assert(body_is(m, "{\"poison\":true}"));
+    cr_assert_str_eq(m->dead_from_queue, "src");
+    cr_assert_eq(m->dead_attempts, 3);
+    cr_assert_not_null(m->last_error);
+    cr_assert_str_eq(m->last_error, "boom 3");
+    cr_assert_eq(m->lease_id[0], 0, "peek result has a lease id");
+
+    /* and it can be pulled from the DLQ like any message */
+    cr_assert_eq(pull_n("dead", 1, &b), 1);
+    cr_assert_str_eq(b.msgs[0].id, id);
+    cr_assert_str_eq(b.msgs[0].dead_from_queue, "src");
+    herald_batch_deinit(&b);
+}
+
+Test(pull, max_retries_zero_dead_letters_on_the_first_retry)
+{
+    create_queue("src", 0, "dead", HERALD_UNSET, HERALD_UNSET);
+    send1("src", "{}", NULL);
+    herald_batch b = { 0 };
+    cr_assert_eq(pull_n("src", 1, &b), 1);
+    herald_settle_result r = retry1("src", b.msgs[0].lease_id, 0, NULL);
+    cr_assert_eq(r.n_dead, 1);
+    cr_assert_eq(stats("src").backlog_count, 0);
+    cr_assert_eq(stats("dead").backlog_count, 1);
+    herald_batch_deinit(&b);
+}
+
+Test(pull, without_dlq_an_exhausted_message_is_deleted)
+{
+    create_queue("src", 1, NULL, HERALD_UNSET, HERALD_UNSET);
+    send1("src", "{}", NULL);
+    herald_batch b = { 0 };
+    cr_assert_eq(pull_n("src", 1, &b), 1);
+    cr_assert_eq(retry1("src", b.msgs[0].lease_id, 0, "e1").n_retried, 1);
+    cr_assert_eq(pull_n("src", 1, &b), 1);
+    cr_assert_eq(b.msgs[0].attempts, 2);
+    herald_settle_result r = retry1("src", b.msgs[0].lease_id, 0, "e2");
+    cr_assert_eq(r.n_dead, 1);
+    herald_queue_stats st = stats("src");
+    cr_assert_eq(st.backlog_count, 0);
+    cr_assert_eq(st.deleted_total, 1);
+    cr_assert_eq(pull_n("src", 1, &b), 0);
+    cr_assert_eq(peek_n("src", &b), 0);
+    /* no queue list entry appeared besides ours */
+    herald_queue_info *list = NULL;
+    size_t n = 0;
+    cr_assert_eq(herald_queue_list(g_s, &list, &n), 0);
+    cr_assert_eq(n, 2, "queues: %zu", n); /* "q" from setup and "src" */
+    herald_free(list);
+    herald_batch_deinit(&b);
+}
+
+Test(pull, lease_expiring_max_retries_plus_one_times_dead_letters_on_next_pull)
+{
+    create_queue("src", 2, "dead", HERALD_UNSET, HERALD_UNSET);
+    char id[HERALD_ID_SIZE];
+    int64_t t_sent = hx_clock_now(&g_clk);
+    send1("src", "\"lost\"", id);
+    herald_batch b = { 0 };
+    for (int attempt = 1; attempt <= 3; attempt++) {
+        cr_assert_eq(pull_v("src", 1, 1000, &b), 1, "delivery %d missing", attempt);
+        cr_assert_eq(b.msgs[0].attempts, attempt);
+        hx_clock_advance(&g_clk, 1001);
+    }
+    cr_assert_eq(pull_v("src", 1, 1000, &b), 0, "delivered a 4th time with max_retries 2");
+    herald_queue_stats st = stats("src");
+    cr_assert_eq(st.backlog_count, 0);
+    cr_assert_eq(st.dead_lettered_total, 1);
+
+    cr_assert_eq(peek_n("dead", &b), 1);
+    cr_assert_str_eq(b.msgs[0].id, id);
+    cr_assert_eq(b.msgs[0].timestamp_ms, t_sent);
+    cr_assert(body_is(&b.msgs[0], "\"lost\""));
+    cr_assert_str_eq(b.msgs[0].dead_from_queue, "src");
+    cr_assert_eq(b.msgs[0].dead_attempts, 3);
+    herald_batch_deinit(&b);
+}
+
+/* ---- retention ------------------------------------------------------------------------------ */
+
+Test(pull, message_older_than_retention_is_gone_from_pull_peek_and_stats)
+{
+    create_queue("rq", HERALD_UNSET, NULL, 60, HERALD_UNSET);
+    send1("rq", "{}", NULL);
+    herald_batch b = { 0 };
+    hx_clock_advance(&g_clk, 59 * 1000);
+    cr_assert_eq(peek_n("rq", &b), 1, "expired before its retention period");
+    cr_assert_eq(stats("rq").backlog_count, 1);
+    hx_clock_advance(&g_clk, 2 * 1000);
+    cr_assert_eq(stats("rq").backlog_count, 0, "expired message still counted");
+    cr_assert_eq(peek_n("rq", &b), 0, "expired message still peekable");
+    cr_assert_eq(pull_n("rq", 10, &b), 0, "expired message delivered");
+    herald_queue_stats st = stats("rq");
+    cr_assert_eq(st.backlog_count, 0);
+    cr_assert_eq(st.backlog_bytes, 0);
+    cr_assert_eq(st.visible_count, 0);
+    cr_assert_eq(st.oldest_message_timestamp_ms, 0);
+    cr_assert_eq(st.expired_total, 1);
+    herald_batch_deinit(&b);
+}
+
+Test(pull, retention_counts_from_when_a_delayed_message_became_visible)
+{
+    create_queue("rq", HERALD_UNSET, NULL, 60, HERALD_UNSET);
+    char now_id[HERALD_ID_SIZE], later_id[HERALD_ID_SIZE];
+    send_d("rq", "\"now\"", 0, now_id);
+    send_d("rq", "\"later\"", 120, later_id);
+    hx_clock_advance(&g_clk, 121 * 1000);
+    /* "now" is 121 s old; "later" has been visible for 1 s */
+    herald_batch b = { 0 };
+    cr_assert_eq(peek_n("rq", &b), 1);
+    cr_assert_str_eq(b.msgs[0].id, later_id);
+    cr_assert_eq(pull_n("rq", 10, &b), 1);
+    cr_assert_str_eq(b.msgs[0].id, later_id);
+    ack1("rq", b.msgs[0].lease_id);
+    cr_assert_eq(stats("rq").backlog_count, 0);
+    herald_batch_deinit(&b);
+}
+
+Test(pull, retention_applies_while_the_queue_is_paused)
+{
+    create_queue("rq", HERALD_UNSET, NULL, 60, HERALD_UNSET);
+    send1("rq", "{}", NULL);
+    cr_assert_eq(herald_queue_pause(g_s, "rq"), 0);
+    hx_clock_advance(&g_clk, 61 * 1000);
+    cr_assert_eq(stats("rq").backlog_count, 0);
+    herald_batch b = { 0 };
+    cr_assert_eq(peek_n("rq", &b), 0);
+    cr_assert_eq(herald_queue_resume(g_s, "rq"), 0);
+    cr_assert_eq(pull_n("rq", 10, &b), 0);
+    herald_batch_deinit(&b);
+}
+
+/* ---- pause / resume / purge ----------------------------------------------------------------- */
+
+Test(pull, paused_queue_refuses_pull_accepts_send_and_resume_delivers)
+{
+    cr_assert_eq(herald_queue_pause(g_s, "q"), 0);
+    char id[HERALD_ID_SIZE];
+    send1("q", "{\"while\":\"paused\"}", id);
+    cr_assert_eq(stats("q").backlog_count, 1);
+    herald_batch b = { 0 };
+    int rc = herald_pull(g_s, "q", 10, HERALD_UNSET, &b);
+    cr_assert_eq(rc, HERALD_EPAUSED, "got %s", herald_err_name(rc));
+    cr_assert(mentions(herald_last_error(), "paus"), "last error '%s'", herald_last_error());
+    cr_assert_eq(stats("q").leased_count, 0);
+
+    cr_assert_eq(herald_queue_resume(g_s, "q"), 0);
+    cr_assert_eq(pull_n("q", 10, &b), 1);
+    cr_assert_str_eq(b.msgs[0].id, id);
+    cr_assert_eq(b.msgs[0].attempts, 1);
+    herald_batch_deinit(&b);
+}
+
+Test(pull, ack_still_works_on_a_paused_queue)
+{
+    send1("q", "{}", NULL);
+    herald_batch b = { 0 };
+    cr_assert_eq(pull_n("q", 1, &b), 1);
+    cr_assert_eq(herald_queue_pause(g_s, "q"), 0);
+    cr_assert_eq(ack1("q", b.msgs[0].lease_id).n_acked, 1);
+    cr_assert_eq(stats("q").backlog_count, 0);
+    herald_batch_deinit(&b);
+}
+
+Test(pull, purge_removes_visible_delayed_and_leased_messages)
+{
+    send1("q", "\"visible\"", NULL);
+    send_d("q", "\"delayed\"", 100, NULL);
+    send1("q", "\"leased\"", NULL);
+    herald_batch b = { 0 };
+    cr_assert_eq(pull_n("q", 1, &b), 1);
+    char lease[HERALD_LEASE_ID_SIZE];
+    snprintf(lease, sizeof lease, "%s", b.msgs[0].lease_id);
+    herald_queue_stats st = stats("q");
+    cr_assert_eq(st.backlog_count, 3);
+    cr_assert_eq(st.leased_count, 1);
+    cr_assert_eq(st.delayed_count, 1);
+
+    int64_t n = -1;
+    cr_assert_eq(herald_queue_purge(g_s, "q", &n), 0);
+    cr_assert_eq(n, 3);
+    st = stats("q");
+    cr_assert_eq(st.backlog_count, 0);
+    cr_assert_eq(st.backlog_bytes, 0);
+    cr_assert_eq(st.leased_count, 0);
+    cr_assert_eq(st.delayed_count, 0);
+    cr_assert_eq(st.visible_count, 0);
+    cr_assert_eq(peek_n("q", &b), 0);
+    hx_clock_advance(&g_clk, 200 * 1000);
+    cr_assert_eq(pull_n("q", 10, &b), 0, "purged message came back");
+    herald_settle_result r = ack1("q", lease);
+    cr_assert_eq(r.n_missing, 1);
+    cr_assert_eq(r.n_acked, 0);
+    herald_batch_deinit(&b);
+}
+
+/* ---- stats ---------------------------------------------------------------------------------- */
+
+Test(pull, stats_report_backlog_states_oldest_and_counters)
+{
+    int64_t t0 = hx_clock_now(&g_clk);
+    send1("q", "\"aa\"", NULL); /* 4 bytes */
+    hx_clock_advance(&g_clk, 1000);
+    send1("q", "\"bbbb\"", NULL); /* 6 bytes */
+    hx_clock_advance(&g_clk, 1000);
+    send1("q", "\"cccccc\"", NULL); /* 8 bytes */
+    send_d("q", "[1]", 500, NULL); /* 3 bytes, delayed */
+
+    herald_queue_stats st = stats("q");
+    cr_assert_eq(st.backlog_count, 4);
+    cr_assert_eq(st.backlog_bytes, 21);
+    cr_assert_eq(st.oldest_message_timestamp_ms, t0);
+    cr_assert_eq(st.visible_count, 3);
+    cr_assert_eq(st.delayed_count, 1);
+    cr_assert_eq(st.leased_count, 0);
+    cr_assert_eq(st.sent_total, 4);
+
+    herald_batch b = { 0 };
+    cr_assert_eq(pull_n("q", 2, &b), 2);
+    st = stats("q");
+    cr_assert_eq(st.leased_count, 2);
+    cr_assert_eq(st.visible_count, 1);
+    cr_assert_eq(st.delayed_count, 1);
+    cr_assert_eq(st.backlog_count, 4);
+
+    int64_t acked_bytes = (int64_t)b.msgs[0].body_len;
+    int64_t acked_ts = b.msgs[0].timestamp_ms;
+    ack1("q", b.msgs[0].lease_id);
+    retry1("q", b.msgs[1].lease_id, 10, NULL);
+    st = stats("q");
+    cr_assert_eq(st.backlog_count, 3);
+    cr_assert_eq(st.backlog_bytes, 21 - acked_bytes);
+    cr_assert_eq(st.leased_count, 0);
+    cr_assert_eq(st.delayed_count, 2);
+    cr_assert_eq(st.visible_count, 1);
+    cr_assert_eq(st.acked_total, 1);
+    cr_assert_eq(st.retried_total, 1);
+    cr_assert_eq(st.sent_total, 4);
+    cr_assert_eq(st.dead_lettered_total, 0);
+    cr_assert_eq(st.deleted_total, 0);
+    cr_assert_eq(st.expired_total, 0);
+    if (acked_ts == t0)
+        cr_assert_gt(st.oldest_message_timestamp_ms, t0);
+    else
+        cr_assert_eq(st.oldest_message_timestamp_ms, t0);
+
+    /* drain everything: oldest goes back to 0 */
+    int64_t n;
+    cr_assert_eq(herald_queue_purge(g_s, "q", &n), 0);
+    st = stats("q");
+    cr_assert_eq(st.oldest_message_timestamp_ms, 0);
+    cr_assert_eq(st.sent_total, 4, "purge changed sent_total");
+    herald_batch_deinit(&b);
+}
+
+/* ---- peek ----------------------------------------------------------------------------------- */
+
+Test(pull, peek_does_not_lease_or_change_attempts)
+{
+    char id[HERALD_ID_SIZE];
+    send1("q", "{\"p\":1}", id);
+    herald_batch b = { 0 };
+    cr_assert_eq(peek_n("q", &b), 1);
+    cr_assert_str_eq(b.msgs[0].id, id);
+    cr_assert_eq(b.msgs[0].lease_id[0], 0, "peek returned a lease id");
+    int attempts0 = b.msgs[0].attempts;
+    cr_assert(body_is(&b.msgs[0], "{\"p\":1}"));
+    cr_assert_eq(b.msgs[0].visible_at_ms, hx_clock_now(&g_clk));
+    cr_assert_eq(peek_n("q", &b), 1);
+    cr_assert_eq(b.msgs[0].attempts, attempts0);
+    herald_queue_stats st = stats("q");
+    cr_assert_eq(st.leased_count, 0);
+    cr_assert_eq(st.visible_count, 1);
+
+    cr_assert_eq(pull_n("q", 1, &b), 1, "peek hid the message");
+    cr_assert_eq(b.msgs[0].attempts, 1, "peek counted as a delivery");
+    /* peek shows leased messages too, without taking them */
+    herald_batch c = { 0 };
+    cr_assert_eq(peek_n("q", &c), 1);
+    cr_assert_eq(c.msgs[0].attempts, 1);
+    cr_assert_eq(c.msgs[0].lease_id[0], 0);
+    cr_assert_eq(stats("q").leased_count, 1);
+    cr_assert_eq(ack1("q", b.msgs[0].lease_id).n_acked, 1, "peek disturbed the lease");
+    herald_batch_deinit(&b);
+    herald_batch_deinit(&c);
+}
+
+Test(pull, peek_shows_delayed_messages_with_their_visible_time)
+{
+    int64_t t0 = hx_clock_now(&g_clk);
+    send_d("q", "1", 42, NULL);
+    herald_batch b = { 0 };
+    cr_assert_eq(peek_n("q", &b), 1);
+    cr_assert_eq(b.msgs[0].visible_at_ms, t0 + 42000);
+    herald_batch_deinit(&b);
+}
+
+Test(pull, peek_with_max_n_0_or_101_is_einval)
+{
+    herald_batch b = { 0 };
+    cr_assert_eq(herald_peek(g_s, "q", 0, &b), HERALD_EINVAL);
+    cr_assert_eq(herald_peek(g_s, "q", 101, &b), HERALD_EINVAL);
+}
+
+Test(pull, peek_returns_at_most_max_n)
+{
+    for (int i = 0; i < 5; i++)
+        send1("q", "{}", NULL);
+    herald_batch b = { 0 };
+    cr_assert_eq(herald_peek(g_s, "q", 2, &b), 0);
+    cr_assert_eq(b.n, 2);
+    herald_batch_deinit(&b);
+}
+
+Test(pull, batch_deinit_empties_and_tolerates_null_and_empty)
+{
+    herald_batch_deinit(NULL);
+    herald_batch e = { 0 };
+    herald_batch_deinit(&e);
+    send1("q", "{}", NULL);
+    herald_batch b = { 0 };
+    cr_assert_eq(pull_n("q", 1, &b), 1);
+    herald_batch_deinit(&b);
+    cr_assert_eq(b.n, 0);
+    herald_batch_deinit(&b);
+}

@@ -1,0 +1,476 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_store_open.c - herald_store_open / herald_store_close through the public API: URL
+ * parsing, unwritable paths, files that are not Herald databases (plain text, someone else's
+ * SQLite database), a database written by a newer Herald (schema version raised by patching
+ * SQLite's user_version header field), reopening keeps data, schema version reporting, and the
+ * durability URL option.
+ * Each test owns a temp dir and a fake clock; stores opened here are closed in fini.
+ */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "herald.h"
+#include "support.h"
+
+static char *g_dir;
+static hx_clock g_clk;
+static herald_store *g_s;
+static char g_ro_dir[4096];
+
+static void setup(void)
+{
+    g_dir = hx_tmpdir();
+    hx_clock_init(&g_clk);
+    g_s = NULL;
+    g_ro_dir[0] = 0;
+}
+
+static void teardown(void)
+{
+    herald_store_close(g_s);
+    g_s = NULL;
+    if (g_ro_dir[0])
+        chmod(g_ro_dir, 0700);
+    hx_rmrf(g_dir);
+    free(g_dir);
+    g_dir = NULL;
+}
+
+TestSuite(store_open, .init = setup, .fini = teardown, .timeout = 30);
+
+/* ---- helpers ------------------------------------------------------------------------------- */
+
+static char *path_in(const char *name)
+{
+    size_t n = strlen(g_dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    cr_assert_not_null(p);
+    snprintf(p, n, "%s/%s", g_dir, name);
+    return p;
+}
+
+static int open_url(const char *url, herald_store **out)
+{
+    herald_store_cfg cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.clock = &g_clk.clock;
+    return herald_store_open(url, &cfg, out);
+}
+
+static herald_store *open_ok(const char *url)
+{
+    herald_store *s = NULL;
+    int rc = open_url(url, &s);
+    cr_assert_eq(rc, 0, "open %s: %s: %s", url, herald_err_name(rc), herald_last_error());
+    cr_assert_not_null(s);
+    return s;
+}
+
+static bool file_exists(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+static off_t file_size(const char *p)
+{
+    struct stat st;
+    if (stat(p, &st) != 0)
+        return -1;
+    return st.st_size;
+}
+
+static void write_file(const char *p, const void *data, size_t n)
+{
+    FILE *f = fopen(p, "wb");
+    cr_assert_not_null(f, "fopen %s: %s", p, strerror(errno));
+    cr_assert_eq(fwrite(data, 1, n, f), n);
+    cr_assert_eq(fclose(f), 0);
+}
+
+/* Runs /usr/bin/sqlite3 DB SQL; returns its exit status, or -1 when it is not installed. */
+static int run_sqlite3(const char *db, const char *sql)
+{
+    if (access("/usr/bin/sqlite3", X_OK) != 0)
+        return -1;
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        int devnull = open("/dev/null", 0);
+        if (devnull >= 0) {
+            dup2(devnull, 0);
+        }
+        execl("/usr/bin/sqlite3", "sqlite3", db, sql, (char *)NULL);
+        _exit(127);
+    }
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static void assert_same_file(const char *p, const char *before, size_t before_len)
+{
+    size_t len = 0;
+    char *now = hx_read_file(p, &len);
+    cr_assert_not_null(now, "%s disappeared", p);
+    cr_assert_eq(len, before_len, "%s changed size: %zu -> %zu", p, before_len, len);
+    cr_assert_eq(memcmp(now, before, len), 0, "%s was modified", p);
+    free(now);
+}
+
+/* ---- URLs ----------------------------------------------------------------------------------- */
+
+Test(store_open, malformed_urls_are_eurl)
+{
+    char *bogus = hx_url(g_dir, "x.db?durability=bogus");
+    const char *bad[] = { "", "postgres", "foo:x", "sqlite:", bogus, "sqlite:/x?durability=bogus",
+                          "sqlite", ":x.db", "mysql://localhost/db" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        herald_store *s = NULL;
+        int rc = open_url(bad[i], &s);
+        if (rc == 0) {
+            herald_store_close(s);
+            s = NULL;
+        }
+        cr_expect_eq(rc, HERALD_EURL, "url '%s': got %s (%d)", bad[i], herald_err_name(rc), rc);
+        cr_assert_null(s, "url '%s': out set on failure", bad[i]);
+        cr_assert_neq(herald_last_error()[0], 0, "url '%s': no error message", bad[i]);
+    }
+    /* the bogus option is named, and no database file was left behind */
+    herald_store *s = NULL;
+    cr_assert_eq(open_url(bogus, &s), HERALD_EURL);
+    const char *e = herald_last_error();
+    cr_assert(strstr(e, "durability") || strstr(e, "bogus"), "last error '%s'", e);
+    char *p = path_in("x.db");
+    cr_assert_not(file_exists(p), "a rejected URL created %s", p);
+    free(p);
+    free(bogus);
+}
+
+Test(store_open, durability_normal_and_full_urls_work_and_share_the_data)
+{
+    char *un = hx_url(g_dir, "d.db?durability=normal");
+    char *uf = hx_url(g_dir, "d.db?durability=full");
+    g_s = open_ok(un);
+    cr_assert_eq(herald_queue_create(g_s, "q", NULL), 0);
+    herald_msg m = { "{\"n\":1}", 7, HERALD_CONTENT_JSON, HERALD_UNSET };
+    char id[HERALD_ID_SIZE];
+    cr_assert_eq(herald_send(g_s, "q", &m, id), 0, "%s", herald_last_error());
+    herald_store_close(g_s);
+    g_s = NULL;
+
+    g_s = open_ok(uf);
+    herald_batch b = { 0 };
+    cr_assert_eq(herald_peek(g_s, "q", 10, &b), 0);
+    cr_assert_eq(b.n, 1);
+    cr_assert_str_eq(b.msgs[0].id, id);
+    herald_batch_deinit(&b);
+    free(un);
+    free(uf);
+}
+
+Test(store_open, cfg_durability_overrides_and_null_cfg_is_fine)
+{
+    char *u = hx_url(g_dir, "c.db");
+    herald_store_cfg cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.durability = HERALD_DURABILITY_NORMAL;
+    cfg.durability_set = true;
+    cfg.clock = &g_clk.clock;
+    cr_assert_eq(herald_store_open(u, &cfg, &g_s), 0, "%s", herald_last_error());
+    cr_assert_eq(herald_queue_create(g_s, "q", NULL), 0);
+    herald_store_close(g_s);
+    g_s = NULL;
+    cr_assert_eq(herald_store_open(u, NULL, &g_s), 0, "%s", herald_last_error());
+    herald_queue_info qi;
+    cr_assert_eq(herald_queue_get(g_s, "q", &qi), 0);
+    free(u);
+}
+
+Test(store_open, open_creates_a_missing_database_file)
+{
+    char *u = hx_url(g_dir, "new.db");
+    char *p = path_in("new.db");
+    cr_assert_not(file_exists(p));
+    g_s = open_ok(u);
+    cr_assert(file_exists(p), "no file at %s", p);
+    free(u);
+    free(p);
+}
+
+/* ---- unwritable paths ----------------------------------------------------------------------- */
+
+Test(store_open, path_in_a_missing_directory_is_an_error)
+{
+    herald_store *s = NULL;
+    int rc = open_url("sqlite:/nonexistent-dir-herald-test/x.db", &s);
+    if (rc == 0)
+        herald_store_close(s);
+    cr_assert_lt(rc, 0, "opened a store in a directory that does not exist");
+    cr_assert_null(s);
+    cr_assert_neq(herald_last_error()[0], 0);
+
+    char *u = hx_url(g_dir, "no/such/dir/x.db");
+    rc = open_url(u, &s);
+    if (rc == 0)
+        herald_store_close(s);
+    cr_assert_lt(rc, 0);
+    free(u);
+}
+
+Test(store_open, path_in_a_read_only_directory_is_an_error)
+{
+    if (geteuid() == 0)
+        cr_skip_test("running as root: directory permissions are not enforced");
+    snprintf(g_ro_dir, sizeof g_ro_dir, "%s/ro", g_dir);
+    cr_assert_eq(mkdir(g_ro_dir, 0700), 0);
+    cr_assert_eq(chmod(g_ro_dir, 0500), 0);
+    char *u = hx_url(g_ro_dir, "x.db");
+    herald_store *s = NULL;
+    int rc = open_url(u, &s);
+    if (rc == 0)
+        herald_store_close(s);
+    cr_assert_lt(rc, 0, "opened a store in a read-only directory");
+    cr_assert(rc == HERALD_EREADONLY || rc == -EACCES || rc == HERALD_EIO || rc == -EPERM ||
+                  rc == -EROFS || rc == HERALD_ESTORE,
+              "unexpected error %s (%d)", herald_err_name(rc), rc);
+    cr_assert_null(s);
+    free(u);
+}
+
+/* ---- not a Herald database ------------------------------------------------------------------ */
+
+Test(store_open, text_file_is_enotherald_and_left_untouched)
+{
+    char text[4096];
+    size_t n = 0;
+    while (n + 64 < sizeof text)
+        n += (size_t)snprintf(text + n, sizeof text - n, "hello world, this is not a database\n");
+    char *p = path_in("notes.txt");
+    write_file(p, text, n);
+    char *u = hx_url(g_dir, "notes.txt");
+    herald_store *s = NULL;
+    int rc = open_url(u, &s);
+    if (rc == 0)
+        herald_store_close(s);
+    cr_assert_eq(rc, HERALD_ENOTHERALD, "got %s (%d)", herald_err_name(rc), rc);
+    cr_assert_null(s);
+    cr_assert_neq(herald_last_error()[0], 0);
+    assert_same_file(p, text, n);
+    free(p);
+    free(u);
+}
+
+Test(store_open, short_text_file_is_enotherald)
+{
+    char *p = path_in("hello.db");
+    write_file(p, "hello world\n", 12);
+    char *u = hx_url(g_dir, "hello.db");
+    herald_store *s = NULL;
+    int rc = open_url(u, &s);
+    if (rc == 0)
+        herald_store_close(s);
+    cr_assert_eq(rc, HERALD_ENOTHERALD, "got %s (%d)", herald_err_name(rc), rc);
+    assert_same_file(p, "hello world\n", 12);
+    free(p);
+    free(u);
+}
+
+Test(store_open, someone_elses_sqlite_database_is_enotherald_and_left_untouched)
+{
+    char *p = path_in("foreign.db");
+    int st = run_sqlite3(p, "CREATE TABLE customers(id INTEGER PRIMARY KEY, name TEXT);"
+                            "INSERT INTO customers(name) VALUES('ada');");
+    if (st < 0)
+        cr_skip_test("/usr/bin/sqlite3 is not installed");
+    cr_assert_eq(st, 0, "sqlite3 failed");
+    size_t len = 0;
+    char *before = hx_read_file(p, &len);
+    cr_assert_not_null(before);
+    cr_assert_geq(len, 100);
+    cr_assert_eq(memcmp(before, "SQLite format 3", 16), 0);
+
+    char *u = hx_url(g_dir, "foreign.db");
+    herald_store *s = NULL;
+    int rc = open_url(u, &s);
+    if (rc == 0)
+        herald_store_close(s);
+    cr_assert_eq(rc, HERALD_ENOTHERALD, "got %s (%d)", herald_err_name(rc), rc);
+    cr_assert_null(s);
+    assert_same_file(p, before, len);
+    free(before);
+    free(p);
+    free(u);
+}
+
+/* ---- newer schema --------------------------------------------------------------------------- */
+
+/* SQLite keeps user_version as a 4-byte big-endian integer at offset 60 of the database file. */
+static void patch_user_version(const char *p, uint32_t v)
+{
+    FILE *f = fopen(p, "r+b");
+    cr_assert_not_null(f, "fopen %s: %s", p, strerror(errno));
+    unsigned char be[4] = { (unsigned char)(v >> 24), (unsigned char)(v >> 16),
+                            (unsigned char)(v >> 8), (unsigned char)v };
+    cr_assert_eq(fseek(f, 60, SEEK_SET), 0);
+    cr_assert_eq(fwrite(be, 1, 4, f), 4);
+    cr_assert_eq(fclose(f), 0);
+}
+
+static uint32_t read_user_version(const char *p)
+{
+    size_t len = 0;
+    char *d = hx_read_file(p, &len);
+    cr_assert_not_null(d);
+    cr_assert_geq(len, 100);
+    const unsigned char *u = (const unsigned char *)d + 60;
+    uint32_t v = ((uint32_t)u[0] << 24) | ((uint32_t)u[1] << 16) | ((uint32_t)u[2] << 8) | u[3];
+    free(d);
+    return v;
+}
+
+Test(store_open, database_from_a_newer_herald_is_eschema_naming_the_version)
+{
+    g_s = hx_open(g_dir, &g_clk);
+    cr_assert_eq(herald_queue_create(g_s, "q", NULL), 0);
+    herald_store_close(g_s);
+    g_s = NULL;
+
+    char *p = path_in("herald.db");
+    char *wal = path_in("herald.db-wal");
+    off_t wal_size = file_size(wal);
+    if (wal_size > 0)
+        cr_log_warn("herald_store_close left a %lld-byte WAL file (%s): the store was not "
+                    "checkpointed into the main file", (long long)wal_size, wal);
+    uint32_t v = read_user_version(p);
+    cr_log_info("user_version after close: %u (supported schema %d)", v,
+                herald_schema_version_supported());
+
+    patch_user_version(p, 9999);
+    size_t len = 0;
+    char *before = hx_read_file(p, &len);
+    cr_assert_not_null(before);
+
+    herald_store *s = NULL;
+    char *u = hx_url(g_dir, "herald.db");
+    int rc = open_url(u, &s);
+    free(u);
+    if (rc == 0)
+        herald_store_close(s);
+    cr_assert_eq(rc, HERALD_ESCHEMA, "got %s (%d)%s", herald_err_name(rc), rc,
+                 wal_size > 0 ? " (a WAL file was left by close)" : "");
+    cr_assert_null(s);
+    const char *e = herald_last_error();
+    cr_assert(strstr(e, "9999") != NULL, "last error '%s' does not name version 9999", e);
+    assert_same_file(p, before, len);
+    free(before);
+    free(p);
+    free(wal);
+}
+
+Test(store_open, close_checkpoints_everything_into_the_main_file)
+{
+    g_s = hx_open(g_dir, &g_clk);
+    cr_assert_eq(herald_queue_create(g_s, "q", NULL), 0);
+    herald_msg m = { "{}", 2, HERALD_CONTENT_JSON, HERALD_UNSET };
+    cr_assert_eq(herald_send(g_s, "q", &m, NULL), 0);
+    herald_store_close(g_s);
+    g_s = NULL;
+    char *wal = path_in("herald.db-wal");
+    off_t sz = file_size(wal);
+    cr_assert(sz <= 0, "close left %lld bytes in %s", (long long)sz, wal);
+    char *p = path_in("herald.db");
+    cr_assert_eq(read_user_version(p), (uint32_t)herald_schema_version_supported(),
+                 "user_version in the main file is not the schema version");
+    free(wal);
+    free(p);
+}
+
+/* ---- reopen and versions -------------------------------------------------------------------- */
+
+Test(store_open, reopen_keeps_queues_settings_and_messages)
+{
+    g_s = hx_open(g_dir, &g_clk);
+    herald_queue_settings st;
+    herald_queue_settings_init(&st);
+    st.max_retries = 7;
+    st.delivery_delay_s = 0;
+    st.dead_letter_queue = "dlq";
+    cr_assert_eq(herald_queue_create(g_s, "orders", &st), 0);
+    herald_queue_info before;
+    cr_assert_eq(herald_queue_get(g_s, "orders", &before), 0);
+    const char *bodies[3] = { "{\"n\":1}", "{\"n\":2}", "{\"n\":3}" };
+    char ids[3][HERALD_ID_SIZE];
+    for (int i = 0; i < 3; i++) {
+        herald_msg m = { bodies[i], strlen(bodies[i]), HERALD_CONTENT_JSON, HERALD_UNSET };
+        cr_assert_eq(herald_send(g_s, "orders", &m, ids[i]), 0);
+    }
+    herald_batch b = { 0 };
+    cr_assert_eq(herald_pull(g_s, "orders", 1, HERALD_UNSET, &b), 0);
+    cr_assert_eq(b.n, 1);
+    char acked[HERALD_ID_SIZE];
+    snprintf(acked, sizeof acked, "%s", b.msgs[0].id);
+    const char *lease[] = { b.msgs[0].lease_id };
+    cr_assert_eq(herald_ack(g_s, "orders", lease, 1, NULL), 0);
+    herald_batch_deinit(&b);
+    herald_store_close(g_s);
+    g_s = NULL;
+
+    g_s = hx_open(g_dir, &g_clk);
+    herald_queue_info after;
+    cr_assert_eq(herald_queue_get(g_s, "orders", &after), 0, "%s", herald_last_error());
+    cr_assert_str_eq(after.queue_id, before.queue_id);
+    cr_assert_eq(after.max_retries, 7);
+    cr_assert_str_eq(after.dead_letter_queue, "dlq");
+    cr_assert_eq(after.created_ms, before.created_ms);
+    herald_queue_stats qs;
+    cr_assert_eq(herald_queue_stats_get(g_s, "orders", &qs), 0);
+    cr_assert_eq(qs.backlog_count, 2);
+    cr_assert_eq(qs.sent_total, 3);
+    cr_assert_eq(qs.acked_total, 1);
+    cr_assert_eq(herald_peek(g_s, "orders", 10, &b), 0);
+    cr_assert_eq(b.n, 2);
+    for (size_t i = 0; i < b.n; i++) {
+        cr_assert_str_neq(b.msgs[i].id, acked, "acked message is back after reopen");
+        bool found = false;
+        for (int k = 0; k < 3; k++) {
+            if (strcmp(b.msgs[i].id, ids[k]) == 0) {
+                found = true;
+                cr_assert_eq(b.msgs[i].body_len, strlen(bodies[k]));
+                cr_assert_eq(memcmp(b.msgs[i].body, bodies[k], b.msgs[i].body_len), 0);
+            }
+        }
+        cr_assert(found);
+    }
+    herald_batch_deinit(&b);
+}
+
+Test(store_open, schema_version_of_a_new_store_is_the_supported_version)
+{
+    int sup = herald_schema_version_supported();
+    cr_assert_gt(sup, 0);
+    g_s = hx_open(g_dir, &g_clk);
+    cr_assert_eq(herald_store_schema_version(g_s), sup);
+    herald_store_close(g_s);
+    g_s = hx_open(g_dir, &g_clk);
+    cr_assert_eq(herald_store_schema_version(g_s), sup, "reopen changed the schema version");
+}
+
+Test(store_open, close_of_null_does_nothing_and_version_is_set)
+{
+    herald_store_close(NULL);
+    cr_assert_not_null(herald_version());
+    cr_assert_neq(herald_version()[0], 0);
+}
