@@ -67,6 +67,22 @@ static double pct_ms(const int64_t *sorted, size_t n, double p)
     return (double)sorted[i] / 1e6;
 }
 
+/* Starts a push consumer on one queue that takes batches of 100 as soon as any is visible. */
+static int start_consumer(herald_store *s, const char *const *queue, herald_handler_cb h,
+                          void *ud, int concurrency, herald_consumer **out)
+{
+    herald_consumer_cfg cfg;
+    herald_consumer_cfg_init(&cfg);
+    cfg.queues = queue;
+    cfg.n_queues = 1;
+    cfg.handler = h;
+    cfg.ud = ud;
+    cfg.max_batch_size = 100;
+    cfg.max_batch_timeout_ms = 0;
+    cfg.max_concurrency = concurrency;
+    return herald_consumer_start(s, &cfg, out);
+}
+
 /* ---- W1 ---- */
 
 typedef struct w1_state {
@@ -100,16 +116,22 @@ static void w1_done(void *ud, int rc, const char (*ids)[HERALD_ID_SIZE], size_t 
     free(b);
 }
 
-static int run_w1(herald_store *s, const char *queue, int64_t n_msgs, int window, double *rate,
-                  double *p99_batch_ms)
+/* The 100 messages of a W1 batch (the same bodies every time). */
+static void w1_batch_init(herald_msg msgs[100])
 {
     static char bodies[100][BODY_BYTES + 1];
-    herald_msg msgs[100];
     for (int i = 0; i < 100; i++) {
         fill_body(bodies[i], i);
         msgs[i] = (herald_msg){ .body = bodies[i], .body_len = BODY_BYTES,
                                 .content_type = HERALD_CONTENT_JSON, .delay_s = HERALD_UNSET };
     }
+}
+
+static int run_w1(herald_store *s, const char *queue, int64_t n_msgs, int window, double *rate,
+                  double *p99_batch_ms)
+{
+    herald_msg msgs[100];
+    w1_batch_init(msgs);
     size_t n_batches = (size_t)((n_msgs + 99) / 100);
     w1_state st = { .lat = calloc(n_batches, sizeof(int64_t)) };
     pthread_mutex_init(&st.mu, NULL);
@@ -154,13 +176,8 @@ static int run_w1(herald_store *s, const char *queue, int64_t n_msgs, int window
 
 static int run_w1_sync(herald_store *s, const char *queue, int64_t n_msgs, double *rate)
 {
-    static char bodies[100][BODY_BYTES + 1];
     herald_msg msgs[100];
-    for (int i = 0; i < 100; i++) {
-        fill_body(bodies[i], i);
-        msgs[i] = (herald_msg){ .body = bodies[i], .body_len = BODY_BYTES,
-                                .content_type = HERALD_CONTENT_JSON, .delay_s = HERALD_UNSET };
-    }
+    w1_batch_init(msgs);
     int64_t t0 = mono_ns();
     for (int64_t left = n_msgs; left > 0; left -= 100) {
         int rc = herald_send_batch(s, queue, msgs, left >= 100 ? 100 : (size_t)left,
@@ -201,19 +218,10 @@ static int run_w2(herald_store *s, const char *queue, int64_t n_msgs, int concur
     atomic_init(&st.seen, 0);
     pthread_mutex_init(&st.mu, NULL);
     pthread_cond_init(&st.cv, NULL);
-    herald_consumer_cfg cfg;
-    herald_consumer_cfg_init(&cfg);
     const char *qs[] = { queue };
-    cfg.queues = qs;
-    cfg.n_queues = 1;
-    cfg.handler = w2_handler;
-    cfg.ud = &st;
-    cfg.max_batch_size = 100;
-    cfg.max_batch_timeout_ms = 0;
-    cfg.max_concurrency = concurrency;
     int64_t t0 = mono_ns();
     herald_consumer *c = NULL;
-    int rc = herald_consumer_start(s, &cfg, &c);
+    int rc = start_consumer(s, qs, w2_handler, &st, concurrency, &c);
     if (rc < 0)
         return rc;
     pthread_mutex_lock(&st.mu);
@@ -298,18 +306,9 @@ static int run_w3(herald_store *s, const char *queue, int64_t seconds, int64_t r
     w3_state st = { .lat = calloc((size_t)total, sizeof(int64_t)), .cap = total };
     atomic_init(&st.n_lat, 0);
     atomic_init(&st.send_failures, 0);
-    herald_consumer_cfg cfg;
-    herald_consumer_cfg_init(&cfg);
     const char *qs[] = { queue };
-    cfg.queues = qs;
-    cfg.n_queues = 1;
-    cfg.handler = w3_handler;
-    cfg.ud = &st;
-    cfg.max_batch_size = 100;
-    cfg.max_batch_timeout_ms = 0;
-    cfg.max_concurrency = 1;
     herald_consumer *c = NULL;
-    int rc = herald_consumer_start(s, &cfg, &c);
+    int rc = start_consumer(s, qs, w3_handler, &st, 1, &c);
     if (rc < 0) {
         free(st.lat);
         return rc;

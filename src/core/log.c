@@ -63,6 +63,6 @@ void herald__log(herald__log_level lvl, const char *msg, ...)
         l2[n + 1] = 0;
         fputs(l2, stderr);
         herald__free(l2);
-        free(line);
+        free(line); /* lint:ok jansson allocates with malloc */
     }
 }

@@ -428,6 +428,14 @@ int herald_send(herald_store *s, const char *queue, const herald_msg *m,
     return rc;
 }
 
+static void put_op_free(put_op *p)
+{
+    herald__free(p->bodies);
+    herald__free(p->msgs);
+    herald__free(p->queue_copy);
+    herald__free(p);
+}
+
 static void put_done(herald__op *op)
 {
     put_op *p = (put_op *)op;
@@ -441,10 +449,7 @@ static void put_done(herald__op *op)
         herald__err(p->base.rc, "%s", p->base.err);
         p->cb(p->ud, p->base.rc, NULL, 0);
     }
-    herald__free(p->bodies);
-    herald__free(p->msgs);
-    herald__free(p->queue_copy);
-    herald__free(p);
+    put_op_free(p);
 }
 
 int herald_send_batch_async(herald_store *s, const char *queue, const herald_msg *msgs, size_t n,
@@ -480,12 +485,8 @@ int herald_send_batch_async(herald_store *s, const char *queue, const herald_msg
     p->base.done = put_done;
     p->base.wakes = true;
     rc = herald__store_submit(s, &p->base);
-    if (rc < 0) {
-        herald__free(p->bodies);
-        herald__free(p->msgs);
-        herald__free(p->queue_copy);
-        herald__free(p);
-    }
+    if (rc < 0)
+        put_op_free(p);
     return rc;
 }
 
@@ -692,12 +693,8 @@ int herald_retry(herald_store *s, const char *queue, const char *const *lease_id
     return rc;
 }
 
-static void settle_done(herald__op *op)
+static void settle_op_free(settle_op *st)
 {
-    settle_op *st = (settle_op *)op;
-    if (st->base.rc < 0)
-        herald__err(st->base.rc, "%s", st->base.err);
-    st->cb(st->ud, st->base.rc, st->base.rc == 0 ? &st->res : NULL);
     for (size_t i = 0; i < st->n; i++)
         herald__free(st->errors[i]);
     herald__free(st->errors);
@@ -705,6 +702,15 @@ static void settle_done(herald__op *op)
     herald__free(st->queue_copy);
     herald__free(st->dlq_copy);
     herald__free(st);
+}
+
+static void settle_done(herald__op *op)
+{
+    settle_op *st = (settle_op *)op;
+    if (st->base.rc < 0)
+        herald__err(st->base.rc, "%s", st->base.err);
+    st->cb(st->ud, st->base.rc, st->base.rc == 0 ? &st->res : NULL);
+    settle_op_free(st);
 }
 
 int herald__queue_settle_async(herald_store *s, const char *queue,
@@ -738,15 +744,8 @@ int herald__queue_settle_async(herald_store *s, const char *queue,
     st->base.done = settle_done;
     st->base.wakes = true;
     int rc = herald__store_submit(s, &st->base);
-    if (rc < 0) {
-        for (size_t i = 0; i < n; i++)
-            herald__free(st->errors[i]);
-        herald__free(st->errors);
-        herald__free(st->items_copy);
-        herald__free(st->queue_copy);
-        herald__free(st->dlq_copy);
-        herald__free(st);
-    }
+    if (rc < 0)
+        settle_op_free(st);
     return rc;
 }
 

@@ -1,0 +1,23 @@
+#!/bin/sh
+# make lint: the checks of STYLE.md §9 that a compiler does not do.
+#  1. banned functions anywhere in src/, bench/, examples/: sprintf strcpy strcat atoi strtok
+#  2. raw malloc/calloc/realloc/free in the library (src/ except cli/, which, like bench/ and
+#     examples/, uses only the public API) outside core/alloc.c
+#  3. clang-tidy (bugprone, cert) on the library sources, if installed
+set -u
+BUILD=${1:-build}
+status=0
+if grep -nE '\b(sprintf|strcpy|strcat|atoi|strtok)\s*\(' src/*/*.c bench/*.c examples/*.c; then
+    echo "lint: banned function (use snprintf, memcpy with a length, strtoll, strtok_r)" >&2
+    status=1
+fi
+if grep -nE '(^|[^_a-z])(malloc|calloc|realloc|free)\s*\(' $(ls src/*/*.c | grep -v -e '^src/cli/' -e '^src/core/alloc.c$') \
+        | grep -v -e 'sqlite3_free' -e 'lint:ok'; then
+    echo "lint: raw allocation outside core/alloc.c (use herald__xmalloc / herald__free)" >&2
+    status=1
+fi
+if command -v clang-tidy >/dev/null 2>&1 && [ -f "$BUILD/compile_commands.json" ]; then
+    clang-tidy -quiet -p "$BUILD" --checks='-*,bugprone-*,-bugprone-easily-swappable-parameters,cert-*,-cert-err33-c' \
+        src/core/*.c src/store/*.c src/queue/*.c src/consume/*.c 2>/dev/null || status=1
+fi
+exit $status

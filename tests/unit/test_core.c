@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_core.c - unit tests of the core layer (ids, UTF-8, JSON checks, names) and of the lease
+ * id format of the store layer: the small pieces written by hand (DESIGN.md §8).
+ */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "core/core.h"
+#include "store/store.h"
+
+Test(uuid7, has_version_7_variant_10_and_is_monotonic_within_one_millisecond)
+{
+    char prev[HERALD_ID_SIZE] = "";
+    for (int i = 0; i < 10000; i++) {
+        char id[HERALD_ID_SIZE];
+        herald__uuid7_at(1767225600000LL, id); /* same ms every time: the counter must order */
+        cr_assert_eq(strlen(id), 36);
+        cr_assert_eq(id[14], '7', "version nibble of %s", id);
+        cr_assert(strchr("89ab", id[19]), "variant of %s", id);
+        cr_assert(strcmp(id, prev) > 0, "%s after %s is not increasing", id, prev);
+        uint8_t b[16];
+        cr_assert(herald__uuid_parse(id, b));
+        char back[HERALD_ID_SIZE];
+        herald__uuid_format(b, back);
+        cr_assert_str_eq(back, id);
+        memcpy(prev, id, sizeof prev);
+    }
+}
+
+Test(uuid7, encodes_the_millisecond_timestamp_in_the_first_48_bits)
+{
+    char id[HERALD_ID_SIZE];
+    herald__uuid7_at(0x0123456789abLL + 1000000, id);
+    uint8_t b[16];
+    cr_assert(herald__uuid_parse(id, b));
+    int64_t ms = 0;
+    for (int i = 0; i < 6; i++)
+        ms = ms << 8 | b[i];
+    cr_assert_geq(ms, 0x0123456789abLL + 1000000); /* >=: monotonic across earlier tests */
+}
+
+Test(uuid, parse_rejects_malformed_text)
+{
+    uint8_t b[16];
+    cr_assert_not(herald__uuid_parse("", b));
+    cr_assert_not(herald__uuid_parse("01a21a8a-86ce-7049-952d-70f1da8c7c2", b));
+    cr_assert_not(herald__uuid_parse("01a21a8a-86ce-7049-952d-70f1da8c7c2g", b));
+    cr_assert_not(herald__uuid_parse("01a21a8a086ce-7049-952d-70f1da8c7c28", b));
+}
+
+Test(utf8, accepts_valid_and_rejects_overlong_surrogate_and_truncated_sequences)
+{
+    cr_assert(herald__utf8_valid("h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80", 15));
+    cr_assert(herald__utf8_valid("", 0));
+    cr_assert_not(herald__utf8_valid("\xc0\xaf", 2));         /* overlong '/' */
+    cr_assert_not(herald__utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
+    cr_assert_not(herald__utf8_valid("\xe2\x82", 2));         /* truncated */
+    cr_assert_not(herald__utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
+    cr_assert_not(herald__utf8_valid("\xff", 1));
+}
+
+Test(json_check, accepts_any_single_value_and_names_line_and_column_of_errors)
+{
+    cr_assert_eq(herald__json_check("{\"a\":[1,2]}", 11, "body"), 0);
+    cr_assert_eq(herald__json_check("\"str\"", 5, "body"), 0);
+    cr_assert_eq(herald__json_check("42", 2, "body"), 0);
+    cr_assert_eq(herald__json_check("{\"a\":1}{", 8, "body"), HERALD_EBADJSON);
+    cr_assert_eq(herald__json_check("{\n\"a\":}", 7, "body"), HERALD_EBADJSON);
+    cr_assert(strstr(herald_last_error(), "line 2"), "%s", herald_last_error());
+    cr_assert_eq(herald__json_check("", 0, "body"), HERALD_EBADJSON);
+    cr_assert_eq(herald__json_check("{\"a\":1,\"a\":2}", 13, "body"), HERALD_EBADJSON);
+}
+
+Test(names, follow_the_queue_name_rule)
+{
+    cr_assert(herald__name_valid("a"));
+    cr_assert(herald__name_valid("orders-dlq_2"));
+    cr_assert_not(herald__name_valid(""));
+    cr_assert_not(herald__name_valid("-a"));
+    cr_assert_not(herald__name_valid("a b"));
+    cr_assert_not(herald__name_valid("../x"));
+    char long_name[80];
+    memset(long_name, 'a', sizeof long_name);
+    long_name[64] = 0;
+    cr_assert_not(herald__name_valid(long_name));
+    long_name[63] = 0;
+    cr_assert(herald__name_valid(long_name));
+}
+
+Test(lease_id, round_trips_and_rejects_malformed_ids)
+{
+    herald__lease_ref r = { .seq = 123456789, .tag = 0x7fffffffffffffffLL }, back;
+    char s[HERALD_LEASE_ID_SIZE];
+    herald__lease_format(r, s);
+    cr_assert(herald__lease_parse(s, &back));
+    cr_assert_eq(back.seq, r.seq);
+    cr_assert_eq(back.tag, r.tag);
+    cr_assert_not(herald__lease_parse("", &back));
+    cr_assert_not(herald__lease_parse("hl1.", &back));
+    cr_assert_not(herald__lease_parse("hl1.0.0000000000000001", &back)); /* seq 0 */
+    cr_assert_not(herald__lease_parse("hl1.12.00000000000001", &back));  /* short tag */
+    cr_assert_not(herald__lease_parse("hl2.12.0000000000000001", &back));
+    cr_assert_not(herald__lease_parse("hl1.1G.0000000000000001", &back));
+    cr_assert_not(herald__lease_parse("hl1.12.0000000000000001x", &back));
+}
+
+Test(base64, matches_rfc4648_test_vectors)
+{
+    const char *in[] = { "", "f", "fo", "foo", "foob", "fooba", "foobar" };
+    const char *out[] = { "", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy" };
+    for (int i = 0; i < 7; i++) {
+        char *b = herald__base64(in[i], strlen(in[i]));
+        cr_assert_str_eq(b, out[i]);
+        herald__free(b);
+    }
+}
