@@ -14,7 +14,6 @@
  */
 #include <criterion/criterion.h>
 
-#include <ctype.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -26,8 +25,7 @@
 #include "herald.h"
 #include "support.h"
 
-static char *g_dir;
-static herald_store *g_s;
+static hx_env env;
 static herald_consumer *g_c;
 
 /* ---- what handlers saw ---------------------------------------------------------------------- */
@@ -131,11 +129,6 @@ static int deliveries_of(const char *body, int *last_attempts)
     return n;
 }
 
-static bool msg_body_is(const herald_message *m, const char *s)
-{
-    return m->body_len == strlen(s) && memcmp(m->body, s, m->body_len) == 0;
-}
-
 static bool any_first_attempt(herald_delivery *d)
 {
     for (size_t i = 0; i < herald_delivery_count(d); i++) {
@@ -150,8 +143,7 @@ static bool any_first_attempt(herald_delivery *d)
 static void setup(void)
 {
     rec_reset();
-    g_dir = hx_tmpdir();
-    g_s = hx_open(g_dir, NULL); /* real clock: batch timeouts are real time */
+    hx_env_setup(&env, HX_ENV_REAL_CLOCK); /* batch timeouts are real time */
     g_c = NULL;
 }
 
@@ -159,72 +151,29 @@ static void teardown(void)
 {
     herald_consumer_stop(g_c);
     g_c = NULL;
-    herald_store_close(g_s);
-    g_s = NULL;
-    hx_rmrf(g_dir);
-    free(g_dir);
-    g_dir = NULL;
+    hx_env_teardown(&env);
 }
 
 TestSuite(consumer, .init = setup, .fini = teardown, .timeout = 60);
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) != 0) {
-    }
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Polls cond every 5 ms for up to 10 s. */
 #define WAIT_UNTIL(cond)                                                                          \
     do {                                                                                          \
         for (int w_ = 0; w_ < 2000 && !(cond); w_++)                                              \
-            sleep_ms(5);                                                                          \
+            hx_sleep_ms(5);                                                                       \
     } while (0)
-
-static bool mentions(const char *hay, const char *needle)
-{
-    if (!hay || !needle)
-        return false;
-    size_t n = strlen(needle);
-    for (const char *h = hay; *h; h++) {
-        size_t i = 0;
-        for (; i < n && h[i]; i++) {
-            char a = (char)tolower((unsigned char)h[i]);
-            char b = (char)tolower((unsigned char)needle[i]);
-            if (a == b)
-                continue;
-            if (b == '_' && (a == ' ' || a == '-'))
-                continue;
-            break;
-        }
-        if (i == n)
-            return true;
-    }
-    return false;
-}
 
 static void create_queue(const char *name, int64_t retry_delay_s)
 {
     herald_queue_settings st;
     herald_queue_settings_init(&st);
     st.retry_delay_s = retry_delay_s;
-    int rc = herald_queue_create(g_s, name, &st);
-    cr_assert_eq(rc, 0, "create %s: %s", name, herald_last_error());
+    hx_create_queue(env.store, name, &st);
 }
 
 static void send_json(const char *q, const char *json, char id[HERALD_ID_SIZE])
 {
-    herald_msg m = { json, strlen(json), HERALD_CONTENT_JSON, HERALD_UNSET };
-    int rc = herald_send(g_s, q, &m, id);
-    cr_assert_eq(rc, 0, "send %s: %s: %s", q, herald_err_name(rc), herald_last_error());
+    hx_send_json(env.store, q, json, HERALD_UNSET, id);
 }
 
 /* Sends the bodies in one atomic batch. */
@@ -238,24 +187,20 @@ static void send_all(const char *q, const char *const *bodies, size_t n)
         m[i].content_type = HERALD_CONTENT_JSON;
         m[i].delay_s = HERALD_UNSET;
     }
-    int rc = herald_send_batch(g_s, q, m, n, HERALD_UNSET, NULL);
+    int rc = herald_send_batch(env.store, q, m, n, HERALD_UNSET, NULL);
     cr_assert_eq(rc, 0, "send_batch %s: %s: %s", q, herald_err_name(rc), herald_last_error());
 }
 
 static herald_queue_stats stats(const char *q)
 {
-    herald_queue_stats st;
-    memset(&st, 0, sizeof st);
-    int rc = herald_queue_stats_get(g_s, q, &st);
-    cr_assert_eq(rc, 0, "stats %s: %s: %s", q, herald_err_name(rc), herald_last_error());
-    return st;
+    return hx_stats(env.store, q);
 }
 
 /* backlog of a queue that may not exist yet (-1 then) */
 static int64_t backlog_or_minus1(const char *q)
 {
     herald_queue_stats st;
-    if (herald_queue_stats_get(g_s, q, &st) != 0)
+    if (herald_queue_stats_get(env.store, q, &st) != 0)
         return -1;
     return st.backlog_count;
 }
@@ -273,7 +218,7 @@ static herald_consumer_cfg cfg_for(const char *const *queues, size_t n, herald_h
 
 static void start(const herald_consumer_cfg *c)
 {
-    int rc = herald_consumer_start(g_s, c, &g_c);
+    int rc = herald_consumer_start(env.store, c, &g_c);
     cr_assert_eq(rc, 0, "consumer_start: %s: %s", herald_err_name(rc), herald_last_error());
     cr_assert_not_null(g_c);
 }
@@ -284,15 +229,45 @@ static void stop(void)
     g_c = NULL;
 }
 
+static const char *const QS_Q[] = { "q" }; /* the queue most tests consume */
+
+/* A consumer of queue "q" with handler h, delivering up to max_batch_size messages per batch
+ * after at most max_batch_timeout_ms (either may be HERALD_UNSET: the default). */
+static herald_consumer_cfg cfg_q(herald_handler_cb h, int max_batch_size,
+                                 int64_t max_batch_timeout_ms)
+{
+    herald_consumer_cfg c = cfg_for(QS_Q, 1, h);
+    c.max_batch_size = max_batch_size;
+    c.max_batch_timeout_ms = max_batch_timeout_ms;
+    return c;
+}
+
+/* The settlement tests: creates "q", sends the n bodies in one batch and starts a consumer with
+ * handler h that gets them in one batch (50 ms timeout) and retries with no delay. */
+static void start_settlement(herald_handler_cb h, const char *const *bodies, size_t n)
+{
+    create_queue("q", HERALD_UNSET);
+    send_all("q", bodies, n);
+    herald_consumer_cfg c = cfg_q(h, (int)n, 50);
+    c.retry_delay_s = 0;
+    start(&c);
+}
+
+/* Waits (bounded) until n messages of "q" were acked and nothing is left in it. */
+static void wait_acked_and_empty(int64_t n)
+{
+    WAIT_UNTIL(stats("q").acked_total == n && stats("q").backlog_count == 0);
+}
+
 /* visible_at of the message with this body in q, via peek (-1 if absent). */
 static int64_t visible_at_of(const char *q, const char *body)
 {
     herald_batch b = { 0 };
-    int rc = herald_peek(g_s, q, 100, &b);
+    int rc = herald_peek(env.store, q, 100, &b);
     cr_assert_eq(rc, 0, "peek: %s", herald_last_error());
     int64_t at = -1;
     for (size_t i = 0; i < b.n; i++) {
-        if (msg_body_is(&b.msgs[i], body))
+        if (hx_body_is(&b.msgs[i], body))
             at = b.msgs[i].visible_at_ms;
     }
     herald_batch_deinit(&b);
@@ -328,7 +303,7 @@ static int h_ack_zero_then_fail(herald_delivery *d, void *ud)
     bool first = any_first_attempt(d);
     for (size_t i = 0; i < herald_delivery_count(d); i++) {
         const herald_message *m = herald_delivery_msg(d, i);
-        if (m->attempts == 1 && msg_body_is(m, "\"0\""))
+        if (m->attempts == 1 && hx_body_is(m, "\"0\""))
             herald_delivery_ack(d, i);
     }
     return first ? -1 : 0;
@@ -344,10 +319,10 @@ static int h_first_call_wins(herald_delivery *d, void *ud)
         const herald_message *m = herald_delivery_msg(d, i);
         if (m->attempts != 1)
             continue;
-        if (msg_body_is(m, "\"a\"")) {
+        if (hx_body_is(m, "\"a\"")) {
             herald_delivery_ack(d, i);
             herald_delivery_retry(d, i, 0);
-        } else if (msg_body_is(m, "\"b\"")) {
+        } else if (hx_body_is(m, "\"b\"")) {
             herald_delivery_retry(d, i, 0);
             herald_delivery_ack(d, i);
         }
@@ -362,7 +337,7 @@ static int h_retry_x_then_ack_all(herald_delivery *d, void *ud)
     record(d);
     for (size_t i = 0; i < herald_delivery_count(d); i++) {
         const herald_message *m = herald_delivery_msg(d, i);
-        if (m->attempts == 1 && msg_body_is(m, "\"x\""))
+        if (m->attempts == 1 && hx_body_is(m, "\"x\""))
             herald_delivery_retry(d, i, 0);
     }
     herald_delivery_ack_all(d);
@@ -378,7 +353,7 @@ static int h_ack_x_then_retry_all(herald_delivery *d, void *ud)
         return 0;
     for (size_t i = 0; i < herald_delivery_count(d); i++) {
         const herald_message *m = herald_delivery_msg(d, i);
-        if (msg_body_is(m, "\"x\""))
+        if (hx_body_is(m, "\"x\""))
             herald_delivery_ack(d, i);
     }
     herald_delivery_retry_all(d, 0);
@@ -401,9 +376,9 @@ static int h_delay_precedence(herald_delivery *d, void *ud)
     record(d);
     for (size_t i = 0; i < herald_delivery_count(d); i++) {
         const herald_message *m = herald_delivery_msg(d, i);
-        if (msg_body_is(m, "\"a\""))
+        if (hx_body_is(m, "\"a\""))
             herald_delivery_retry(d, i, 1000);
-        else if (msg_body_is(m, "\"d\""))
+        else if (hx_body_is(m, "\"d\""))
             herald_delivery_retry(d, i, HERALD_UNSET);
     }
     herald_delivery_retry_all(d, 2000);
@@ -416,7 +391,7 @@ static int h_unset_retry_and_fail(herald_delivery *d, void *ud)
     (void)ud;
     record(d);
     for (size_t i = 0; i < herald_delivery_count(d); i++) {
-        if (msg_body_is(herald_delivery_msg(d, i), "\"e\""))
+        if (hx_body_is(herald_delivery_msg(d, i), "\"e\""))
             herald_delivery_retry(d, i, HERALD_UNSET);
     }
     return -1;
@@ -438,7 +413,7 @@ static int h_slow_tracked(herald_delivery *d, void *ud)
     while (now > prev && !atomic_compare_exchange_weak(&R.max_in_flight, &prev, now)) {
     }
     record(d);
-    sleep_ms(100);
+    hx_sleep_ms(100);
     atomic_fetch_sub(&R.in_flight, 1);
     return 0;
 }
@@ -448,7 +423,7 @@ static int h_slow_200(herald_delivery *d, void *ud)
     (void)ud;
     record(d);
     atomic_store(&R.started, 1);
-    sleep_ms(200);
+    hx_sleep_ms(200);
     atomic_store(&R.finished, 1);
     return 0;
 }
@@ -460,10 +435,8 @@ Test(consumer, batch_is_delivered_as_soon_as_max_batch_size_messages_are_availab
     create_queue("q", HERALD_UNSET);
     const char *bodies[10] = { "0", "1", "2", "3", "4", "5", "6", "7", "8", "9" };
     send_all("q", bodies, 10);
-    static const char *const qs[] = { "q" };
-    herald_consumer_cfg c = cfg_for(qs, 1, h_record_ok);
-    c.max_batch_size = 5;
-    c.max_batch_timeout_ms = 60000; /* only a full batch can be delivered within the wait */
+    /* a timeout of 60 s: only a full batch can be delivered within the wait */
+    herald_consumer_cfg c = cfg_q(h_record_ok, 5, 60000);
     start(&c);
     WAIT_UNTIL(stats("q").acked_total == 10);
     cr_assert_eq(stats("q").acked_total, 10, "full batches were not delivered without waiting "
@@ -479,10 +452,7 @@ Test(consumer, fewer_than_max_batch_size_are_delivered_after_max_batch_timeout)
     create_queue("q", HERALD_UNSET);
     const char *bodies[3] = { "1", "2", "3" };
     send_all("q", bodies, 3);
-    static const char *const qs[] = { "q" };
-    herald_consumer_cfg c = cfg_for(qs, 1, h_record_ok);
-    c.max_batch_size = 10;
-    c.max_batch_timeout_ms = 200;
+    herald_consumer_cfg c = cfg_q(h_record_ok, 10, 200);
     start(&c);
     WAIT_UNTIL(stats("q").acked_total == 3);
     cr_assert_eq(stats("q").acked_total, 3, "a partial batch was never delivered");
@@ -493,17 +463,14 @@ Test(consumer, fewer_than_max_batch_size_are_delivered_after_max_batch_timeout)
 Test(consumer, empty_batches_are_never_delivered)
 {
     create_queue("q", HERALD_UNSET);
-    static const char *const qs[] = { "q" };
-    herald_consumer_cfg c = cfg_for(qs, 1, h_record_ok);
-    c.max_batch_size = 1;
-    c.max_batch_timeout_ms = 0;
+    herald_consumer_cfg c = cfg_q(h_record_ok, 1, 0);
     start(&c);
-    sleep_ms(300);
+    hx_sleep_ms(300);
     cr_assert_eq(n_batches(), 0, "handler called on an empty queue");
     send_json("q", "{}", NULL);
     WAIT_UNTIL(stats("q").acked_total == 1);
     cr_assert_eq(stats("q").acked_total, 1);
-    sleep_ms(100);
+    hx_sleep_ms(100);
     cr_assert_eq(n_batches(), 1);
     cr_assert_eq(R.empty_batches, 0);
 }
@@ -515,12 +482,12 @@ Test(consumer, delivery_carries_queue_name_id_timestamp_body_and_attempts_from_1
     herald_consumer_cfg c = cfg_for(qs, 1, h_record_ok);
     c.max_batch_size = 2;
     c.max_batch_timeout_ms = 100;
-    int64_t t0 = wall_ms();
+    int64_t t0 = hx_wall_ms();
     char id1[HERALD_ID_SIZE], id2[HERALD_ID_SIZE];
     send_json("orders", "{\"n\":1}", id1);
     herald_msg tm = { "plain text", 10, HERALD_CONTENT_TEXT, HERALD_UNSET };
-    cr_assert_eq(herald_send(g_s, "orders", &tm, id2), 0);
-    int64_t t1 = wall_ms();
+    cr_assert_eq(herald_send(env.store, "orders", &tm, id2), 0);
+    int64_t t1 = hx_wall_ms();
     start(&c);
     WAIT_UNTIL(stats("orders").acked_total == 2);
     cr_assert_eq(n_recs(), 2);
@@ -549,10 +516,7 @@ Test(consumer, handler_returning_0_acks_every_unsettled_message)
     create_queue("q", HERALD_UNSET);
     const char *bodies[5] = { "1", "2", "3", "4", "5" };
     send_all("q", bodies, 5);
-    static const char *const qs[] = { "q" };
-    herald_consumer_cfg c = cfg_for(qs, 1, h_record_ok);
-    c.max_batch_size = 10;
-    c.max_batch_timeout_ms = 50;
+    herald_consumer_cfg c = cfg_q(h_record_ok, 10, 50);
     start(&c);
     WAIT_UNTIL(stats("q").acked_total == 5);
     herald_queue_stats st = stats("q");
@@ -573,16 +537,9 @@ Test(consumer, handler_returning_0_acks_every_unsettled_message)
 
 Test(consumer, handler_failure_retries_unsettled_messages_except_explicitly_acked_ones)
 {
-    create_queue("q", HERALD_UNSET);
     const char *bodies[3] = { "\"0\"", "\"1\"", "\"2\"" };
-    send_all("q", bodies, 3);
-    static const char *const qs[] = { "q" };
-    herald_consumer_cfg c = cfg_for(qs, 1, h_ack_zero_then_fail);
-    c.max_batch_size = 3;
-    c.max_batch_timeout_ms = 50;
-    c.retry_delay_s = 0;
-    start(&c);
-    WAIT_UNTIL(stats("q").acked_total == 3 && stats("q").backlog_count == 0);
+    start_settlement(h_ack_zero_then_fail, bodies, 3);
+    wait_acked_and_empty(3);
     herald_queue_stats st = stats("q");
     cr_assert_eq(st.acked_total, 3);
     cr_assert_eq(st.backlog_count, 0);
@@ -601,16 +558,9 @@ Test(consumer, handler_failure_retries_unsettled_messages_except_explicitly_acke
 
 Test(consumer, first_settlement_call_on_a_message_wins)
 {
-    create_queue("q", HERALD_UNSET);
     const char *bodies[2] = { "\"a\"", "\"b\"" };
-    send_all("q", bodies, 2);
-    static const char *const qs[] = { "q" };
-    herald_consumer_cfg c = cfg_for(qs, 1, h_first_call_wins);
-    c.max_batch_size = 2;
-    c.max_batch_timeout_ms = 50;
-    c.retry_delay_s = 0;
-    start(&c);
-    WAIT_UNTIL(stats("q").acked_total == 2 && stats("q").backlog_count == 0);
+    start_settlement(h_first_call_wins, bodies, 2);
+    wait_acked_and_empty(2);
     cr_assert_eq(stats("q").backlog_count, 0);
     int last = 0;
     cr_assert_eq(deliveries_of("\"a\"", &last), 1, "ack then retry: the retry won");
@@ -620,16 +570,9 @@ Test(consumer, first_settlement_call_on_a_message_wins)
 
 Test(consumer, per_message_retry_beats_ack_all)
 {
-    create_queue("q", HERALD_UNSET);
     const char *bodies[3] = { "\"x\"", "\"y\"", "\"z\"" };
-    send_all("q", bodies, 3);
-    static const char *const qs[] = { "q" };
-    herald_consumer_cfg c = cfg_for(qs, 1, h_retry_x_then_ack_all);
-    c.max_batch_size = 3;
-    c.max_batch_timeout_ms = 50;
-    c.retry_delay_s = 0;
-    start(&c);
-    WAIT_UNTIL(stats("q").acked_total == 3 && stats("q").backlog_count == 0);
+    start_settlement(h_retry_x_then_ack_all, bodies, 3);
+    wait_acked_and_empty(3);
     cr_assert_eq(stats("q").backlog_count, 0);
     int last = 0;
     cr_assert_eq(deliveries_of("\"x\"", &last), 2, "ack_all overrode the explicit retry");
@@ -641,16 +584,9 @@ Test(consumer, per_message_retry_beats_ack_all)
 
 Test(consumer, per_message_ack_beats_retry_all)
 {
-    create_queue("q", HERALD_UNSET);
     const char *bodies[3] = { "\"x\"", "\"y\"", "\"z\"" };
-    send_all("q", bodies, 3);
-    static const char *const qs[] = { "q" };
-    herald_consumer_cfg c = cfg_for(qs, 1, h_ack_x_then_retry_all);
-    c.max_batch_size = 3;
-    c.max_batch_timeout_ms = 50;
-    c.retry_delay_s = 0;
-    start(&c);
-    WAIT_UNTIL(stats("q").acked_total == 3 && stats("q").backlog_count == 0);
+    start_settlement(h_ack_x_then_retry_all, bodies, 3);
+    wait_acked_and_empty(3);
     cr_assert_eq(stats("q").backlog_count, 0);
     int last = 0;
     cr_assert_eq(deliveries_of("\"x\"", NULL), 1, "retry_all overrode the explicit ack");
@@ -662,17 +598,10 @@ Test(consumer, per_message_ack_beats_retry_all)
 
 Test(consumer, ack_all_acks_even_when_the_handler_fails)
 {
-    create_queue("q", HERALD_UNSET);
     const char *bodies[3] = { "1", "2", "3" };
-    send_all("q", bodies, 3);
-    static const char *const qs[] = { "q" };
-    herald_consumer_cfg c = cfg_for(qs, 1, h_ack_all_then_fail);
-    c.max_batch_size = 3;
-    c.max_batch_timeout_ms = 50;
-    c.retry_delay_s = 0;
-    start(&c);
+    start_settlement(h_ack_all_then_fail, bodies, 3);
     WAIT_UNTIL(stats("q").acked_total == 3);
-    sleep_ms(100); /* a wrongful redelivery would show up now */
+    hx_sleep_ms(100); /* a wrongful redelivery would show up now */
     herald_queue_stats st = stats("q");
     cr_assert_eq(st.acked_total, 3);
     cr_assert_eq(st.retried_total, 0);
@@ -687,15 +616,12 @@ Test(consumer, retry_delay_message_beats_retry_all_beats_consumer_setting)
     create_queue("q", 4000);
     const char *bodies[3] = { "\"a\"", "\"b\"", "\"d\"" };
     send_all("q", bodies, 3);
-    static const char *const qs[] = { "q" };
-    herald_consumer_cfg c = cfg_for(qs, 1, h_delay_precedence);
-    c.max_batch_size = 3;
-    c.max_batch_timeout_ms = 50;
+    herald_consumer_cfg c = cfg_q(h_delay_precedence, 3, 50);
     c.retry_delay_s = 3000;
-    int64_t t0 = wall_ms();
+    int64_t t0 = hx_wall_ms();
     start(&c);
     WAIT_UNTIL(stats("q").retried_total == 3 && stats("q").leased_count == 0);
-    int64_t t1 = wall_ms();
+    int64_t t1 = hx_wall_ms();
     herald_queue_stats st = stats("q");
     cr_assert_eq(st.retried_total, 3);
     cr_assert_eq(st.delayed_count, 3);
@@ -709,15 +635,12 @@ Test(consumer, failed_or_unset_retry_uses_the_consumer_retry_delay_over_the_queu
     create_queue("q", 4000);
     const char *bodies[2] = { "\"c\"", "\"e\"" };
     send_all("q", bodies, 2);
-    static const char *const qs[] = { "q" };
-    herald_consumer_cfg c = cfg_for(qs, 1, h_unset_retry_and_fail);
-    c.max_batch_size = 2;
-    c.max_batch_timeout_ms = 50;
+    herald_consumer_cfg c = cfg_q(h_unset_retry_and_fail, 2, 50);
     c.retry_delay_s = 3000;
-    int64_t t0 = wall_ms();
+    int64_t t0 = hx_wall_ms();
     start(&c);
     WAIT_UNTIL(stats("q").retried_total == 2 && stats("q").leased_count == 0);
-    int64_t t1 = wall_ms();
+    int64_t t1 = hx_wall_ms();
     cr_assert_eq(stats("q").retried_total, 2);
     assert_retry_delay("q", "\"c\"", 3000, t0, t1);
     assert_retry_delay("q", "\"e\"", 3000, t0, t1);
@@ -727,14 +650,11 @@ Test(consumer, consumer_without_retry_delay_uses_the_queue_retry_delay)
 {
     create_queue("q", 4000);
     send_json("q", "\"c\"", NULL);
-    static const char *const qs[] = { "q" };
-    herald_consumer_cfg c = cfg_for(qs, 1, h_unset_retry_and_fail);
-    c.max_batch_size = 1;
-    c.max_batch_timeout_ms = 0;
-    int64_t t0 = wall_ms();
+    herald_consumer_cfg c = cfg_q(h_unset_retry_and_fail, 1, 0);
+    int64_t t0 = hx_wall_ms();
     start(&c);
     WAIT_UNTIL(stats("q").retried_total == 1 && stats("q").leased_count == 0);
-    int64_t t1 = wall_ms();
+    int64_t t1 = hx_wall_ms();
     cr_assert_eq(stats("q").retried_total, 1);
     assert_retry_delay("q", "\"c\"", 4000, t0, t1);
 }
@@ -745,9 +665,9 @@ Test(consumer, attempts_increment_and_after_max_retries_the_message_reaches_the_
 {
     create_queue("src", HERALD_UNSET); /* queue: max_retries 3, no DLQ */
     char id[HERALD_ID_SIZE];
-    int64_t t0 = wall_ms();
+    int64_t t0 = hx_wall_ms();
     send_json("src", "{\"poison\":1}", id);
-    int64_t t1 = wall_ms();
+    int64_t t1 = hx_wall_ms();
     static const char *const qs[] = { "src" };
     herald_consumer_cfg c = cfg_for(qs, 1, h_always_fail);
     c.max_batch_size = 1;
@@ -770,12 +690,12 @@ Test(consumer, attempts_increment_and_after_max_retries_the_message_reaches_the_
     cr_assert_eq(st.dead_lettered_total, 1);
 
     herald_batch b = { 0 };
-    cr_assert_eq(herald_peek(g_s, "cdlq", 10, &b), 0);
+    cr_assert_eq(herald_peek(env.store, "cdlq", 10, &b), 0);
     cr_assert_eq(b.n, 1);
     const herald_message *m = &b.msgs[0];
     cr_assert_str_eq(m->id, id);
     cr_assert(m->timestamp_ms >= t0 - 1000 && m->timestamp_ms <= t1 + 1000);
-    cr_assert(msg_body_is(m, "{\"poison\":1}"));
+    cr_assert(hx_body_is(m, "{\"poison\":1}"));
     cr_assert_str_eq(m->dead_from_queue, "src");
     cr_assert_eq(m->dead_attempts, 3);
     cr_assert_not_null(m->last_error);
@@ -790,10 +710,7 @@ Test(consumer, max_concurrency_caps_concurrent_handlers_and_is_reached)
     create_queue("q", HERALD_UNSET);
     const char *bodies[6] = { "1", "2", "3", "4", "5", "6" };
     send_all("q", bodies, 6);
-    static const char *const qs[] = { "q" };
-    herald_consumer_cfg c = cfg_for(qs, 1, h_slow_tracked);
-    c.max_batch_size = 1;
-    c.max_batch_timeout_ms = 0;
+    herald_consumer_cfg c = cfg_q(h_slow_tracked, 1, 0);
     c.max_concurrency = 2;
     start(&c);
     WAIT_UNTIL(stats("q").acked_total == 6);
@@ -808,10 +725,7 @@ Test(consumer, default_concurrency_runs_one_handler_at_a_time)
     create_queue("q", HERALD_UNSET);
     const char *bodies[3] = { "1", "2", "3" };
     send_all("q", bodies, 3);
-    static const char *const qs[] = { "q" };
-    herald_consumer_cfg c = cfg_for(qs, 1, h_slow_tracked);
-    c.max_batch_size = 1;
-    c.max_batch_timeout_ms = 0;
+    herald_consumer_cfg c = cfg_q(h_slow_tracked, 1, 0);
     start(&c);
     WAIT_UNTIL(stats("q").acked_total == 3);
     cr_assert_eq(stats("q").acked_total, 3);
@@ -823,12 +737,9 @@ Test(consumer, default_concurrency_runs_one_handler_at_a_time)
 Test(consumer, message_sent_while_the_consumer_is_idle_is_delivered)
 {
     create_queue("q", HERALD_UNSET);
-    static const char *const qs[] = { "q" };
-    herald_consumer_cfg c = cfg_for(qs, 1, h_record_ok);
-    c.max_batch_size = 1;
-    c.max_batch_timeout_ms = 0;
+    herald_consumer_cfg c = cfg_q(h_record_ok, 1, 0);
     start(&c);
-    sleep_ms(400); /* long enough for any poll interval to back off to idle */
+    hx_sleep_ms(400); /* long enough for any poll interval to back off to idle */
     char id[HERALD_ID_SIZE];
     send_json("q", "\"wake\"", id);
     WAIT_UNTIL(stats("q").acked_total == 1);
@@ -839,13 +750,11 @@ Test(consumer, message_sent_while_the_consumer_is_idle_is_delivered)
 Test(consumer, idle_consumer_does_not_busy_poll)
 {
     create_queue("q", HERALD_UNSET);
-    static const char *const qs[] = { "q" };
-    herald_consumer_cfg c = cfg_for(qs, 1, h_record_ok);
-    c.max_batch_timeout_ms = 0;
+    herald_consumer_cfg c = cfg_q(h_record_ok, HERALD_UNSET, 0);
     start(&c);
-    sleep_ms(50);
+    hx_sleep_ms(50);
     int64_t cpu0 = hx_cpu_us();
-    sleep_ms(300);
+    hx_sleep_ms(300);
     int64_t used = hx_cpu_us() - cpu0;
     cr_assert_lt(used, 50000, "idle consumer used %lld us of CPU in 300 ms", (long long)used);
     cr_assert_eq(n_batches(), 0);
@@ -861,7 +770,7 @@ Test(consumer, one_consumer_serves_several_queues)
     c.max_batch_timeout_ms = 0;
     start(&c);
     herald_queue_info qi;
-    cr_assert_eq(herald_queue_get(g_s, "q2", &qi), 0, "consumer did not create q2: %s",
+    cr_assert_eq(herald_queue_get(env.store, "q2", &qi), 0, "consumer did not create q2: %s",
                  herald_last_error());
     char id1[HERALD_ID_SIZE], id2[HERALD_ID_SIZE];
     send_json("q1", "\"one\"", id1);
@@ -887,10 +796,7 @@ Test(consumer, one_consumer_serves_several_queues)
 Test(consumer, stop_lets_the_in_flight_handler_finish_and_commits_its_ack)
 {
     create_queue("q", HERALD_UNSET);
-    static const char *const qs[] = { "q" };
-    herald_consumer_cfg c = cfg_for(qs, 1, h_slow_200);
-    c.max_batch_size = 1;
-    c.max_batch_timeout_ms = 0;
+    herald_consumer_cfg c = cfg_q(h_slow_200, 1, 0);
     start(&c);
     send_json("q", "{}", NULL);
     WAIT_UNTIL(atomic_load(&R.started) == 1);
@@ -906,14 +812,13 @@ Test(consumer, stop_lets_the_in_flight_handler_finish_and_commits_its_ack)
 Test(consumer, stop_of_idle_consumer_returns_and_null_is_fine)
 {
     create_queue("q", HERALD_UNSET);
-    static const char *const qs[] = { "q" };
-    herald_consumer_cfg c = cfg_for(qs, 1, h_record_ok);
+    herald_consumer_cfg c = cfg_q(h_record_ok, HERALD_UNSET, HERALD_UNSET);
     start(&c);
     stop();
     herald_consumer_stop(NULL);
     /* nothing consumes any more */
     send_json("q", "{}", NULL);
-    sleep_ms(100);
+    hx_sleep_ms(100);
     cr_assert_eq(n_batches(), 0);
     cr_assert_eq(stats("q").backlog_count, 1);
 }
@@ -921,17 +826,14 @@ Test(consumer, stop_of_idle_consumer_returns_and_null_is_fine)
 Test(consumer, paused_queue_is_not_delivered_until_resumed)
 {
     create_queue("q", HERALD_UNSET);
-    cr_assert_eq(herald_queue_pause(g_s, "q"), 0);
+    cr_assert_eq(herald_queue_pause(env.store, "q"), 0);
     send_json("q", "\"held\"", NULL);
-    static const char *const qs[] = { "q" };
-    herald_consumer_cfg c = cfg_for(qs, 1, h_record_ok);
-    c.max_batch_size = 1;
-    c.max_batch_timeout_ms = 0;
+    herald_consumer_cfg c = cfg_q(h_record_ok, 1, 0);
     start(&c);
-    sleep_ms(300);
+    hx_sleep_ms(300);
     cr_assert_eq(n_batches(), 0, "a paused queue was delivered");
     cr_assert_eq(stats("q").backlog_count, 1);
-    cr_assert_eq(herald_queue_resume(g_s, "q"), 0);
+    cr_assert_eq(herald_queue_resume(env.store, "q"), 0);
     WAIT_UNTIL(stats("q").acked_total == 1);
     cr_assert_eq(stats("q").acked_total, 1, "resume did not restart delivery");
     cr_assert_eq(n_recs(), 1);
@@ -947,7 +849,6 @@ typedef struct bad_cfg {
 Test(consumer, bad_config_is_einval_naming_the_setting)
 {
     create_queue("q", HERALD_UNSET);
-    static const char *const qs[] = { "q" };
     static const char *const bad_names[] = { "bad name" };
     const bad_cfg cases[] = {
         { "max_batch_size", 0 },   { "max_batch_size", 1 },   { "max_batch_timeout", 2 },
@@ -957,7 +858,7 @@ Test(consumer, bad_config_is_einval_naming_the_setting)
         { "dead_letter", 12 },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        herald_consumer_cfg c = cfg_for(qs, 1, h_record_ok);
+        herald_consumer_cfg c = cfg_for(QS_Q, 1, h_record_ok);
         switch (cases[i].which) {
         case 0: c.max_batch_size = 0; break;
         case 1: c.max_batch_size = 101; break;
@@ -974,7 +875,7 @@ Test(consumer, bad_config_is_einval_naming_the_setting)
         default: c.dead_letter_queue = "bad name"; break;
         }
         herald_consumer *out = NULL;
-        int rc = herald_consumer_start(g_s, &c, &out);
+        int rc = herald_consumer_start(env.store, &c, &out);
         if (rc == 0) {
             herald_consumer_stop(out);
             cr_expect_fail("case %zu (%s): accepted", i, cases[i].what);
@@ -982,22 +883,19 @@ Test(consumer, bad_config_is_einval_naming_the_setting)
         }
         cr_expect_eq(rc, HERALD_EINVAL, "case %zu (%s): got %s (%d)", i, cases[i].what,
                      herald_err_name(rc), rc);
-        cr_expect(mentions(herald_last_error(), cases[i].what),
+        cr_expect(hx_mentions(herald_last_error(), cases[i].what),
                   "case %zu: last error '%s' does not name '%s'", i, herald_last_error(),
                   cases[i].what);
         cr_assert_null(out, "case %zu: out set on failure", i);
     }
     herald_queue_info qi;
-    cr_assert_eq(herald_queue_get(g_s, "bad name", &qi) < 0, 1);
+    cr_assert_eq(herald_queue_get(env.store, "bad name", &qi) < 0, 1);
 }
 
 Test(consumer, boundary_config_values_are_accepted)
 {
     create_queue("q", HERALD_UNSET);
-    static const char *const qs[] = { "q" };
-    herald_consumer_cfg c = cfg_for(qs, 1, h_record_ok);
-    c.max_batch_size = 100;
-    c.max_batch_timeout_ms = 60000;
+    herald_consumer_cfg c = cfg_q(h_record_ok, 100, 60000);
     c.max_concurrency = 250;
     c.max_retries = 100;
     c.retry_delay_s = HERALD_MAX_DELAY_S;

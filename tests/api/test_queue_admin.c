@@ -8,7 +8,6 @@
  */
 #include <criterion/criterion.h>
 
-#include <ctype.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,73 +16,27 @@
 #include "herald.h"
 #include "support.h"
 
-static char *g_dir;
-static hx_clock g_clk;
-static herald_store *g_s;
+static hx_env env;
 
 static void setup(void)
 {
-    g_dir = hx_tmpdir();
-    hx_clock_init(&g_clk);
-    g_s = hx_open(g_dir, &g_clk);
+    hx_env_setup(&env, 0);
 }
 
 static void teardown(void)
 {
-    herald_store_close(g_s);
-    g_s = NULL;
-    hx_rmrf(g_dir);
-    free(g_dir);
-    g_dir = NULL;
+    hx_env_teardown(&env);
 }
 
 TestSuite(queue_admin, .init = setup, .fini = teardown, .timeout = 30);
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
-/* Case-insensitive search for `needle` in `hay`; '_' in needle also matches ' ' or '-'. */
-static bool mentions(const char *hay, const char *needle)
-{
-    if (!hay || !needle)
-        return false;
-    size_t n = strlen(needle);
-    for (const char *h = hay; *h; h++) {
-        size_t i = 0;
-        for (; i < n && h[i]; i++) {
-            char a = (char)tolower((unsigned char)h[i]);
-            char b = (char)tolower((unsigned char)needle[i]);
-            if (a == b)
-                continue;
-            if (b == '_' && (a == ' ' || a == '-'))
-                continue;
-            break;
-        }
-        if (i == n)
-            return true;
-    }
-    return false;
-}
-
-static bool is_uuid(const char *s)
-{
-    if (strlen(s) != 36)
-        return false;
-    for (int i = 0; i < 36; i++) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (s[i] != '-')
-                return false;
-        } else if (!isxdigit((unsigned char)s[i])) {
-            return false;
-        }
-    }
-    return true;
-}
-
 static herald_queue_info get_info(const char *name)
 {
     herald_queue_info qi;
     memset(&qi, 0, sizeof qi);
-    int rc = herald_queue_get(g_s, name, &qi);
+    int rc = herald_queue_get(env.store, name, &qi);
     cr_assert_eq(rc, 0, "herald_queue_get(%s) = %s: %s", name, herald_err_name(rc),
                  herald_last_error());
     return qi;
@@ -91,19 +44,14 @@ static herald_queue_info get_info(const char *name)
 
 static herald_queue_stats get_stats(const char *name)
 {
-    herald_queue_stats st;
-    memset(&st, 0, sizeof st);
-    int rc = herald_queue_stats_get(g_s, name, &st);
-    cr_assert_eq(rc, 0, "herald_queue_stats_get(%s) = %s: %s", name, herald_err_name(rc),
-                 herald_last_error());
-    return st;
+    return hx_stats(env.store, name);
 }
 
 static size_t queue_count(void)
 {
     herald_queue_info *list = NULL;
     size_t n = 99;
-    int rc = herald_queue_list(g_s, &list, &n);
+    int rc = herald_queue_list(env.store, &list, &n);
     cr_assert_eq(rc, 0, "herald_queue_list = %s: %s", herald_err_name(rc), herald_last_error());
     herald_free(list);
     return n;
@@ -111,16 +59,12 @@ static size_t queue_count(void)
 
 static void create_ok(const char *name, const herald_queue_settings *st)
 {
-    int rc = herald_queue_create(g_s, name, st);
-    cr_assert_eq(rc, 0, "herald_queue_create(%s) = %s: %s", name, herald_err_name(rc),
-                 herald_last_error());
+    hx_create_queue(env.store, name, st);
 }
 
 static void send_json(const char *q, const char *json, int64_t delay_s)
 {
-    herald_msg m = { json, strlen(json), HERALD_CONTENT_JSON, delay_s };
-    int rc = herald_send(g_s, q, &m, NULL);
-    cr_assert_eq(rc, 0, "herald_send(%s) = %s: %s", q, herald_err_name(rc), herald_last_error());
+    hx_send_json(env.store, q, json, delay_s, NULL);
 }
 
 static void assert_same_settings(herald_queue_info now, const herald_queue_info *b)
@@ -143,11 +87,11 @@ static void assert_same_settings(herald_queue_info now, const herald_queue_info 
 
 Test(queue_admin, create_with_null_settings_applies_documented_defaults)
 {
-    int64_t now = hx_clock_now(&g_clk);
+    int64_t now = hx_clock_now(&env.clock);
     create_ok("orders", NULL);
     herald_queue_info qi = get_info("orders");
     cr_assert_str_eq(qi.name, "orders");
-    cr_assert(is_uuid(qi.queue_id), "queue_id '%s' is not a UUID", qi.queue_id);
+    cr_assert(hx_is_uuid(qi.queue_id), "queue_id '%s' is not a UUID", qi.queue_id);
     cr_assert_eq(qi.delivery_delay_s, 0);
     cr_assert_eq(qi.message_retention_period_s, 345600);
     cr_assert_eq(qi.message_retention_period_s, HERALD_DEFAULT_RETENTION_S);
@@ -251,13 +195,13 @@ Test(queue_admin, queue_ids_are_distinct_uuids_and_stable)
     create_ok("a", NULL);
     create_ok("b", NULL);
     herald_queue_info a1 = get_info("a"), b1 = get_info("b");
-    cr_assert(is_uuid(a1.queue_id));
-    cr_assert(is_uuid(b1.queue_id));
+    cr_assert(hx_is_uuid(a1.queue_id));
+    cr_assert(hx_is_uuid(b1.queue_id));
     cr_assert_str_neq(a1.queue_id, b1.queue_id);
     herald_queue_settings st;
     herald_queue_settings_init(&st);
     st.max_retries = 9;
-    cr_assert_eq(herald_queue_update(g_s, "a", &st), 0);
+    cr_assert_eq(herald_queue_update(env.store, "a", &st), 0);
     cr_assert_str_eq(get_info("a").queue_id, a1.queue_id);
 }
 
@@ -297,7 +241,7 @@ Test(queue_admin, list_returns_every_queue_sorted_by_name)
 
     herald_queue_info *list = NULL;
     size_t n = 0;
-    cr_assert_eq(herald_queue_list(g_s, &list, &n), 0);
+    cr_assert_eq(herald_queue_list(env.store, &list, &n), 0);
     cr_assert_eq(n, 3);
     cr_assert_not_null(list);
     cr_assert_str_eq(list[0].name, "alpha");
@@ -322,12 +266,12 @@ Test(queue_admin, update_changes_only_the_given_fields_and_bumps_modified)
     create_ok("q", &st);
     herald_queue_info before = get_info("q");
 
-    hx_clock_advance(&g_clk, 5000);
+    hx_clock_advance(&env.clock, 5000);
     herald_queue_settings up;
     herald_queue_settings_init(&up);
     up.max_retries = 9;
     up.message_retention_period_s = 7200;
-    cr_assert_eq(herald_queue_update(g_s, "q", &up), 0, "%s", herald_last_error());
+    cr_assert_eq(herald_queue_update(env.store, "q", &up), 0, "%s", herald_last_error());
 
     herald_queue_info after = get_info("q");
     cr_assert_eq(after.max_retries, 9);
@@ -338,8 +282,8 @@ Test(queue_admin, update_changes_only_the_given_fields_and_bumps_modified)
     cr_assert_str_eq(after.dead_letter_queue, "dlq");
     cr_assert_str_eq(after.queue_id, before.queue_id);
     cr_assert_eq(after.created_ms, before.created_ms);
-    cr_assert_eq(after.modified_ms, hx_clock_now(&g_clk), "modified_ms %lld, clock %lld",
-                 (long long)after.modified_ms, (long long)hx_clock_now(&g_clk));
+    cr_assert_eq(after.modified_ms, hx_clock_now(&env.clock), "modified_ms %lld, clock %lld",
+                 (long long)after.modified_ms, (long long)hx_clock_now(&env.clock));
 }
 
 Test(queue_admin, update_dead_letter_queue_null_keeps_and_empty_string_clears)
@@ -352,15 +296,15 @@ Test(queue_admin, update_dead_letter_queue_null_keeps_and_empty_string_clears)
     herald_queue_settings up;
     herald_queue_settings_init(&up); /* dead_letter_queue NULL: unchanged */
     up.max_retries = 1;
-    cr_assert_eq(herald_queue_update(g_s, "q", &up), 0);
+    cr_assert_eq(herald_queue_update(env.store, "q", &up), 0);
     cr_assert_str_eq(get_info("q").dead_letter_queue, "dlq");
 
     up.dead_letter_queue = "other";
-    cr_assert_eq(herald_queue_update(g_s, "q", &up), 0);
+    cr_assert_eq(herald_queue_update(env.store, "q", &up), 0);
     cr_assert_str_eq(get_info("q").dead_letter_queue, "other");
 
     up.dead_letter_queue = "";
-    cr_assert_eq(herald_queue_update(g_s, "q", &up), 0);
+    cr_assert_eq(herald_queue_update(env.store, "q", &up), 0);
     cr_assert_str_eq(get_info("q").dead_letter_queue, "");
 }
 
@@ -368,16 +312,16 @@ Test(queue_admin, update_with_one_bad_setting_is_einval_and_changes_nothing)
 {
     create_ok("q", NULL);
     herald_queue_info before = get_info("q");
-    hx_clock_advance(&g_clk, 1000);
+    hx_clock_advance(&env.clock, 1000);
 
     herald_queue_settings up;
     herald_queue_settings_init(&up);
     up.max_retries = 5;                 /* fine */
     up.delivery_delay_s = 10;           /* fine */
     up.message_retention_period_s = 10; /* below 60 s */
-    int rc = herald_queue_update(g_s, "q", &up);
+    int rc = herald_queue_update(env.store, "q", &up);
     cr_assert_eq(rc, HERALD_EINVAL, "got %s", herald_err_name(rc));
-    cr_assert(mentions(herald_last_error(), "retention"), "last error '%s' does not name the "
+    cr_assert(hx_mentions(herald_last_error(), "retention"), "last error '%s' does not name the "
               "retention setting", herald_last_error());
 
     assert_same_settings(get_info("q"), &before);
@@ -394,9 +338,9 @@ Test(queue_admin, delete_removes_the_queue_and_its_messages)
     send_json("q", "{\"n\":2}", HERALD_UNSET);
     send_json("keep", "{\"n\":3}", HERALD_UNSET);
 
-    cr_assert_eq(herald_queue_delete(g_s, "q"), 0, "%s", herald_last_error());
+    cr_assert_eq(herald_queue_delete(env.store, "q"), 0, "%s", herald_last_error());
     herald_queue_info qi;
-    cr_assert_eq(herald_queue_get(g_s, "q", &qi), HERALD_ENOQUEUE);
+    cr_assert_eq(herald_queue_get(env.store, "q", &qi), HERALD_ENOQUEUE);
     cr_assert_eq(queue_count(), 1);
 
     /* a new queue of the same name starts empty and has a new id */
@@ -405,7 +349,7 @@ Test(queue_admin, delete_removes_the_queue_and_its_messages)
     cr_assert_eq(st.backlog_count, 0);
     cr_assert_eq(st.sent_total, 0);
     herald_batch b = { 0 };
-    cr_assert_eq(herald_peek(g_s, "q", 10, &b), 0);
+    cr_assert_eq(herald_peek(env.store, "q", 10, &b), 0);
     cr_assert_eq(b.n, 0);
     herald_batch_deinit(&b);
     cr_assert_str_neq(get_info("q").queue_id, old.queue_id);
@@ -417,8 +361,8 @@ Test(queue_admin, delete_removes_the_queue_and_its_messages)
 Test(queue_admin, delete_twice_is_enoqueue)
 {
     create_ok("q", NULL);
-    cr_assert_eq(herald_queue_delete(g_s, "q"), 0);
-    cr_assert_eq(herald_queue_delete(g_s, "q"), HERALD_ENOQUEUE);
+    cr_assert_eq(herald_queue_delete(env.store, "q"), 0);
+    cr_assert_eq(herald_queue_delete(env.store, "q"), HERALD_ENOQUEUE);
 }
 
 Test(queue_admin, purge_deletes_every_message_and_reports_the_count)
@@ -428,7 +372,7 @@ Test(queue_admin, purge_deletes_every_message_and_reports_the_count)
     send_json("q", "2", HERALD_UNSET);
     send_json("q", "3", 600);
     int64_t n = -1;
-    cr_assert_eq(herald_queue_purge(g_s, "q", &n), 0, "%s", herald_last_error());
+    cr_assert_eq(herald_queue_purge(env.store, "q", &n), 0, "%s", herald_last_error());
     cr_assert_eq(n, 3);
     herald_queue_stats st = get_stats("q");
     cr_assert_eq(st.backlog_count, 0);
@@ -438,7 +382,7 @@ Test(queue_admin, purge_deletes_every_message_and_reports_the_count)
     get_info("q");
     /* n_deleted may be NULL */
     send_json("q", "4", HERALD_UNSET);
-    cr_assert_eq(herald_queue_purge(g_s, "q", NULL), 0);
+    cr_assert_eq(herald_queue_purge(env.store, "q", NULL), 0);
     cr_assert_eq(get_stats("q").backlog_count, 0);
 }
 
@@ -446,7 +390,7 @@ Test(queue_admin, purge_of_empty_queue_deletes_zero)
 {
     create_ok("q", NULL);
     int64_t n = -1;
-    cr_assert_eq(herald_queue_purge(g_s, "q", &n), 0);
+    cr_assert_eq(herald_queue_purge(env.store, "q", &n), 0);
     cr_assert_eq(n, 0);
 }
 
@@ -454,9 +398,9 @@ Test(queue_admin, pause_and_resume_toggle_is_paused)
 {
     create_ok("q", NULL);
     cr_assert_not(get_info("q").is_paused);
-    cr_assert_eq(herald_queue_pause(g_s, "q"), 0, "%s", herald_last_error());
+    cr_assert_eq(herald_queue_pause(env.store, "q"), 0, "%s", herald_last_error());
     cr_assert(get_info("q").is_paused);
-    cr_assert_eq(herald_queue_resume(g_s, "q"), 0, "%s", herald_last_error());
+    cr_assert_eq(herald_queue_resume(env.store, "q"), 0, "%s", herald_last_error());
     cr_assert_not(get_info("q").is_paused);
 }
 
@@ -466,9 +410,9 @@ Test(queue_admin, pause_keeps_settings)
     herald_queue_settings_init(&st);
     st.max_retries = 8;
     create_ok("q", &st);
-    cr_assert_eq(herald_queue_pause(g_s, "q"), 0);
+    cr_assert_eq(herald_queue_pause(env.store, "q"), 0);
     cr_assert_eq(get_info("q").max_retries, 8);
-    cr_assert_eq(herald_queue_resume(g_s, "q"), 0);
+    cr_assert_eq(herald_queue_resume(env.store, "q"), 0);
     cr_assert_eq(get_info("q").max_retries, 8);
 }
 
@@ -482,12 +426,12 @@ Test(queue_admin, create_rejects_bad_names_with_einval_and_creates_nothing)
     const char *bad[] = { "", name64, "a b", "../x", "a/b", "-abc", "_abc", "a.b", "q\n",
                           "ö" };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        int rc = herald_queue_create(g_s, bad[i], NULL);
+        int rc = herald_queue_create(env.store, bad[i], NULL);
         cr_expect_eq(rc, HERALD_EINVAL, "name '%s': got %s (%d)", bad[i], herald_err_name(rc),
                      rc);
         const char *e = herald_last_error();
         cr_assert_not_null(e);
-        cr_expect(mentions(e, "name"), "name '%s': last error '%s' does not mention the name",
+        cr_expect(hx_mentions(e, "name"), "name '%s': last error '%s' does not mention the name",
                   bad[i], e);
     }
     cr_assert_eq(queue_count(), 0);
@@ -495,7 +439,7 @@ Test(queue_admin, create_rejects_bad_names_with_einval_and_creates_nothing)
 
 Test(queue_admin, create_with_null_name_is_einval)
 {
-    cr_assert_eq(herald_queue_create(g_s, NULL, NULL), HERALD_EINVAL);
+    cr_assert_eq(herald_queue_create(env.store, NULL, NULL), HERALD_EINVAL);
     cr_assert_eq(queue_count(), 0);
 }
 
@@ -536,14 +480,14 @@ Test(queue_admin, create_rejects_out_of_range_settings_naming_the_setting)
 {
     for (size_t i = 0; i < sizeof BAD_SETTINGS / sizeof BAD_SETTINGS[0]; i++) {
         herald_queue_settings st = settings_of(&BAD_SETTINGS[i]);
-        int rc = herald_queue_create(g_s, "q", &st);
+        int rc = herald_queue_create(env.store, "q", &st);
         cr_expect_eq(rc, HERALD_EINVAL, "case %zu (%s): got %s (%d)", i, BAD_SETTINGS[i].what,
                      herald_err_name(rc), rc);
-        cr_expect(mentions(herald_last_error(), BAD_SETTINGS[i].what),
+        cr_expect(hx_mentions(herald_last_error(), BAD_SETTINGS[i].what),
                   "case %zu: last error '%s' does not name '%s'", i, herald_last_error(),
                   BAD_SETTINGS[i].what);
         herald_queue_info qi;
-        cr_assert_eq(herald_queue_get(g_s, "q", &qi), HERALD_ENOQUEUE,
+        cr_assert_eq(herald_queue_get(env.store, "q", &qi), HERALD_ENOQUEUE,
                      "case %zu: a rejected create left a queue behind", i);
     }
     cr_assert_eq(queue_count(), 0);
@@ -554,12 +498,12 @@ Test(queue_admin, update_rejects_out_of_range_settings_and_changes_nothing)
     create_ok("q", NULL);
     herald_queue_info before = get_info("q");
     for (size_t i = 0; i < sizeof BAD_SETTINGS / sizeof BAD_SETTINGS[0]; i++) {
-        hx_clock_advance(&g_clk, 1000);
+        hx_clock_advance(&env.clock, 1000);
         herald_queue_settings st = settings_of(&BAD_SETTINGS[i]);
-        int rc = herald_queue_update(g_s, "q", &st);
+        int rc = herald_queue_update(env.store, "q", &st);
         cr_expect_eq(rc, HERALD_EINVAL, "case %zu (%s): got %s (%d)", i, BAD_SETTINGS[i].what,
                      herald_err_name(rc), rc);
-        cr_expect(mentions(herald_last_error(), BAD_SETTINGS[i].what),
+        cr_expect(hx_mentions(herald_last_error(), BAD_SETTINGS[i].what),
                   "case %zu: last error '%s' does not name '%s'", i, herald_last_error(),
                   BAD_SETTINGS[i].what);
         assert_same_settings(get_info("q"), &before);
@@ -571,9 +515,9 @@ Test(queue_admin, create_rejects_bad_dead_letter_queue_name)
     herald_queue_settings st;
     herald_queue_settings_init(&st);
     st.dead_letter_queue = "bad name";
-    int rc = herald_queue_create(g_s, "q", &st);
+    int rc = herald_queue_create(env.store, "q", &st);
     cr_assert_eq(rc, HERALD_EINVAL, "got %s", herald_err_name(rc));
-    cr_assert(mentions(herald_last_error(), "dead_letter"), "last error '%s'",
+    cr_assert(hx_mentions(herald_last_error(), "dead_letter"), "last error '%s'",
               herald_last_error());
     cr_assert_eq(queue_count(), 0);
 }
@@ -587,14 +531,14 @@ Test(queue_admin, create_duplicate_name_is_eexist_and_keeps_the_original)
     send_json("orders", "{}", HERALD_UNSET);
     herald_queue_info before = get_info("orders");
 
-    hx_clock_advance(&g_clk, 1000);
+    hx_clock_advance(&env.clock, 1000);
     herald_queue_settings other;
     herald_queue_settings_init(&other);
     other.max_retries = 9;
     other.delivery_delay_s = 30;
-    int rc = herald_queue_create(g_s, "orders", &other);
+    int rc = herald_queue_create(env.store, "orders", &other);
     cr_assert_eq(rc, HERALD_EEXIST, "got %s", herald_err_name(rc));
-    cr_assert(mentions(herald_last_error(), "orders"), "last error '%s' does not name the queue",
+    cr_assert(hx_mentions(herald_last_error(), "orders"), "last error '%s' does not name the queue",
               herald_last_error());
     assert_same_settings(get_info("orders"), &before);
     cr_assert_eq(get_stats("orders").backlog_count, 1);
@@ -607,7 +551,7 @@ Test(queue_admin, create_duplicate_name_is_eexist_and_keeps_the_original)
     do {                                                                                         \
         int rc_ = (call);                                                                        \
         cr_assert_eq(rc_, HERALD_ENOQUEUE, "%s: got %s (%d)", #call, herald_err_name(rc_), rc_); \
-        cr_assert(mentions(herald_last_error(), "nope"),                                         \
+        cr_assert(hx_mentions(herald_last_error(), "nope"),                                      \
                   "%s: last error '%s' does not name the queue", #call, herald_last_error());    \
     } while (0)
 
@@ -619,13 +563,13 @@ Test(queue_admin, admin_ops_on_unknown_queue_are_enoqueue)
     herald_queue_settings_init(&up);
     up.max_retries = 5;
     int64_t n = 0;
-    ASSERT_ENOQUEUE(herald_queue_get(g_s, "nope", &qi));
-    ASSERT_ENOQUEUE(herald_queue_update(g_s, "nope", &up));
-    ASSERT_ENOQUEUE(herald_queue_delete(g_s, "nope"));
-    ASSERT_ENOQUEUE(herald_queue_purge(g_s, "nope", &n));
-    ASSERT_ENOQUEUE(herald_queue_pause(g_s, "nope"));
-    ASSERT_ENOQUEUE(herald_queue_resume(g_s, "nope"));
-    ASSERT_ENOQUEUE(herald_queue_stats_get(g_s, "nope", &st));
+    ASSERT_ENOQUEUE(herald_queue_get(env.store, "nope", &qi));
+    ASSERT_ENOQUEUE(herald_queue_update(env.store, "nope", &up));
+    ASSERT_ENOQUEUE(herald_queue_delete(env.store, "nope"));
+    ASSERT_ENOQUEUE(herald_queue_purge(env.store, "nope", &n));
+    ASSERT_ENOQUEUE(herald_queue_pause(env.store, "nope"));
+    ASSERT_ENOQUEUE(herald_queue_resume(env.store, "nope"));
+    ASSERT_ENOQUEUE(herald_queue_stats_get(env.store, "nope", &st));
     /* nothing was created on the way */
     cr_assert_eq(queue_count(), 0);
 }
@@ -650,7 +594,7 @@ Test(queue_admin, message_ops_on_unknown_queue_are_enoqueue)
     create_ok("real", NULL);
     send_json("real", "{}", HERALD_UNSET);
     herald_batch lb = { 0 };
-    cr_assert_eq(herald_pull(g_s, "real", 1, HERALD_UNSET, &lb), 0);
+    cr_assert_eq(herald_pull(env.store, "real", 1, HERALD_UNSET, &lb), 0);
     cr_assert_eq(lb.n, 1);
     char lease[HERALD_LEASE_ID_SIZE];
     snprintf(lease, sizeof lease, "%s", lb.msgs[0].lease_id);
@@ -662,18 +606,17 @@ Test(queue_admin, message_ops_on_unknown_queue_are_enoqueue)
     char ids[1][HERALD_ID_SIZE];
     herald_batch b = { 0 };
     herald_settle_result r;
-    ASSERT_ENOQUEUE(herald_send(g_s, "nope", &m, id));
-    ASSERT_ENOQUEUE(herald_send_batch(g_s, "nope", &m, 1, HERALD_UNSET, ids));
-    ASSERT_ENOQUEUE(herald_pull(g_s, "nope", 1, HERALD_UNSET, &b));
-    ASSERT_ENOQUEUE(herald_peek(g_s, "nope", 1, &b));
-    ASSERT_ENOQUEUE(herald_ack(g_s, "nope", leases, 1, &r));
-    ASSERT_ENOQUEUE(herald_retry(g_s, "nope", leases, 1, 0, NULL, &r));
+    ASSERT_ENOQUEUE(herald_send(env.store, "nope", &m, id));
+    ASSERT_ENOQUEUE(herald_send_batch(env.store, "nope", &m, 1, HERALD_UNSET, ids));
+    ASSERT_ENOQUEUE(herald_pull(env.store, "nope", 1, HERALD_UNSET, &b));
+    ASSERT_ENOQUEUE(herald_peek(env.store, "nope", 1, &b));
+    ASSERT_ENOQUEUE(herald_ack(env.store, "nope", leases, 1, &r));
+    ASSERT_ENOQUEUE(herald_retry(env.store, "nope", leases, 1, 0, NULL, &r));
 
     /* async: either refused at once, or the callback reports ENOQUEUE (exactly once) */
     async_box box = { 0, 0 };
-    int rc = herald_send_batch_async(g_s, "nope", &m, 1, HERALD_UNSET, async_cb, &box);
-    herald_store_close(g_s); /* drains the writer: a callback has run by now */
-    g_s = NULL;
+    int rc = herald_send_batch_async(env.store, "nope", &m, 1, HERALD_UNSET, async_cb, &box);
+    hx_env_close(&env); /* drains the writer: a callback has run by now */
     int calls = __atomic_load_n(&box.calls, __ATOMIC_SEQ_CST);
     if (rc < 0) {
         cr_assert_eq(rc, HERALD_ENOQUEUE, "async: got %s", herald_err_name(rc));
@@ -684,12 +627,12 @@ Test(queue_admin, message_ops_on_unknown_queue_are_enoqueue)
     }
 
     /* the lease in "real" was not touched: reopen and check it is still leased */
-    g_s = hx_open(g_dir, &g_clk);
+    hx_env_reopen(&env);
     herald_queue_stats st = get_stats("real");
     cr_assert_eq(st.backlog_count, 1);
     cr_assert_eq(st.leased_count, 1);
     herald_queue_info qi;
-    cr_assert_eq(herald_queue_get(g_s, "nope", &qi), HERALD_ENOQUEUE);
+    cr_assert_eq(herald_queue_get(env.store, "nope", &qi), HERALD_ENOQUEUE);
 }
 
 /* ---- errors have names --------------------------------------------------------------------- */

@@ -10,7 +10,6 @@
  */
 #include <criterion/criterion.h>
 
-#include <ctype.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -21,68 +20,21 @@
 #include "herald.h"
 #include "support.h"
 
-static char *g_dir;
-static hx_clock g_clk;
-static herald_store *g_s;
+static hx_env env;
 
 static void setup(void)
 {
-    g_dir = hx_tmpdir();
-    hx_clock_init(&g_clk);
-    g_s = hx_open(g_dir, &g_clk);
-    int rc = herald_queue_create(g_s, "q", NULL);
-    cr_assert_eq(rc, 0, "create q: %s", herald_last_error());
+    hx_env_setup_with_queue(&env, "q"); /* every test has queue "q" */
 }
 
 static void teardown(void)
 {
-    herald_store_close(g_s);
-    g_s = NULL;
-    hx_rmrf(g_dir);
-    free(g_dir);
-    g_dir = NULL;
+    hx_env_teardown(&env);
 }
 
 TestSuite(send, .init = setup, .fini = teardown, .timeout = 30);
 
 /* ---- helpers ------------------------------------------------------------------------------- */
-
-static bool mentions(const char *hay, const char *needle)
-{
-    if (!hay || !needle)
-        return false;
-    size_t n = strlen(needle);
-    for (const char *h = hay; *h; h++) {
-        size_t i = 0;
-        for (; i < n && h[i]; i++) {
-            char a = (char)tolower((unsigned char)h[i]);
-            char b = (char)tolower((unsigned char)needle[i]);
-            if (a == b)
-                continue;
-            if (b == '_' && (a == ' ' || a == '-'))
-                continue;
-            break;
-        }
-        if (i == n)
-            return true;
-    }
-    return false;
-}
-
-static bool is_uuid(const char *s)
-{
-    if (strlen(s) != 36)
-        return false;
-    for (int i = 0; i < 36; i++) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (s[i] != '-')
-                return false;
-        } else if (!isxdigit((unsigned char)s[i])) {
-            return false;
-        }
-    }
-    return true;
-}
 
 static herald_msg mk(const void *body, size_t len, herald_content_type t, int64_t delay_s)
 {
@@ -105,25 +57,14 @@ static herald_msg json_d(const char *s, int64_t delay_s)
     return mk(s, strlen(s), HERALD_CONTENT_JSON, delay_s);
 }
 
-static void create_queue(const char *name, const herald_queue_settings *st)
+static herald_msg bytes(const void *body, size_t len)
 {
-    int rc = herald_queue_create(g_s, name, st);
-    cr_assert_eq(rc, 0, "create %s: %s", name, herald_last_error());
-}
-
-static void send_ok(const char *q, const herald_msg *m, char id[HERALD_ID_SIZE])
-{
-    int rc = herald_send(g_s, q, m, id);
-    cr_assert_eq(rc, 0, "herald_send = %s: %s", herald_err_name(rc), herald_last_error());
+    return mk(body, len, HERALD_CONTENT_BYTES, HERALD_UNSET);
 }
 
 static herald_queue_stats stats(const char *q)
 {
-    herald_queue_stats st;
-    memset(&st, 0, sizeof st);
-    int rc = herald_queue_stats_get(g_s, q, &st);
-    cr_assert_eq(rc, 0, "stats %s: %s", q, herald_last_error());
-    return st;
+    return hx_stats(env.store, q);
 }
 
 static void assert_nothing_stored(const char *q)
@@ -132,14 +73,6 @@ static void assert_nothing_stored(const char *q)
     cr_assert_eq(st.backlog_count, 0, "backlog_count %lld", (long long)st.backlog_count);
     cr_assert_eq(st.backlog_bytes, 0);
     cr_assert_eq(st.sent_total, 0, "sent_total %lld", (long long)st.sent_total);
-}
-
-/* Peeks everything (<= 100) of q into *b. */
-static void peek_all(const char *q, herald_batch *b)
-{
-    herald_batch_deinit(b);
-    int rc = herald_peek(g_s, q, 100, b);
-    cr_assert_eq(rc, 0, "peek: %s", herald_last_error());
 }
 
 /* Finds the peeked message with this id, or NULL. */
@@ -152,22 +85,20 @@ static const herald_message *find_id(const herald_batch *b, const char *id)
     return NULL;
 }
 
-static int pull_n(const char *q, int max_n, herald_batch *b)
+static size_t pull_n(const char *q, int max_n, herald_batch *b)
 {
-    herald_batch_deinit(b); /* b may hold an earlier (possibly empty) result */
-    int rc = herald_pull(g_s, q, max_n, HERALD_UNSET, b);
-    cr_assert_eq(rc, 0, "pull: %s: %s", herald_err_name(rc), herald_last_error());
-    return (int)b->n;
+    return hx_pull(env.store, q, max_n, HERALD_UNSET, b);
 }
 
-/* Acks everything in b (so that an expiring lease cannot bring it back). */
-static void ack_all(const char *q, const herald_batch *b)
+/* Pulls q: exactly one message, the one with this id, must be delivered; acks it (so that an
+ * expiring lease cannot bring it back). */
+static void assert_next_delivery_is(const char *q, const char *id)
 {
-    for (size_t i = 0; i < b->n; i++) {
-        const char *lease[] = { b->msgs[i].lease_id };
-        int rc = herald_ack(g_s, q, lease, 1, NULL);
-        cr_assert_eq(rc, 0, "ack: %s", herald_last_error());
-    }
+    herald_batch b = { 0 };
+    cr_assert_eq(pull_n(q, 10, &b), 1);
+    cr_assert_str_eq(b.msgs[0].id, id);
+    hx_ack1(env.store, q, b.msgs[0].lease_id);
+    herald_batch_deinit(&b);
 }
 
 static void assert_body(const herald_message *m, const void *body, size_t len)
@@ -189,10 +120,10 @@ Test(send, json_is_the_default_content_type_and_the_body_round_trips)
     m.body_len = strlen(body);
     m.delay_s = HERALD_UNSET;
     char id[HERALD_ID_SIZE] = "";
-    send_ok("q", &m, id);
+    hx_send(env.store, "q", &m, id);
 
     herald_batch b = { 0 };
-    peek_all("q", &b);
+    hx_peek(env.store, "q", &b);
     cr_assert_eq(b.n, 1);
     cr_assert_str_eq(b.msgs[0].id, id);
     cr_assert_eq(b.msgs[0].content_type, HERALD_CONTENT_JSON);
@@ -209,7 +140,7 @@ Test(send, json_accepts_any_single_json_value)
     size_t n = sizeof ok / sizeof ok[0];
     for (size_t i = 0; i < n; i++) {
         herald_msg m = json(ok[i]);
-        int rc = herald_send(g_s, "q", &m, NULL);
+        int rc = herald_send(env.store, "q", &m, NULL);
         cr_expect_eq(rc, 0, "'%s' rejected: %s: %s", ok[i], herald_err_name(rc),
                      herald_last_error());
     }
@@ -223,9 +154,9 @@ Test(send, invalid_json_is_ebadjson_and_stores_nothing)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         herald_msg m = json(bad[i]);
         char id[HERALD_ID_SIZE] = "untouched";
-        int rc = herald_send(g_s, "q", &m, id);
+        int rc = herald_send(env.store, "q", &m, id);
         cr_expect_eq(rc, HERALD_EBADJSON, "'%s': got %s (%d)", bad[i], herald_err_name(rc), rc);
-        cr_expect(mentions(herald_last_error(), "json"), "'%s': last error '%s'", bad[i],
+        cr_expect(hx_mentions(herald_last_error(), "json"), "'%s': last error '%s'", bad[i],
                   herald_last_error());
         cr_assert_str_eq(id, "untouched", "id_out written on failure");
     }
@@ -237,7 +168,7 @@ Test(send, text_round_trips_utf8)
     const char *body = "h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80 not json {";
     herald_msg m = mk(body, strlen(body), HERALD_CONTENT_TEXT, HERALD_UNSET);
     char id[HERALD_ID_SIZE];
-    send_ok("q", &m, id);
+    hx_send(env.store, "q", &m, id);
     herald_batch b = { 0 };
     cr_assert_eq(pull_n("q", 10, &b), 1);
     cr_assert_str_eq(b.msgs[0].id, id);
@@ -252,9 +183,9 @@ Test(send, text_with_invalid_utf8_is_ebadtype_and_stores_nothing)
                           "\xf8\x88\x80\x80\x80" };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         herald_msg m = mk(bad[i], strlen(bad[i]), HERALD_CONTENT_TEXT, HERALD_UNSET);
-        int rc = herald_send(g_s, "q", &m, NULL);
+        int rc = herald_send(env.store, "q", &m, NULL);
         cr_expect_eq(rc, HERALD_EBADTYPE, "case %zu: got %s (%d)", i, herald_err_name(rc), rc);
-        cr_expect(mentions(herald_last_error(), "utf"), "case %zu: last error '%s'", i,
+        cr_expect(hx_mentions(herald_last_error(), "utf"), "case %zu: last error '%s'", i,
                   herald_last_error());
     }
     assert_nothing_stored("q");
@@ -263,9 +194,9 @@ Test(send, text_with_invalid_utf8_is_ebadtype_and_stores_nothing)
 Test(send, unknown_content_type_is_ebadtype)
 {
     herald_msg m = mk("{}", 2, (herald_content_type)7, HERALD_UNSET);
-    cr_assert_eq(herald_send(g_s, "q", &m, NULL), HERALD_EBADTYPE);
+    cr_assert_eq(herald_send(env.store, "q", &m, NULL), HERALD_EBADTYPE);
     m.content_type = (herald_content_type)-3;
-    cr_assert_eq(herald_send(g_s, "q", &m, NULL), HERALD_EBADTYPE);
+    cr_assert_eq(herald_send(env.store, "q", &m, NULL), HERALD_EBADTYPE);
     assert_nothing_stored("q");
 }
 
@@ -295,13 +226,13 @@ Test(send, bytes_round_trip_every_byte_value_including_nul)
     body[200] = 0;
     for (int i = 0; i < 256; i++)
         body[256 + i] = (uint8_t)i;
-    herald_msg m = mk(body, sizeof body, HERALD_CONTENT_BYTES, HERALD_UNSET);
+    herald_msg m = bytes(body, sizeof body);
     char id[HERALD_ID_SIZE];
-    send_ok("q", &m, id);
+    hx_send(env.store, "q", &m, id);
     cr_assert_eq(stats("q").backlog_bytes, (int64_t)sizeof body);
 
     herald_batch b = { 0 };
-    peek_all("q", &b);
+    hx_peek(env.store, "q", &b);
     cr_assert_eq(b.n, 1);
     cr_assert_eq(b.msgs[0].content_type, HERALD_CONTENT_BYTES);
     assert_body(&b.msgs[0], body, sizeof body);
@@ -316,8 +247,8 @@ Test(send, bytes_round_trip_every_byte_value_including_nul)
 
 Test(send, empty_bytes_body_round_trips)
 {
-    herald_msg m = mk("", 0, HERALD_CONTENT_BYTES, HERALD_UNSET);
-    send_ok("q", &m, NULL);
+    herald_msg m = bytes("", 0);
+    hx_send(env.store, "q", &m, NULL);
     herald_batch b = { 0 };
     cr_assert_eq(pull_n("q", 1, &b), 1);
     cr_assert_eq(b.msgs[0].body_len, 0);
@@ -331,12 +262,13 @@ Test(send, body_of_exactly_128000_bytes_is_accepted_and_one_more_is_etoobig)
     uint8_t *big = calloc(1, 128001);
     cr_assert_not_null(big);
     memset(big, 'x', 128001);
-    herald_msg m = mk(big, 128000, HERALD_CONTENT_BYTES, HERALD_UNSET);
-    send_ok("q", &m, NULL);
+    herald_msg m = bytes(big, 128000);
+    hx_send(env.store, "q", &m, NULL);
     m.body_len = 128001;
-    int rc = herald_send(g_s, "q", &m, NULL);
+    int rc = herald_send(env.store, "q", &m, NULL);
     cr_assert_eq(rc, HERALD_ETOOBIG, "got %s", herald_err_name(rc));
-    cr_assert(mentions(herald_last_error(), "128000") || mentions(herald_last_error(), "128,000"),
+    cr_assert(hx_mentions(herald_last_error(), "128000") ||
+                  hx_mentions(herald_last_error(), "128,000"),
               "last error '%s' does not name the limit", herald_last_error());
 
     /* the same limit for a JSON body: a string of 127998 chars plus its quotes */
@@ -348,12 +280,12 @@ Test(send, body_of_exactly_128000_bytes_is_accepted_and_one_more_is_etoobig)
     j[128000] = 0;
     herald_msg mj = json(j);
     cr_assert_eq(mj.body_len, 128000);
-    send_ok("q", &mj, NULL);
+    hx_send(env.store, "q", &mj, NULL);
     j[127999] = 'a';
     j[128000] = '"';
     j[128001] = 0;
     mj = json(j);
-    cr_assert_eq(herald_send(g_s, "q", &mj, NULL), HERALD_ETOOBIG);
+    cr_assert_eq(herald_send(env.store, "q", &mj, NULL), HERALD_ETOOBIG);
 
     herald_queue_stats st = stats("q");
     cr_assert_eq(st.backlog_count, 2);
@@ -367,17 +299,17 @@ Test(send, queue_max_message_bytes_is_respected)
     herald_queue_settings st;
     herald_queue_settings_init(&st);
     st.max_message_bytes = 10;
-    create_queue("small", &st);
-    herald_msg ok = mk("0123456789", 10, HERALD_CONTENT_BYTES, HERALD_UNSET);
-    send_ok("small", &ok, NULL);
-    herald_msg big = mk("0123456789A", 11, HERALD_CONTENT_BYTES, HERALD_UNSET);
-    int rc = herald_send(g_s, "small", &big, NULL);
+    hx_create_queue(env.store, "small", &st);
+    herald_msg ok = bytes("0123456789", 10);
+    hx_send(env.store, "small", &ok, NULL);
+    herald_msg big = bytes("0123456789A", 11);
+    int rc = herald_send(env.store, "small", &big, NULL);
     cr_assert_eq(rc, HERALD_ETOOBIG, "got %s", herald_err_name(rc));
     cr_assert_eq(stats("small").backlog_count, 1);
 
     /* in a batch too */
     herald_msg two[2] = { ok, big };
-    rc = herald_send_batch(g_s, "small", two, 2, HERALD_UNSET, NULL);
+    rc = herald_send_batch(env.store, "small", two, 2, HERALD_UNSET, NULL);
     cr_assert_eq(rc, HERALD_ETOOBIG, "batch: got %s", herald_err_name(rc));
     cr_assert_eq(stats("small").backlog_count, 1);
 }
@@ -387,15 +319,15 @@ Test(send, queue_max_message_bytes_can_raise_the_limit_above_128000)
     herald_queue_settings st;
     herald_queue_settings_init(&st);
     st.max_message_bytes = 200000;
-    create_queue("large", &st);
+    hx_create_queue(env.store, "large", &st);
     uint8_t *body = calloc(1, 200001);
     cr_assert_not_null(body);
-    herald_msg m = mk(body, 150000, HERALD_CONTENT_BYTES, HERALD_UNSET);
-    send_ok("large", &m, NULL);
+    herald_msg m = bytes(body, 150000);
+    hx_send(env.store, "large", &m, NULL);
     m.body_len = 200000;
-    send_ok("large", &m, NULL);
+    hx_send(env.store, "large", &m, NULL);
     m.body_len = 200001;
-    cr_assert_eq(herald_send(g_s, "large", &m, NULL), HERALD_ETOOBIG);
+    cr_assert_eq(herald_send(env.store, "large", &m, NULL), HERALD_ETOOBIG);
     cr_assert_eq(stats("large").backlog_count, 2);
     free(body);
 }
@@ -408,15 +340,15 @@ Test(send, batch_of_zero_or_101_messages_is_ebatch)
     for (int i = 0; i < 101; i++)
         msgs[i] = json("{}");
     char (*ids)[HERALD_ID_SIZE] = calloc(101, HERALD_ID_SIZE);
-    int rc = herald_send_batch(g_s, "q", msgs, 0, HERALD_UNSET, ids);
+    int rc = herald_send_batch(env.store, "q", msgs, 0, HERALD_UNSET, ids);
     cr_assert_eq(rc, HERALD_EBATCH, "n=0: got %s", herald_err_name(rc));
-    rc = herald_send_batch(g_s, "q", msgs, 101, HERALD_UNSET, ids);
+    rc = herald_send_batch(env.store, "q", msgs, 101, HERALD_UNSET, ids);
     cr_assert_eq(rc, HERALD_EBATCH, "n=101: got %s", herald_err_name(rc));
-    cr_assert(mentions(herald_last_error(), "100"), "last error '%s' does not name the limit",
+    cr_assert(hx_mentions(herald_last_error(), "100"), "last error '%s' does not name the limit",
               herald_last_error());
     assert_nothing_stored("q");
 
-    rc = herald_send_batch(g_s, "q", msgs, 100, HERALD_UNSET, ids);
+    rc = herald_send_batch(env.store, "q", msgs, 100, HERALD_UNSET, ids);
     cr_assert_eq(rc, 0, "n=100: %s", herald_last_error());
     herald_queue_stats st = stats("q");
     cr_assert_eq(st.backlog_count, 100);
@@ -428,22 +360,19 @@ Test(send, batch_over_256000_total_bytes_is_etoobig_and_exactly_256000_is_accept
 {
     uint8_t *body = calloc(1, 128000);
     cr_assert_not_null(body);
-    herald_msg m3[3] = { mk(body, 100000, HERALD_CONTENT_BYTES, HERALD_UNSET),
-                         mk(body, 100000, HERALD_CONTENT_BYTES, HERALD_UNSET),
-                         mk(body, 100000, HERALD_CONTENT_BYTES, HERALD_UNSET) };
-    int rc = herald_send_batch(g_s, "q", m3, 3, HERALD_UNSET, NULL);
+    herald_msg m3[3] = { bytes(body, 100000), bytes(body, 100000), bytes(body, 100000) };
+    int rc = herald_send_batch(env.store, "q", m3, 3, HERALD_UNSET, NULL);
     cr_assert_eq(rc, HERALD_ETOOBIG, "300000 bytes: got %s", herald_err_name(rc));
-    cr_assert(mentions(herald_last_error(), "256000") || mentions(herald_last_error(), "256,000"),
+    cr_assert(hx_mentions(herald_last_error(), "256000") ||
+                  hx_mentions(herald_last_error(), "256,000"),
               "last error '%s' does not name the batch limit", herald_last_error());
     assert_nothing_stored("q");
 
-    herald_msg m2[3] = { mk(body, 128000, HERALD_CONTENT_BYTES, HERALD_UNSET),
-                         mk(body, 127999, HERALD_CONTENT_BYTES, HERALD_UNSET),
-                         mk(body, 1, HERALD_CONTENT_BYTES, HERALD_UNSET) };
-    rc = herald_send_batch(g_s, "q", m2, 3, HERALD_UNSET, NULL);
+    herald_msg m2[3] = { bytes(body, 128000), bytes(body, 127999), bytes(body, 1) };
+    rc = herald_send_batch(env.store, "q", m2, 3, HERALD_UNSET, NULL);
     cr_assert_eq(rc, 0, "256000 bytes: %s: %s", herald_err_name(rc), herald_last_error());
     m2[2].body_len = 2;
-    rc = herald_send_batch(g_s, "q", m2, 3, HERALD_UNSET, NULL);
+    rc = herald_send_batch(env.store, "q", m2, 3, HERALD_UNSET, NULL);
     cr_assert_eq(rc, HERALD_ETOOBIG, "256001 bytes: got %s", herald_err_name(rc));
     herald_queue_stats st = stats("q");
     cr_assert_eq(st.backlog_count, 3);
@@ -455,9 +384,8 @@ Test(send, batch_with_one_oversized_message_is_etoobig)
 {
     uint8_t *body = calloc(1, 128001);
     cr_assert_not_null(body);
-    herald_msg m[2] = { mk(body, 10, HERALD_CONTENT_BYTES, HERALD_UNSET),
-                        mk(body, 128001, HERALD_CONTENT_BYTES, HERALD_UNSET) };
-    cr_assert_eq(herald_send_batch(g_s, "q", m, 2, HERALD_UNSET, NULL), HERALD_ETOOBIG);
+    herald_msg m[2] = { bytes(body, 10), bytes(body, 128001) };
+    cr_assert_eq(herald_send_batch(env.store, "q", m, 2, HERALD_UNSET, NULL), HERALD_ETOOBIG);
     assert_nothing_stored("q");
     free(body);
 }
@@ -488,13 +416,14 @@ Test(send, batch_with_one_bad_message_sends_nothing_and_names_its_index)
         }
         char ids[4][HERALD_ID_SIZE];
         memset(ids, 0, sizeof ids);
-        int rc = herald_send_batch(g_s, "q", m, 4, 0, ids);
+        int rc = herald_send_batch(env.store, "q", m, 4, 0, ids);
         cr_expect_eq(rc, cases[c].expected, "%s: got %s (%d)", cases[c].why,
                      herald_err_name(rc), rc);
         char idx[8];
         snprintf(idx, sizeof idx, "%d", bi);
-        cr_expect(mentions(herald_last_error(), idx), "%s: last error '%s' does not name index %d",
-                  cases[c].why, herald_last_error(), bi);
+        cr_expect(hx_mentions(herald_last_error(), idx),
+                  "%s: last error '%s' does not name index %d", cases[c].why, herald_last_error(),
+                  bi);
         for (int i = 0; i < 4; i++)
             cr_assert_eq(ids[i][0], 0, "%s: ids_out written on failure", cases[c].why);
         assert_nothing_stored("q");
@@ -516,19 +445,19 @@ Test(send, message_delay_beats_batch_delay_beats_queue_delivery_delay)
     herald_queue_settings st;
     herald_queue_settings_init(&st);
     st.delivery_delay_s = 1000;
-    create_queue("dq", &st);
-    int64_t t0 = hx_clock_now(&g_clk);
+    hx_create_queue(env.store, "dq", &st);
+    int64_t t0 = hx_clock_now(&env.clock);
 
     herald_msg m[3] = { json_d("\"msg10\"", 10), json_d("\"batch\"", HERALD_UNSET),
                         json_d("\"zero\"", 0) };
     char ids[3][HERALD_ID_SIZE];
-    cr_assert_eq(herald_send_batch(g_s, "dq", m, 3, 100, ids), 0, "%s", herald_last_error());
+    cr_assert_eq(herald_send_batch(env.store, "dq", m, 3, 100, ids), 0, "%s", herald_last_error());
     herald_msg q1 = json_d("\"queue\"", HERALD_UNSET);
     char qid[HERALD_ID_SIZE];
-    cr_assert_eq(herald_send_batch(g_s, "dq", &q1, 1, HERALD_UNSET, &qid), 0);
+    cr_assert_eq(herald_send_batch(env.store, "dq", &q1, 1, HERALD_UNSET, &qid), 0);
 
     herald_batch b = { 0 };
-    peek_all("dq", &b);
+    hx_peek(env.store, "dq", &b);
     cr_assert_eq(b.n, 4);
     cr_assert_eq(delay_of(&b, ids[0], t0), 10, "message delay");
     cr_assert_eq(delay_of(&b, ids[1], t0), 100, "batch delay");
@@ -541,24 +470,13 @@ Test(send, message_delay_beats_batch_delay_beats_queue_delivery_delay)
     cr_assert_eq(s.delayed_count, 3);
 
     /* and by delivery: only "zero" now, "msg10" after 10 s, "batch" after 100 s */
-    cr_assert_eq(pull_n("dq", 10, &b), 1);
-    cr_assert_str_eq(b.msgs[0].id, ids[2]);
-    ack_all("dq", &b);
-    herald_batch_deinit(&b);
-    hx_clock_advance(&g_clk, 10 * 1000 + 1);
-    cr_assert_eq(pull_n("dq", 10, &b), 1);
-    cr_assert_str_eq(b.msgs[0].id, ids[0]);
-    ack_all("dq", &b);
-    herald_batch_deinit(&b);
-    hx_clock_advance(&g_clk, 90 * 1000);
-    cr_assert_eq(pull_n("dq", 10, &b), 1);
-    cr_assert_str_eq(b.msgs[0].id, ids[1]);
-    ack_all("dq", &b);
-    herald_batch_deinit(&b);
-    hx_clock_advance(&g_clk, 900 * 1000);
-    cr_assert_eq(pull_n("dq", 10, &b), 1);
-    cr_assert_str_eq(b.msgs[0].id, qid);
-    herald_batch_deinit(&b);
+    assert_next_delivery_is("dq", ids[2]);
+    hx_clock_advance(&env.clock, 10 * 1000 + 1);
+    assert_next_delivery_is("dq", ids[0]);
+    hx_clock_advance(&env.clock, 90 * 1000);
+    assert_next_delivery_is("dq", ids[1]);
+    hx_clock_advance(&env.clock, 900 * 1000);
+    assert_next_delivery_is("dq", qid);
 }
 
 Test(send, explicit_zero_delay_overrides_queue_delivery_delay)
@@ -566,39 +484,30 @@ Test(send, explicit_zero_delay_overrides_queue_delivery_delay)
     herald_queue_settings st;
     herald_queue_settings_init(&st);
     st.delivery_delay_s = 600;
-    create_queue("dq", &st);
+    hx_create_queue(env.store, "dq", &st);
 
     char id0[HERALD_ID_SIZE], idu[HERALD_ID_SIZE];
     herald_msg zero = json_d("\"zero\"", 0);
     herald_msg unset = json_d("\"unset\"", HERALD_UNSET);
-    send_ok("dq", &zero, id0);
-    send_ok("dq", &unset, idu);
-    herald_batch b = { 0 };
-    cr_assert_eq(pull_n("dq", 10, &b), 1);
-    cr_assert_str_eq(b.msgs[0].id, id0);
-    ack_all("dq", &b);
-    herald_batch_deinit(&b);
+    hx_send(env.store, "dq", &zero, id0);
+    hx_send(env.store, "dq", &unset, idu);
+    assert_next_delivery_is("dq", id0);
 
     /* a batch delay of 0 also overrides the queue's */
     char idb[HERALD_ID_SIZE];
-    cr_assert_eq(herald_send_batch(g_s, "dq", &unset, 1, 0, &idb), 0);
-    cr_assert_eq(pull_n("dq", 10, &b), 1);
-    cr_assert_str_eq(b.msgs[0].id, idb);
-    ack_all("dq", &b);
-    herald_batch_deinit(&b);
+    cr_assert_eq(herald_send_batch(env.store, "dq", &unset, 1, 0, &idb), 0);
+    assert_next_delivery_is("dq", idb);
 
-    hx_clock_advance(&g_clk, 600 * 1000 + 1);
-    cr_assert_eq(pull_n("dq", 10, &b), 1);
-    cr_assert_str_eq(b.msgs[0].id, idu);
-    herald_batch_deinit(&b);
+    hx_clock_advance(&env.clock, 600 * 1000 + 1);
+    assert_next_delivery_is("dq", idu);
 }
 
 Test(send, delayed_message_is_not_pulled_until_the_clock_passes_its_delay)
 {
     char id[HERALD_ID_SIZE];
     herald_msg m = json_d("{\"later\":true}", 30);
-    int64_t t0 = hx_clock_now(&g_clk);
-    send_ok("q", &m, id);
+    int64_t t0 = hx_clock_now(&env.clock);
+    hx_send(env.store, "q", &m, id);
     herald_queue_stats st = stats("q");
     cr_assert_eq(st.delayed_count, 1);
     cr_assert_eq(st.visible_count, 0);
@@ -606,9 +515,9 @@ Test(send, delayed_message_is_not_pulled_until_the_clock_passes_its_delay)
 
     herald_batch b = { 0 };
     cr_assert_eq(pull_n("q", 10, &b), 0);
-    hx_clock_advance(&g_clk, 30 * 1000 - 1);
+    hx_clock_advance(&env.clock, 30 * 1000 - 1);
     cr_assert_eq(pull_n("q", 10, &b), 0, "delivered 1 ms early");
-    hx_clock_advance(&g_clk, 2);
+    hx_clock_advance(&env.clock, 2);
     cr_assert_eq(pull_n("q", 10, &b), 1);
     cr_assert_str_eq(b.msgs[0].id, id);
     cr_assert_eq(b.msgs[0].attempts, 1);
@@ -619,15 +528,15 @@ Test(send, delayed_message_is_not_pulled_until_the_clock_passes_its_delay)
 Test(send, delay_of_365_days_is_accepted_and_one_second_more_is_edelay)
 {
     herald_msg m = json_d("1", HERALD_MAX_DELAY_S);
-    send_ok("q", &m, NULL);
+    hx_send(env.store, "q", &m, NULL);
     m.delay_s = HERALD_MAX_DELAY_S + 1;
-    int rc = herald_send(g_s, "q", &m, NULL);
+    int rc = herald_send(env.store, "q", &m, NULL);
     cr_assert_eq(rc, HERALD_EDELAY, "message delay: got %s", herald_err_name(rc));
-    cr_assert(mentions(herald_last_error(), "delay"), "last error '%s'", herald_last_error());
+    cr_assert(hx_mentions(herald_last_error(), "delay"), "last error '%s'", herald_last_error());
 
     herald_msg u = json_d("2", HERALD_UNSET);
-    cr_assert_eq(herald_send_batch(g_s, "q", &u, 1, HERALD_MAX_DELAY_S, NULL), 0);
-    rc = herald_send_batch(g_s, "q", &u, 1, HERALD_MAX_DELAY_S + 1, NULL);
+    cr_assert_eq(herald_send_batch(env.store, "q", &u, 1, HERALD_MAX_DELAY_S, NULL), 0);
+    rc = herald_send_batch(env.store, "q", &u, 1, HERALD_MAX_DELAY_S + 1, NULL);
     cr_assert_eq(rc, HERALD_EDELAY, "batch delay: got %s", herald_err_name(rc));
 
     herald_queue_stats st = stats("q");
@@ -636,9 +545,9 @@ Test(send, delay_of_365_days_is_accepted_and_one_second_more_is_edelay)
 
     /* 365 days really is 365 days */
     herald_batch b = { 0 };
-    hx_clock_advance(&g_clk, (int64_t)HERALD_MAX_DELAY_S * 1000 - 1000);
+    hx_clock_advance(&env.clock, (int64_t)HERALD_MAX_DELAY_S * 1000 - 1000);
     cr_assert_eq(pull_n("q", 10, &b), 0);
-    hx_clock_advance(&g_clk, 2000);
+    hx_clock_advance(&env.clock, 2000);
     cr_assert_eq(pull_n("q", 10, &b), 2);
     herald_batch_deinit(&b);
 }
@@ -648,11 +557,11 @@ Test(send, negative_delay_other_than_unset_is_edelay)
     const int64_t bad[] = { -2, -100, -86400, INT64_MIN };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         herald_msg m = json_d("1", bad[i]);
-        int rc = herald_send(g_s, "q", &m, NULL);
+        int rc = herald_send(env.store, "q", &m, NULL);
         cr_assert_eq(rc, HERALD_EDELAY, "delay %lld: got %s", (long long)bad[i],
                      herald_err_name(rc));
         herald_msg u = json_d("1", HERALD_UNSET);
-        rc = herald_send_batch(g_s, "q", &u, 1, bad[i], NULL);
+        rc = herald_send_batch(env.store, "q", &u, 1, bad[i], NULL);
         cr_assert_eq(rc, HERALD_EDELAY, "batch delay %lld: got %s", (long long)bad[i],
                      herald_err_name(rc));
     }
@@ -671,15 +580,15 @@ Test(send, ids_are_distinct_uuids_returned_in_input_order)
         m[i] = json_d(bodies[i], 0);
     }
     char ids[N][HERALD_ID_SIZE];
-    cr_assert_eq(herald_send_batch(g_s, "q", m, N, HERALD_UNSET, ids), 0, "%s",
+    cr_assert_eq(herald_send_batch(env.store, "q", m, N, HERALD_UNSET, ids), 0, "%s",
                  herald_last_error());
     for (int i = 0; i < N; i++) {
-        cr_assert(is_uuid(ids[i]), "id %d '%s' is not a UUID", i, ids[i]);
+        cr_assert(hx_is_uuid(ids[i]), "id %d '%s' is not a UUID", i, ids[i]);
         for (int j = 0; j < i; j++)
             cr_assert_str_neq(ids[i], ids[j], "ids %d and %d are equal", i, j);
     }
     herald_batch b = { 0 };
-    peek_all("q", &b);
+    hx_peek(env.store, "q", &b);
     cr_assert_eq(b.n, N);
     for (int i = 0; i < N; i++) {
         const herald_message *pm = find_id(&b, ids[i]);
@@ -693,10 +602,10 @@ Test(send, ids_are_distinct_uuids_returned_in_input_order)
     /* single sends get fresh ids too */
     char one[HERALD_ID_SIZE], two[HERALD_ID_SIZE];
     herald_msg x = json("{}");
-    send_ok("q", &x, one);
-    send_ok("q", &x, two);
-    cr_assert(is_uuid(one));
-    cr_assert(is_uuid(two));
+    hx_send(env.store, "q", &x, one);
+    hx_send(env.store, "q", &x, two);
+    cr_assert(hx_is_uuid(one));
+    cr_assert(hx_is_uuid(two));
     cr_assert_str_neq(one, two);
     for (int i = 0; i < N; i++)
         cr_assert_str_neq(one, ids[i]);
@@ -705,19 +614,19 @@ Test(send, ids_are_distinct_uuids_returned_in_input_order)
 Test(send, id_out_and_ids_out_may_be_null)
 {
     herald_msg m = json("{}");
-    cr_assert_eq(herald_send(g_s, "q", &m, NULL), 0);
-    cr_assert_eq(herald_send_batch(g_s, "q", &m, 1, HERALD_UNSET, NULL), 0);
+    cr_assert_eq(herald_send(env.store, "q", &m, NULL), 0);
+    cr_assert_eq(herald_send_batch(env.store, "q", &m, 1, HERALD_UNSET, NULL), 0);
     cr_assert_eq(stats("q").backlog_count, 2);
 }
 
 Test(send, send_counts_in_stats_sent_total_backlog_and_oldest_timestamp)
 {
-    int64_t t0 = hx_clock_now(&g_clk);
+    int64_t t0 = hx_clock_now(&env.clock);
     herald_msg a = json("[1,2]");
-    send_ok("q", &a, NULL);
-    hx_clock_advance(&g_clk, 5000);
+    hx_send(env.store, "q", &a, NULL);
+    hx_clock_advance(&env.clock, 5000);
     herald_msg m[2] = { json("{\"k\":\"v\"}"), json("7") };
-    cr_assert_eq(herald_send_batch(g_s, "q", m, 2, HERALD_UNSET, NULL), 0);
+    cr_assert_eq(herald_send_batch(env.store, "q", m, 2, HERALD_UNSET, NULL), 0);
     herald_queue_stats st = stats("q");
     cr_assert_eq(st.sent_total, 3);
     cr_assert_eq(st.backlog_count, 3);
@@ -783,7 +692,7 @@ Test(send, send_batch_async_calls_back_exactly_once_with_ids_in_input_order)
     herald_msg m[3];
     for (int i = 0; i < 3; i++)
         m[i] = json_d(bodies[i], 0);
-    int rc = herald_send_batch_async(g_s, "q", m, 3, HERALD_UNSET, async_cb, &box);
+    int rc = herald_send_batch_async(env.store, "q", m, 3, HERALD_UNSET, async_cb, &box);
     cr_assert_eq(rc, 0, "async: %s: %s", herald_err_name(rc), herald_last_error());
     /* the bodies were copied: scribble over ours */
     for (int i = 0; i < 3; i++)
@@ -796,10 +705,10 @@ Test(send, send_batch_async_calls_back_exactly_once_with_ids_in_input_order)
 
     /* the batch is durable and readable once the callback ran */
     herald_batch b = { 0 };
-    peek_all("q", &b);
+    hx_peek(env.store, "q", &b);
     cr_assert_eq(b.n, 3);
     for (int i = 0; i < 3; i++) {
-        cr_assert(is_uuid(box.ids[i]), "id %d '%s'", i, box.ids[i]);
+        cr_assert(hx_is_uuid(box.ids[i]), "id %d '%s'", i, box.ids[i]);
         const herald_message *pm = find_id(&b, box.ids[i]);
         cr_assert_not_null(pm, "callback id %d not stored", i);
         char want[8];
@@ -811,8 +720,7 @@ Test(send, send_batch_async_calls_back_exactly_once_with_ids_in_input_order)
     herald_batch_deinit(&b);
 
     /* closing drains the writer: a second call would have happened by now */
-    herald_store_close(g_s);
-    g_s = NULL;
+    hx_env_close(&env);
     pthread_mutex_lock(&box.mu);
     int calls = box.calls;
     pthread_mutex_unlock(&box.mu);
@@ -826,14 +734,13 @@ Test(send, send_batch_async_many_in_flight_each_called_once)
     herald_msg m = json("{\"x\":1}");
     for (int i = 0; i < N; i++) {
         async_box_init(&boxes[i]);
-        int rc = herald_send_batch_async(g_s, "q", &m, 1, HERALD_UNSET, async_cb, &boxes[i]);
+        int rc = herald_send_batch_async(env.store, "q", &m, 1, HERALD_UNSET, async_cb, &boxes[i]);
         cr_assert_eq(rc, 0, "async %d: %s", i, herald_last_error());
     }
     for (int i = 0; i < N; i++)
         cr_assert_eq(async_wait(&boxes[i]), 1, "batch %d: no callback", i);
     cr_assert_eq(stats("q").backlog_count, N);
-    herald_store_close(g_s);
-    g_s = NULL;
+    hx_env_close(&env);
     for (int i = 0; i < N; i++) {
         cr_assert_eq(boxes[i].calls, 1, "batch %d: %d calls", i, boxes[i].calls);
         cr_assert_eq(boxes[i].rc, 0);
@@ -847,15 +754,14 @@ Test(send, send_batch_async_with_bad_input_returns_error_and_never_calls_back)
     async_box box;
     async_box_init(&box);
     herald_msg m = json("{");
-    int rc = herald_send_batch_async(g_s, "q", &m, 0, HERALD_UNSET, async_cb, &box);
+    int rc = herald_send_batch_async(env.store, "q", &m, 0, HERALD_UNSET, async_cb, &box);
     cr_assert_eq(rc, HERALD_EBATCH, "n=0: got %s", herald_err_name(rc));
-    rc = herald_send_batch_async(g_s, "q", &m, 1, HERALD_UNSET, async_cb, &box);
+    rc = herald_send_batch_async(env.store, "q", &m, 1, HERALD_UNSET, async_cb, &box);
     cr_assert_eq(rc, HERALD_EBADJSON, "bad json: got %s", herald_err_name(rc));
     herald_msg d = json_d("1", -7);
-    rc = herald_send_batch_async(g_s, "q", &d, 1, HERALD_UNSET, async_cb, &box);
+    rc = herald_send_batch_async(env.store, "q", &d, 1, HERALD_UNSET, async_cb, &box);
     cr_assert_eq(rc, HERALD_EDELAY, "bad delay: got %s", herald_err_name(rc));
     assert_nothing_stored("q");
-    herald_store_close(g_s);
-    g_s = NULL;
+    hx_env_close(&env);
     cr_assert_eq(box.calls, 0, "callback ran after a refused call");
 }

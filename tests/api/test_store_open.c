@@ -23,28 +23,20 @@
 #include "herald.h"
 #include "support.h"
 
-static char *g_dir;
-static hx_clock g_clk;
-static herald_store *g_s;
+static hx_env env; /* dir and fake clock; env.store is opened by the tests that need it */
 static char g_ro_dir[4096];
 
 static void setup(void)
 {
-    g_dir = hx_tmpdir();
-    hx_clock_init(&g_clk);
-    g_s = NULL;
+    hx_env_setup(&env, HX_ENV_NO_STORE);
     g_ro_dir[0] = 0;
 }
 
 static void teardown(void)
 {
-    herald_store_close(g_s);
-    g_s = NULL;
     if (g_ro_dir[0])
         chmod(g_ro_dir, 0700);
-    hx_rmrf(g_dir);
-    free(g_dir);
-    g_dir = NULL;
+    hx_env_teardown(&env);
 }
 
 TestSuite(store_open, .init = setup, .fini = teardown, .timeout = 30);
@@ -53,10 +45,10 @@ TestSuite(store_open, .init = setup, .fini = teardown, .timeout = 30);
 
 static char *path_in(const char *name)
 {
-    size_t n = strlen(g_dir) + strlen(name) + 2;
+    size_t n = strlen(env.dir) + strlen(name) + 2;
     char *p = malloc(n);
     cr_assert_not_null(p);
-    snprintf(p, n, "%s/%s", g_dir, name);
+    snprintf(p, n, "%s/%s", env.dir, name);
     return p;
 }
 
@@ -64,7 +56,7 @@ static int open_url(const char *url, herald_store **out)
 {
     herald_store_cfg cfg;
     memset(&cfg, 0, sizeof cfg);
-    cfg.clock = &g_clk.clock;
+    cfg.clock = &env.clock.clock;
     return herald_store_open(url, &cfg, out);
 }
 
@@ -75,6 +67,26 @@ static herald_store *open_ok(const char *url)
     cr_assert_eq(rc, 0, "open %s: %s: %s", url, herald_err_name(rc), herald_last_error());
     cr_assert_not_null(s);
     return s;
+}
+
+/* Opens url expecting a refusal; returns the rc. A store that did open is closed at once, and *s
+ * keeps its value so that the caller's cr_assert_null(s) still fails. */
+static int open_refused(const char *url, herald_store **s)
+{
+    *s = NULL;
+    int rc = open_url(url, s);
+    if (rc == 0)
+        herald_store_close(*s);
+    return rc;
+}
+
+/* open_refused() on the file `name` in the test's dir. */
+static int open_name_refused(const char *name, herald_store **s)
+{
+    char *u = hx_url(env.dir, name);
+    int rc = open_refused(u, s);
+    free(u);
+    return rc;
 }
 
 static bool file_exists(const char *p)
@@ -134,7 +146,7 @@ static void assert_same_file(const char *p, const char *before, size_t before_le
 
 Test(store_open, malformed_urls_are_eurl)
 {
-    char *bogus = hx_url(g_dir, "x.db?durability=bogus");
+    char *bogus = hx_url(env.dir, "x.db?durability=bogus");
     const char *bad[] = { "", "postgres", "foo:x", "sqlite:", bogus, "sqlite:/x?durability=bogus",
                           "sqlite", ":x.db", "mysql://localhost/db" };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -161,19 +173,18 @@ Test(store_open, malformed_urls_are_eurl)
 
 Test(store_open, durability_normal_and_full_urls_work_and_share_the_data)
 {
-    char *un = hx_url(g_dir, "d.db?durability=normal");
-    char *uf = hx_url(g_dir, "d.db?durability=full");
-    g_s = open_ok(un);
-    cr_assert_eq(herald_queue_create(g_s, "q", NULL), 0);
+    char *un = hx_url(env.dir, "d.db?durability=normal");
+    char *uf = hx_url(env.dir, "d.db?durability=full");
+    env.store = open_ok(un);
+    cr_assert_eq(herald_queue_create(env.store, "q", NULL), 0);
     herald_msg m = { "{\"n\":1}", 7, HERALD_CONTENT_JSON, HERALD_UNSET };
     char id[HERALD_ID_SIZE];
-    cr_assert_eq(herald_send(g_s, "q", &m, id), 0, "%s", herald_last_error());
-    herald_store_close(g_s);
-    g_s = NULL;
+    cr_assert_eq(herald_send(env.store, "q", &m, id), 0, "%s", herald_last_error());
+    hx_env_close(&env);
 
-    g_s = open_ok(uf);
+    env.store = open_ok(uf);
     herald_batch b = { 0 };
-    cr_assert_eq(herald_peek(g_s, "q", 10, &b), 0);
+    cr_assert_eq(herald_peek(env.store, "q", 10, &b), 0);
     cr_assert_eq(b.n, 1);
     cr_assert_str_eq(b.msgs[0].id, id);
     herald_batch_deinit(&b);
@@ -183,28 +194,27 @@ Test(store_open, durability_normal_and_full_urls_work_and_share_the_data)
 
 Test(store_open, cfg_durability_overrides_and_null_cfg_is_fine)
 {
-    char *u = hx_url(g_dir, "c.db");
+    char *u = hx_url(env.dir, "c.db");
     herald_store_cfg cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.durability = HERALD_DURABILITY_NORMAL;
     cfg.durability_set = true;
-    cfg.clock = &g_clk.clock;
-    cr_assert_eq(herald_store_open(u, &cfg, &g_s), 0, "%s", herald_last_error());
-    cr_assert_eq(herald_queue_create(g_s, "q", NULL), 0);
-    herald_store_close(g_s);
-    g_s = NULL;
-    cr_assert_eq(herald_store_open(u, NULL, &g_s), 0, "%s", herald_last_error());
+    cfg.clock = &env.clock.clock;
+    cr_assert_eq(herald_store_open(u, &cfg, &env.store), 0, "%s", herald_last_error());
+    cr_assert_eq(herald_queue_create(env.store, "q", NULL), 0);
+    hx_env_close(&env);
+    cr_assert_eq(herald_store_open(u, NULL, &env.store), 0, "%s", herald_last_error());
     herald_queue_info qi;
-    cr_assert_eq(herald_queue_get(g_s, "q", &qi), 0);
+    cr_assert_eq(herald_queue_get(env.store, "q", &qi), 0);
     free(u);
 }
 
 Test(store_open, open_creates_a_missing_database_file)
 {
-    char *u = hx_url(g_dir, "new.db");
+    char *u = hx_url(env.dir, "new.db");
     char *p = path_in("new.db");
     cr_assert_not(file_exists(p));
-    g_s = open_ok(u);
+    env.store = open_ok(u);
     cr_assert(file_exists(p), "no file at %s", p);
     free(u);
     free(p);
@@ -215,33 +225,25 @@ Test(store_open, open_creates_a_missing_database_file)
 Test(store_open, path_in_a_missing_directory_is_an_error)
 {
     herald_store *s = NULL;
-    int rc = open_url("sqlite:/nonexistent-dir-herald-test/x.db", &s);
-    if (rc == 0)
-        herald_store_close(s);
+    int rc = open_refused("sqlite:/nonexistent-dir-herald-test/x.db", &s);
     cr_assert_lt(rc, 0, "opened a store in a directory that does not exist");
     cr_assert_null(s);
     cr_assert_neq(herald_last_error()[0], 0);
 
-    char *u = hx_url(g_dir, "no/such/dir/x.db");
-    rc = open_url(u, &s);
-    if (rc == 0)
-        herald_store_close(s);
+    rc = open_name_refused("no/such/dir/x.db", &s);
     cr_assert_lt(rc, 0);
-    free(u);
 }
 
 Test(store_open, path_in_a_read_only_directory_is_an_error)
 {
     if (geteuid() == 0)
         cr_skip_test("running as root: directory permissions are not enforced");
-    snprintf(g_ro_dir, sizeof g_ro_dir, "%s/ro", g_dir);
+    snprintf(g_ro_dir, sizeof g_ro_dir, "%s/ro", env.dir);
     cr_assert_eq(mkdir(g_ro_dir, 0700), 0);
     cr_assert_eq(chmod(g_ro_dir, 0500), 0);
     char *u = hx_url(g_ro_dir, "x.db");
     herald_store *s = NULL;
-    int rc = open_url(u, &s);
-    if (rc == 0)
-        herald_store_close(s);
+    int rc = open_refused(u, &s);
     cr_assert_lt(rc, 0, "opened a store in a read-only directory");
     cr_assert(rc == HERALD_EREADONLY || rc == -EACCES || rc == HERALD_EIO || rc == -EPERM ||
                   rc == -EROFS || rc == HERALD_ESTORE,
@@ -260,32 +262,24 @@ Test(store_open, text_file_is_enotherald_and_left_untouched)
         n += (size_t)snprintf(text + n, sizeof text - n, "hello world, this is not a database\n");
     char *p = path_in("notes.txt");
     write_file(p, text, n);
-    char *u = hx_url(g_dir, "notes.txt");
     herald_store *s = NULL;
-    int rc = open_url(u, &s);
-    if (rc == 0)
-        herald_store_close(s);
+    int rc = open_name_refused("notes.txt", &s);
     cr_assert_eq(rc, HERALD_ENOTHERALD, "got %s (%d)", herald_err_name(rc), rc);
     cr_assert_null(s);
     cr_assert_neq(herald_last_error()[0], 0);
     assert_same_file(p, text, n);
     free(p);
-    free(u);
 }
 
 Test(store_open, short_text_file_is_enotherald)
 {
     char *p = path_in("hello.db");
     write_file(p, "hello world\n", 12);
-    char *u = hx_url(g_dir, "hello.db");
     herald_store *s = NULL;
-    int rc = open_url(u, &s);
-    if (rc == 0)
-        herald_store_close(s);
+    int rc = open_name_refused("hello.db", &s);
     cr_assert_eq(rc, HERALD_ENOTHERALD, "got %s (%d)", herald_err_name(rc), rc);
     assert_same_file(p, "hello world\n", 12);
     free(p);
-    free(u);
 }
 
 Test(store_open, someone_elses_sqlite_database_is_enotherald_and_left_untouched)
@@ -302,17 +296,13 @@ Test(store_open, someone_elses_sqlite_database_is_enotherald_and_left_untouched)
     cr_assert_geq(len, 100);
     cr_assert_eq(memcmp(before, "SQLite format 3", 16), 0);
 
-    char *u = hx_url(g_dir, "foreign.db");
     herald_store *s = NULL;
-    int rc = open_url(u, &s);
-    if (rc == 0)
-        herald_store_close(s);
+    int rc = open_name_refused("foreign.db", &s);
     cr_assert_eq(rc, HERALD_ENOTHERALD, "got %s (%d)", herald_err_name(rc), rc);
     cr_assert_null(s);
     assert_same_file(p, before, len);
     free(before);
     free(p);
-    free(u);
 }
 
 /* ---- newer schema --------------------------------------------------------------------------- */
@@ -343,10 +333,9 @@ static uint32_t read_user_version(const char *p)
 
 Test(store_open, database_from_a_newer_herald_is_eschema_naming_the_version)
 {
-    g_s = hx_open(g_dir, &g_clk);
-    cr_assert_eq(herald_queue_create(g_s, "q", NULL), 0);
-    herald_store_close(g_s);
-    g_s = NULL;
+    hx_env_reopen(&env);
+    cr_assert_eq(herald_queue_create(env.store, "q", NULL), 0);
+    hx_env_close(&env);
 
     char *p = path_in("herald.db");
     char *wal = path_in("herald.db-wal");
@@ -364,11 +353,7 @@ Test(store_open, database_from_a_newer_herald_is_eschema_naming_the_version)
     cr_assert_not_null(before);
 
     herald_store *s = NULL;
-    char *u = hx_url(g_dir, "herald.db");
-    int rc = open_url(u, &s);
-    free(u);
-    if (rc == 0)
-        herald_store_close(s);
+    int rc = open_name_refused("herald.db", &s);
     cr_assert_eq(rc, HERALD_ESCHEMA, "got %s (%d)%s", herald_err_name(rc), rc,
                  wal_size > 0 ? " (a WAL file was left by close)" : "");
     cr_assert_null(s);
@@ -382,12 +367,11 @@ Test(store_open, database_from_a_newer_herald_is_eschema_naming_the_version)
 
 Test(store_open, close_checkpoints_everything_into_the_main_file)
 {
-    g_s = hx_open(g_dir, &g_clk);
-    cr_assert_eq(herald_queue_create(g_s, "q", NULL), 0);
+    hx_env_reopen(&env);
+    cr_assert_eq(herald_queue_create(env.store, "q", NULL), 0);
     herald_msg m = { "{}", 2, HERALD_CONTENT_JSON, HERALD_UNSET };
-    cr_assert_eq(herald_send(g_s, "q", &m, NULL), 0);
-    herald_store_close(g_s);
-    g_s = NULL;
+    cr_assert_eq(herald_send(env.store, "q", &m, NULL), 0);
+    hx_env_close(&env);
     char *wal = path_in("herald.db-wal");
     off_t sz = file_size(wal);
     cr_assert(sz <= 0, "close left %lld bytes in %s", (long long)sz, wal);
@@ -402,45 +386,44 @@ Test(store_open, close_checkpoints_everything_into_the_main_file)
 
 Test(store_open, reopen_keeps_queues_settings_and_messages)
 {
-    g_s = hx_open(g_dir, &g_clk);
+    hx_env_reopen(&env);
     herald_queue_settings st;
     herald_queue_settings_init(&st);
     st.max_retries = 7;
     st.delivery_delay_s = 0;
     st.dead_letter_queue = "dlq";
-    cr_assert_eq(herald_queue_create(g_s, "orders", &st), 0);
+    cr_assert_eq(herald_queue_create(env.store, "orders", &st), 0);
     herald_queue_info before;
-    cr_assert_eq(herald_queue_get(g_s, "orders", &before), 0);
+    cr_assert_eq(herald_queue_get(env.store, "orders", &before), 0);
     const char *bodies[3] = { "{\"n\":1}", "{\"n\":2}", "{\"n\":3}" };
     char ids[3][HERALD_ID_SIZE];
     for (int i = 0; i < 3; i++) {
         herald_msg m = { bodies[i], strlen(bodies[i]), HERALD_CONTENT_JSON, HERALD_UNSET };
-        cr_assert_eq(herald_send(g_s, "orders", &m, ids[i]), 0);
+        cr_assert_eq(herald_send(env.store, "orders", &m, ids[i]), 0);
     }
     herald_batch b = { 0 };
-    cr_assert_eq(herald_pull(g_s, "orders", 1, HERALD_UNSET, &b), 0);
+    cr_assert_eq(herald_pull(env.store, "orders", 1, HERALD_UNSET, &b), 0);
     cr_assert_eq(b.n, 1);
     char acked[HERALD_ID_SIZE];
     snprintf(acked, sizeof acked, "%s", b.msgs[0].id);
     const char *lease[] = { b.msgs[0].lease_id };
-    cr_assert_eq(herald_ack(g_s, "orders", lease, 1, NULL), 0);
+    cr_assert_eq(herald_ack(env.store, "orders", lease, 1, NULL), 0);
     herald_batch_deinit(&b);
-    herald_store_close(g_s);
-    g_s = NULL;
+    hx_env_close(&env);
 
-    g_s = hx_open(g_dir, &g_clk);
+    hx_env_reopen(&env);
     herald_queue_info after;
-    cr_assert_eq(herald_queue_get(g_s, "orders", &after), 0, "%s", herald_last_error());
+    cr_assert_eq(herald_queue_get(env.store, "orders", &after), 0, "%s", herald_last_error());
     cr_assert_str_eq(after.queue_id, before.queue_id);
     cr_assert_eq(after.max_retries, 7);
     cr_assert_str_eq(after.dead_letter_queue, "dlq");
     cr_assert_eq(after.created_ms, before.created_ms);
     herald_queue_stats qs;
-    cr_assert_eq(herald_queue_stats_get(g_s, "orders", &qs), 0);
+    cr_assert_eq(herald_queue_stats_get(env.store, "orders", &qs), 0);
     cr_assert_eq(qs.backlog_count, 2);
     cr_assert_eq(qs.sent_total, 3);
     cr_assert_eq(qs.acked_total, 1);
-    cr_assert_eq(herald_peek(g_s, "orders", 10, &b), 0);
+    cr_assert_eq(herald_peek(env.store, "orders", 10, &b), 0);
     cr_assert_eq(b.n, 2);
     for (size_t i = 0; i < b.n; i++) {
         cr_assert_str_neq(b.msgs[i].id, acked, "acked message is back after reopen");
@@ -461,11 +444,11 @@ Test(store_open, schema_version_of_a_new_store_is_the_supported_version)
 {
     int sup = herald_schema_version_supported();
     cr_assert_gt(sup, 0);
-    g_s = hx_open(g_dir, &g_clk);
-    cr_assert_eq(herald_store_schema_version(g_s), sup);
-    herald_store_close(g_s);
-    g_s = hx_open(g_dir, &g_clk);
-    cr_assert_eq(herald_store_schema_version(g_s), sup, "reopen changed the schema version");
+    hx_env_reopen(&env);
+    cr_assert_eq(herald_store_schema_version(env.store), sup);
+    hx_env_close(&env);
+    hx_env_reopen(&env);
+    cr_assert_eq(herald_store_schema_version(env.store), sup, "reopen changed the schema version");
 }
 
 Test(store_open, close_of_null_does_nothing_and_version_is_set)

@@ -1,10 +1,14 @@
 // SPDX-License-Identifier: MIT
 /*
- * support.c - the fixtures of support.h. Test-only code: aborts on setup failures.
+ * support.c - the fixtures of support.h. Test-only code: aborts on setup failures; the
+ * asserting wrappers fail the calling test through Criterion.
  */
 #define _XOPEN_SOURCE 700
 #include "support.h"
 
+#include <criterion/criterion.h>
+
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -16,6 +20,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <poll.h>
 
@@ -231,4 +236,193 @@ int64_t hx_cpu_us(void)
     getrusage(RUSAGE_SELF, &ru);
     return (int64_t)ru.ru_utime.tv_sec * 1000000 + ru.ru_utime.tv_usec +
            (int64_t)ru.ru_stime.tv_sec * 1000000 + ru.ru_stime.tv_usec;
+}
+
+/* ---- per-test environment ------------------------------------------------------------------- */
+
+void hx_env_setup(hx_env *e, unsigned flags)
+{
+    memset(e, 0, sizeof *e);
+    e->flags = flags;
+    e->dir = hx_tmpdir();
+    hx_clock_init(&e->clock);
+    if (!(flags & HX_ENV_NO_STORE))
+        hx_env_reopen(e);
+}
+
+void hx_env_setup_with_queue(hx_env *e, const char *queue)
+{
+    hx_env_setup(e, 0);
+    hx_create_queue(e->store, queue, NULL);
+}
+
+void hx_env_close(hx_env *e)
+{
+    herald_store_close(e->store);
+    e->store = NULL;
+}
+
+void hx_env_reopen(hx_env *e)
+{
+    if (e->store)
+        abort(); /* a test bug: two stores on one file */
+    e->store = hx_open(e->dir, (e->flags & HX_ENV_REAL_CLOCK) ? NULL : &e->clock);
+}
+
+void hx_env_teardown(hx_env *e)
+{
+    hx_env_close(e);
+    hx_rmrf(e->dir);
+    free(e->dir);
+    memset(e, 0, sizeof *e);
+}
+
+/* ---- time ----------------------------------------------------------------------------------- */
+
+static int64_t clock_ms(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t hx_wall_ms(void)
+{
+    return clock_ms(CLOCK_REALTIME);
+}
+
+int64_t hx_mono_ms(void)
+{
+    return clock_ms(CLOCK_MONOTONIC);
+}
+
+void hx_sleep_us(int64_t us)
+{
+    struct timespec ts = { (time_t)(us / 1000000), (long)(us % 1000000) * 1000 };
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
+}
+
+void hx_sleep_ms(int64_t ms)
+{
+    hx_sleep_us(ms * 1000);
+}
+
+/* ---- predicates ----------------------------------------------------------------------------- */
+
+/* Does needle match at h? With fuzzy_underscore, '_' in needle also matches ' ' or '-'. */
+static bool match_at(const char *h, const char *needle, size_t n, bool fuzzy_underscore)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!h[i])
+            return false;
+        char a = (char)tolower((unsigned char)h[i]);
+        char b = (char)tolower((unsigned char)needle[i]);
+        if (a == b)
+            continue;
+        if (fuzzy_underscore && b == '_' && (a == ' ' || a == '-'))
+            continue;
+        return false;
+    }
+    return true;
+}
+
+static bool search_ci(const char *hay, const char *needle, bool fuzzy_underscore)
+{
+    if (!hay || !needle)
+        return false;
+    size_t n = strlen(needle);
+    for (const char *h = hay; *h; h++) {
+        if (match_at(h, needle, n, fuzzy_underscore))
+            return true;
+    }
+    return false;
+}
+
+bool hx_mentions(const char *hay, const char *needle)
+{
+    return search_ci(hay, needle, true);
+}
+
+bool hx_contains_ci(const char *hay, const char *needle)
+{
+    return search_ci(hay, needle, false);
+}
+
+bool hx_is_uuid(const char *s)
+{
+    if (!s || strlen(s) != 36)
+        return false;
+    for (int i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-')
+                return false;
+        } else if (!isxdigit((unsigned char)s[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool hx_body_is(const herald_message *m, const char *s)
+{
+    return m->body_len == strlen(s) && memcmp(m->body, s, m->body_len) == 0;
+}
+
+/* ---- asserting wrappers of the public API --------------------------------------------------- */
+
+void hx_create_queue(herald_store *s, const char *name, const herald_queue_settings *st)
+{
+    int rc = herald_queue_create(s, name, st);
+    cr_assert_eq(rc, 0, "herald_queue_create(%s) = %s: %s", name, herald_err_name(rc),
+                 herald_last_error());
+}
+
+void hx_send(herald_store *s, const char *q, const herald_msg *m, char id[HERALD_ID_SIZE])
+{
+    int rc = herald_send(s, q, m, id);
+    cr_assert_eq(rc, 0, "herald_send(%s) = %s: %s", q, herald_err_name(rc), herald_last_error());
+}
+
+void hx_send_json(herald_store *s, const char *q, const char *json, int64_t delay_s,
+                  char id[HERALD_ID_SIZE])
+{
+    herald_msg m = { json, strlen(json), HERALD_CONTENT_JSON, delay_s };
+    hx_send(s, q, &m, id);
+}
+
+herald_queue_stats hx_stats(herald_store *s, const char *q)
+{
+    herald_queue_stats st;
+    memset(&st, 0, sizeof st);
+    int rc = herald_queue_stats_get(s, q, &st);
+    cr_assert_eq(rc, 0, "herald_queue_stats_get(%s) = %s: %s", q, herald_err_name(rc),
+                 herald_last_error());
+    return st;
+}
+
+size_t hx_pull(herald_store *s, const char *q, int max_n, int64_t visibility_ms, herald_batch *b)
+{
+    herald_batch_deinit(b); /* b may hold an earlier (possibly empty) result */
+    int rc = herald_pull(s, q, max_n, visibility_ms, b);
+    cr_assert_eq(rc, 0, "herald_pull(%s) = %s: %s", q, herald_err_name(rc), herald_last_error());
+    return b->n;
+}
+
+size_t hx_peek(herald_store *s, const char *q, herald_batch *b)
+{
+    herald_batch_deinit(b);
+    int rc = herald_peek(s, q, 100, b);
+    cr_assert_eq(rc, 0, "herald_peek(%s) = %s: %s", q, herald_err_name(rc), herald_last_error());
+    return b->n;
+}
+
+herald_settle_result hx_ack1(herald_store *s, const char *q, const char *lease)
+{
+    herald_settle_result r;
+    memset(&r, 0, sizeof r);
+    const char *leases[] = { lease };
+    int rc = herald_ack(s, q, leases, 1, &r);
+    cr_assert_eq(rc, 0, "herald_ack(%s) = %s: %s", q, herald_err_name(rc), herald_last_error());
+    return r;
 }

@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: MIT
 /*
  * support.h - shared test fixtures: a temp dir per test, a fake clock, a store opened on it,
- * and a runner for the `herald` CLI that captures exit code, stdout and stderr.
+ * and a runner for the `herald` CLI that captures exit code, stdout and stderr; plus the small
+ * predicates and asserting wrappers of the public API that several suites use.
+ * Functions that assert (hx_create_queue, hx_send, ...) may only be called from a test.
  */
 #ifndef HERALD_TESTS_SUPPORT_H
 #define HERALD_TESTS_SUPPORT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
 #include "herald.h"
@@ -43,5 +46,69 @@ char *hx_read_file(const char *path, size_t *len);
 
 /* CPU time (user+sys, microseconds) of this process so far. */
 int64_t hx_cpu_us(void);
+
+/* ---- per-test environment ------------------------------------------------------------------- */
+
+/* A test's temp dir, fake clock and the store opened on DIR/herald.db. */
+typedef struct hx_env {
+    char *dir;           /* fresh temp dir; removed by hx_env_teardown */
+    hx_clock clock;      /* fake clock at 2026-01-01T00:00:00Z (unused with HX_ENV_REAL_CLOCK) */
+    herald_store *store; /* NULL with HX_ENV_NO_STORE, or after hx_env_close */
+    unsigned flags;
+} hx_env;
+
+enum {
+    HX_ENV_REAL_CLOCK = 1u << 0, /* the store runs on the real clock (e.g. consumer timeouts) */
+    HX_ENV_NO_STORE = 1u << 1,   /* make the dir and clock only; the test opens what it needs */
+};
+
+/* Makes the dir and clock and (unless HX_ENV_NO_STORE) opens the store; aborts on failure. */
+void hx_env_setup(hx_env *e, unsigned flags);
+/* hx_env_setup(e, 0), then creates the queue `queue` with default settings. */
+void hx_env_setup_with_queue(hx_env *e, const char *queue);
+/* Closes the store (if open), removes the dir and clears *e. */
+void hx_env_teardown(hx_env *e);
+/* Closes the store (draining its writer); e->store becomes NULL. */
+void hx_env_close(hx_env *e);
+/* Opens DIR/herald.db again, with the env's clock, into e->store (which must be closed). */
+void hx_env_reopen(hx_env *e);
+
+/* ---- time ----------------------------------------------------------------------------------- */
+
+int64_t hx_wall_ms(void); /* CLOCK_REALTIME, ms */
+int64_t hx_mono_ms(void); /* CLOCK_MONOTONIC, ms */
+void hx_sleep_us(int64_t us); /* real sleep, resumed after signals */
+void hx_sleep_ms(int64_t ms);
+
+/* ---- predicates ----------------------------------------------------------------------------- */
+
+/* Case-insensitive search for needle in hay; '_' in needle also matches ' ' or '-' (so
+ * "max_retries" matches "max retries" and "max-retries"). False if either is NULL. */
+bool hx_mentions(const char *hay, const char *needle);
+/* Case-insensitive substring test, nothing more. False if either is NULL. */
+bool hx_contains_ci(const char *hay, const char *needle);
+/* 8-4-4-4-12 hex digits with dashes. False for NULL. */
+bool hx_is_uuid(const char *s);
+/* The message's body is exactly the string s. */
+bool hx_body_is(const herald_message *m, const char *s);
+
+/* ---- asserting wrappers of the public API --------------------------------------------------- */
+
+/* herald_queue_create; asserts success. st may be NULL (defaults). */
+void hx_create_queue(herald_store *s, const char *name, const herald_queue_settings *st);
+/* herald_send; asserts success. id may be NULL. */
+void hx_send(herald_store *s, const char *q, const herald_msg *m, char id[HERALD_ID_SIZE]);
+/* Sends one JSON message with this delay (HERALD_UNSET: the queue's); asserts success. */
+void hx_send_json(herald_store *s, const char *q, const char *json, int64_t delay_s,
+                  char id[HERALD_ID_SIZE]);
+/* herald_queue_stats_get; asserts success. */
+herald_queue_stats hx_stats(herald_store *s, const char *q);
+/* Empties *b, then pulls up to max_n with this visibility (HERALD_UNSET: default); asserts
+ * rc 0 and returns the count. */
+size_t hx_pull(herald_store *s, const char *q, int max_n, int64_t visibility_ms, herald_batch *b);
+/* Empties *b, then peeks up to 100 messages; asserts rc 0 and returns the count. */
+size_t hx_peek(herald_store *s, const char *q, herald_batch *b);
+/* Acks one lease; asserts rc 0 and returns the settle result. */
+herald_settle_result hx_ack1(herald_store *s, const char *q, const char *lease);
 
 #endif

@@ -69,7 +69,11 @@ Test(json_check, accepts_any_single_value_and_names_line_and_column_of_errors)
     cr_assert_eq(herald__json_check("{\n\"a\":}", 7, "body"), HERALD_EBADJSON);
     cr_assert(strstr(herald_last_error(), "line 2"), "%s", herald_last_error());
     cr_assert_eq(herald__json_check("", 0, "body"), HERALD_EBADJSON);
-    cr_assert_eq(herald__json_check("{\"a\":1,\"a\":2}", 13, "body"), HERALD_EBADJSON);
+    cr_assert_eq(herald__json_check("{\"a\":1,\"a\":2}", 13, "body"), 0); /* as JSON.parse */
+    cr_assert_eq(herald__json_check("[1,]", 4, "body"), HERALD_EBADJSON);
+    cr_assert_eq(herald__json_check("\"\\ud800\"", 8, "body"), HERALD_EBADJSON);
+    cr_assert_eq(herald__json_check("01", 2, "body"), HERALD_EBADJSON);
+    cr_assert_eq(herald__json_check("\"a\tb\"", 5, "body"), HERALD_EBADJSON);
 }
 
 Test(names, follow_the_queue_name_rule)
