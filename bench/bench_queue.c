@@ -14,7 +14,7 @@
  *       moment the consumer's handler sees it; a consumer acks as it goes. p50/p99/max.
  * Durability is FULL (fsync per commit group) unless --durability normal.
  */
-#include "cli/cli.h"
+#include "bench_util.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -35,13 +35,6 @@ static const char *const usage_bench =
     "  Runs on a fresh store in a temp directory (or --dir), removed afterwards.\n";
 
 #define BODY_BYTES 256
-
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 static void fill_body(char *buf, int64_t stamp)
 {
@@ -105,7 +98,7 @@ static void w1_done(void *ud, int rc, const char (*ids)[HERALD_ID_SIZE], size_t 
     (void)n;
     w1_batch *b = ud;
     w1_state *st = b->st;
-    int64_t dt = mono_ns() - b->t0;
+    int64_t dt = bench_mono_ns() - b->t0;
     pthread_mutex_lock(&st->mu);
     if (rc < 0)
         st->failures++;
@@ -136,7 +129,7 @@ static int run_w1(herald_store *s, const char *queue, int64_t n_msgs, int window
     w1_state st = { .lat = calloc(n_batches, sizeof(int64_t)) };
     pthread_mutex_init(&st.mu, NULL);
     pthread_cond_init(&st.cv, NULL);
-    int64_t t0 = mono_ns();
+    int64_t t0 = bench_mono_ns();
     int64_t left = n_msgs;
     int rc = 0;
     while (left > 0 && rc == 0) {
@@ -148,7 +141,7 @@ static int run_w1(herald_store *s, const char *queue, int64_t n_msgs, int window
         pthread_mutex_unlock(&st.mu);
         w1_batch *b = malloc(sizeof *b);
         b->st = &st;
-        b->t0 = mono_ns();
+        b->t0 = bench_mono_ns();
         rc = herald_send_batch_async(s, queue, msgs, n, HERALD_UNSET, w1_done, b);
         if (rc < 0) {
             free(b);
@@ -162,7 +155,7 @@ static int run_w1(herald_store *s, const char *queue, int64_t n_msgs, int window
     while (st.in_flight > 0)
         pthread_cond_wait(&st.cv, &st.mu);
     pthread_mutex_unlock(&st.mu);
-    int64_t dt = mono_ns() - t0;
+    int64_t dt = bench_mono_ns() - t0;
     if (rc == 0 && st.failures)
         rc = HERALD_ESTORE;
     qsort(st.lat, st.n_lat, sizeof(int64_t), cmp_i64);
@@ -178,14 +171,14 @@ static int run_w1_sync(herald_store *s, const char *queue, int64_t n_msgs, doubl
 {
     herald_msg msgs[100];
     w1_batch_init(msgs);
-    int64_t t0 = mono_ns();
+    int64_t t0 = bench_mono_ns();
     for (int64_t left = n_msgs; left > 0; left -= 100) {
         int rc = herald_send_batch(s, queue, msgs, left >= 100 ? 100 : (size_t)left,
                                    HERALD_UNSET, NULL);
         if (rc < 0)
             return rc;
     }
-    *rate = (double)n_msgs / ((double)(mono_ns() - t0) / 1e9);
+    *rate = (double)n_msgs / ((double)(bench_mono_ns() - t0) / 1e9);
     return 0;
 }
 
@@ -219,7 +212,7 @@ static int run_w2(herald_store *s, const char *queue, int64_t n_msgs, int concur
     pthread_mutex_init(&st.mu, NULL);
     pthread_cond_init(&st.cv, NULL);
     const char *qs[] = { queue };
-    int64_t t0 = mono_ns();
+    int64_t t0 = bench_mono_ns();
     herald_consumer *c = NULL;
     int rc = start_consumer(s, qs, w2_handler, &st, concurrency, &c);
     if (rc < 0)
@@ -229,7 +222,7 @@ static int run_w2(herald_store *s, const char *queue, int64_t n_msgs, int concur
         pthread_cond_wait(&st.cv, &st.mu);
     pthread_mutex_unlock(&st.mu);
     herald_consumer_stop(c); /* returns once every settlement (ack) has committed */
-    int64_t dt = mono_ns() - t0;
+    int64_t dt = bench_mono_ns() - t0;
     herald_queue_stats qs_after;
     rc = herald_queue_stats_get(s, queue, &qs_after);
     if (rc == 0 && qs_after.backlog_count != 0) {
@@ -245,7 +238,7 @@ static int run_w2(herald_store *s, const char *queue, int64_t n_msgs, int concur
 
 static int run_w2_pull(herald_store *s, const char *queue, int64_t n_msgs, double *rate)
 {
-    int64_t t0 = mono_ns(), got = 0;
+    int64_t t0 = bench_mono_ns(), got = 0;
     while (got < n_msgs) {
         herald_batch b;
         int rc = herald_pull(s, queue, 100, 30000, &b);
@@ -264,7 +257,7 @@ static int run_w2_pull(herald_store *s, const char *queue, int64_t n_msgs, doubl
         if (rc < 0)
             return rc;
     }
-    *rate = (double)got / ((double)(mono_ns() - t0) / 1e9);
+    *rate = (double)got / ((double)(bench_mono_ns() - t0) / 1e9);
     return got == n_msgs ? 0 : HERALD_ESTORE;
 }
 
@@ -280,7 +273,7 @@ typedef struct w3_state {
 static int w3_handler(herald_delivery *d, void *ud)
 {
     w3_state *st = ud;
-    int64_t now = mono_ns();
+    int64_t now = bench_mono_ns();
     for (size_t i = 0; i < herald_delivery_count(d); i++) {
         const herald_message *m = herald_delivery_msg(d, i);
         int64_t sched = strtoll((const char *)m->body + 5, NULL, 10);
@@ -314,7 +307,7 @@ static int run_w3(herald_store *s, const char *queue, int64_t seconds, int64_t r
         return rc;
     }
     int64_t period = 1000000000LL / rate_per_s;
-    int64_t start = mono_ns() + 10000000; /* 10 ms warm-up */
+    int64_t start = bench_mono_ns() + 10000000; /* 10 ms warm-up */
     char body[BODY_BYTES + 1];
     for (int64_t i = 0; i < total && rc == 0; i++) {
         int64_t due = start + i * period;
@@ -326,8 +319,8 @@ static int run_w3(herald_store *s, const char *queue, int64_t seconds, int64_t r
                          .content_type = HERALD_CONTENT_JSON, .delay_s = HERALD_UNSET };
         rc = herald_send_batch_async(s, queue, &m, 1, HERALD_UNSET, w3_sent, &st);
     }
-    int64_t wait_until = mono_ns() + 30LL * 1000000000LL;
-    while (rc == 0 && atomic_load(&st.n_lat) < total && mono_ns() < wait_until)
+    int64_t wait_until = bench_mono_ns() + 30LL * 1000000000LL;
+    while (rc == 0 && atomic_load(&st.n_lat) < total && bench_mono_ns() < wait_until)
         usleep(1000);
     herald_consumer_stop(c);
     int64_t n = atomic_load(&st.n_lat);
@@ -346,24 +339,7 @@ static int run_w3(herald_store *s, const char *queue, int64_t seconds, int64_t r
 
 /* ---- driver ---- */
 
-static int bench_fail(const char *what, int rc)
-{
-    fprintf(stderr, "herald: bench: %s failed: %s (%s)\n", what, herald_last_error(),
-            herald_err_name(rc));
-    return CLI_FAIL;
-}
-
-static void rm_store_files(const char *dir)
-{
-    const char *sfx[] = { "bench.db", "bench.db-wal", "bench.db-shm" };
-    char p[4200];
-    for (int i = 0; i < 3; i++) {
-        snprintf(p, sizeof p, "%s/%s", dir, sfx[i]);
-        unlink(p);
-    }
-}
-
-int cmd_bench(const cli_ctx *ctx, int argc, char **argv)
+int bench_queue(const cli_ctx *ctx, int argc, char **argv)
 {
     cli_opt opts[] = { { "messages", true, NULL },   { "window", true, NULL },
                        { "concurrency", true, NULL }, { "w3-seconds", true, NULL },
@@ -381,8 +357,8 @@ int cmd_bench(const cli_ctx *ctx, int argc, char **argv)
         fputs(usage_bench, stdout);
         return CLI_OK;
     }
-    if (n_pos != 1 || strcmp(pos[0], "queue") != 0)
-        return cli_usage(usage_bench, "bench: expected 'queue'");
+    if (n_pos != 0)
+        return cli_usage(usage_bench, "bench queue: unexpected argument '%s'", pos[0]);
     int64_t n_msgs = 200000, window = 32, conc = 2, w3_s = 10, w3_rate = 5000;
     struct {
         const char *name;
@@ -399,27 +375,12 @@ int cmd_bench(const cli_ctx *ctx, int argc, char **argv)
             return cli_usage(NULL, "--%s must be in %lld..%lld", ints[i].name,
                              (long long)ints[i].lo, (long long)ints[i].hi);
     }
-    char dir[4096];
-    const char *given = cli_opt_get(opts, n_opts, "dir");
-    if (given) {
-        snprintf(dir, sizeof dir, "%s", given);
-    } else {
-        const char *tmp = getenv("TMPDIR");
-        snprintf(dir, sizeof dir, "%s/herald-bench-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-        if (!mkdtemp(dir)) {
-            perror("herald: bench: mkdtemp");
-            return CLI_FAIL;
-        }
-    }
-    herald_durability dur = ctx->durability_set ? ctx->durability : HERALD_DURABILITY_FULL;
-    const char *dur_name = dur == HERALD_DURABILITY_FULL ? "full" : "normal";
-    char url[4200];
-    snprintf(url, sizeof url, "sqlite:%s/bench.db", dir);
-    herald_store_cfg scfg = { .durability = dur, .durability_set = true };
-    herald_store *s = NULL;
-    rc = herald_store_open(url, &scfg, &s);
-    if (rc < 0)
-        return bench_fail("open", rc);
+    bench_store bs;
+    if (bench_store_open(&bs, ctx, cli_opt_get(opts, n_opts, "dir")) != CLI_OK)
+        return CLI_FAIL;
+    herald_store *s = bs.store;
+    const char *dur_name = bs.dur_name;
+    const char *url = bs.url;
     double w1 = 0, w1_p99 = 0, w1s = 0, w2 = 0, w2p = 0, p50 = 0, p99 = 0, pmax = 0;
     int64_t n_w3 = 0;
     int out = CLI_OK;
@@ -442,10 +403,7 @@ int cmd_bench(const cli_ctx *ctx, int argc, char **argv)
     if (out == CLI_OK &&
         (rc = run_w3(s, "bench-w3", w3_s, w3_rate, &p50, &p99, &pmax, &n_w3)) < 0)
         out = bench_fail("W3", rc);
-    herald_store_close(s);
-    rm_store_files(dir);
-    if (!given)
-        rmdir(dir);
+    bench_store_close(&bs);
     if (out != CLI_OK)
         return out;
     if (ctx->json) {

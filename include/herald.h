@@ -57,7 +57,10 @@ extern "C" {
     X(HERALD_ENOMEM, -4015, 500, "out of memory")                                                 \
     X(HERALD_ECLOSED, -4016, 500, "store is closing")                                             \
     X(HERALD_EIO, -4017, 500, "I/O error on the store")                                           \
-    X(HERALD_EREADONLY, -4018, 500, "store is read-only or not writable")
+    X(HERALD_EREADONLY, -4018, 500, "store is read-only or not writable")                      \
+    X(HERALD_EENVELOPE, -4019, 400, "malformed event envelope")                                 \
+    X(HERALD_ESQL, -4020, 400, "SQL statement failed")                                          \
+    X(HERALD_EDENIED, -4021, 403, "not allowed")
 
 enum herald_err {
 #define HERALD_X_ENUM(name, value, http, text) name = (value),
@@ -318,6 +321,134 @@ HERALD_API int herald_retry(herald_store *s, const char *queue, const char *cons
 HERALD_API int herald_peek(herald_store *s, const char *queue, int max_n, herald_batch *b);
 
 /* ---------------------------------------------------------------------------------------------
+ * Events: the envelope (DomainMessage) every message of an event-driven system carries
+ * ------------------------------------------------------------------------------------------- */
+
+#define HERALD_EVENT_TYPE_MAX 100 /* bytes of `type`, dot notation: "research.completed" */
+#define HERALD_EVENT_SOURCE_MAX 100
+#define HERALD_CORRELATION_ID_MAX 128
+
+/* An event to send. Borrowed for the call. */
+typedef struct herald_event {
+    const char *event_id;       /* NULL: Herald mints a UUIDv7; else a UUID (re-publishing) */
+    const char *type;           /* domain.action: [a-z][a-z0-9_]* segments joined by '.', >= 2 */
+    const char *source;         /* emitting service: 1..100 of [A-Za-z0-9._:/-] */
+    const char *correlation_id; /* NULL or "": none; else 1..128 printable ASCII */
+    const char *payload_json;   /* a JSON object (references, not data) */
+    size_t payload_len;         /* 0: strlen(payload_json) */
+} herald_event;
+
+/* A parsed envelope. Strings are NUL-terminated; payload_json is owned (herald_envelope_deinit). */
+typedef struct herald_envelope {
+    char event_id[HERALD_ID_SIZE];
+    char type[HERALD_EVENT_TYPE_MAX + 1];
+    char source[HERALD_EVENT_SOURCE_MAX + 1];
+    char correlation_id[HERALD_CORRELATION_ID_MAX + 1]; /* "" when none */
+    char timestamp[40];                                 /* ISO 8601 UTC as sent */
+    char *payload_json;                                 /* compact JSON object text */
+    size_t payload_len;
+} herald_envelope;
+
+/* Builds the envelope body {"event_id","type","source","timestamp","correlation_id"?,"payload"}
+ * (compact JSON, timestamp = now in ISO 8601 UTC with ms). *json_out: NUL-terminated, free with
+ * herald_free(); len_out and event_id_out may be NULL. Errors: HERALD_EENVELOPE, with a message
+ * naming the field that is wrong. */
+HERALD_API int herald_event_encode(herald_store *s, const herald_event *e,
+                                   char event_id_out[HERALD_ID_SIZE], char **json_out,
+                                   size_t *len_out);
+
+/* Parses an enveloped body. Errors: HERALD_EENVELOPE naming the missing or malformed field. */
+HERALD_API int herald_envelope_parse(const void *body, size_t len, herald_envelope *out);
+HERALD_API void herald_envelope_deinit(herald_envelope *e);
+
+/* Sends an event: its envelope is the message body (content type json), so every consumer and
+ * `herald pull` sees event_id, type, ... in the body. delay_s: HERALD_UNSET or 0 .. 365 days.
+ * event_id_out (may be NULL) gets the event's id. Errors: HERALD_EENVELOPE, and as herald_send. */
+HERALD_API int herald_send_event(herald_store *s, const char *queue, const herald_event *e,
+                                 int64_t delay_s, char event_id_out[HERALD_ID_SIZE]);
+
+/* ---------------------------------------------------------------------------------------------
+ * SQL for user code, on the store's own database: portable `?` placeholders
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum herald_arg_type {
+    HERALD_ARG_NULL = 0,
+    HERALD_ARG_INT = 1,
+    HERALD_ARG_REAL = 2,
+    HERALD_ARG_TEXT = 3,
+    HERALD_ARG_BLOB = 4,
+} herald_arg_type;
+
+/* One bound parameter or one result column. Text/blob are borrowed. */
+typedef struct herald_arg {
+    herald_arg_type type;
+    int64_t i;
+    double r;
+    const void *p;
+    size_t len; /* text: SIZE_MAX = NUL-terminated */
+} herald_arg;
+
+#define HERALD_ARG_I(v) ((herald_arg){ .type = HERALD_ARG_INT, .i = (v) })
+#define HERALD_ARG_D(v) ((herald_arg){ .type = HERALD_ARG_REAL, .r = (v) })
+#define HERALD_ARG_S(s) ((herald_arg){ .type = HERALD_ARG_TEXT, .p = (s), .len = SIZE_MAX })
+#define HERALD_ARG_B(ptr, n) ((herald_arg){ .type = HERALD_ARG_BLOB, .p = (ptr), .len = (n) })
+#define HERALD_ARG_NIL ((herald_arg){ .type = HERALD_ARG_NULL })
+
+/* A result row, valid during the row callback only. */
+typedef struct herald_row herald_row;
+HERALD_API int herald_row_columns(const herald_row *r);
+/* Column i (0-based): type and value; text is NUL-terminated; valid during the callback. */
+HERALD_API herald_arg herald_row_get(const herald_row *r, int i);
+/* Called per row; return 0 to go on, < 0 to stop (that value is returned by the query). */
+typedef int (*herald_row_cb)(void *ud, const herald_row *row);
+
+/* Runs SQL on the store's database in its own transaction, durable on return: for the schema of
+ * user tables (CREATE TABLE IF NOT EXISTS ...) and one-off writes. Several statements separated
+ * by ';' are allowed when n_args == 0. User SQL may not touch Herald's own tables (herald_*),
+ * control transactions (BEGIN, COMMIT, SAVEPOINT, ...), ATTACH or PRAGMA: HERALD_EDENIED.
+ * Errors: HERALD_ESQL (the database's message is kept), HERALD_EDENIED, HERALD_EINVAL. */
+HERALD_API int herald_sql_exec(herald_store *s, const char *sql, const herald_arg *args,
+                               size_t n_args, int64_t *changes);
+/* Runs one read-only statement on a snapshot of the store; cb per row. Errors: as above, and
+ * HERALD_EDENIED for a statement that writes. */
+HERALD_API int herald_sql_query(herald_store *s, const char *sql, const herald_arg *args,
+                                size_t n_args, herald_row_cb cb, void *ud);
+
+/* ---------------------------------------------------------------------------------------------
+ * Effectively-once handlers: the handler's SQL, its sends and the ack commit together
+ * ------------------------------------------------------------------------------------------- */
+
+/* The transaction an effectively-once handler runs in. Valid during the handler only. */
+typedef struct herald_tx herald_tx;
+
+/* Runs one statement in the handler's transaction (same rules as herald_sql_exec).
+ * Prepared statements are cached per SQL text. changes may be NULL. */
+HERALD_API int herald_tx_exec(herald_tx *tx, const char *sql, const herald_arg *args,
+                              size_t n_args, int64_t *changes);
+HERALD_API int herald_tx_query(herald_tx *tx, const char *sql, const herald_arg *args,
+                               size_t n_args, herald_row_cb cb, void *ud);
+/* Sends a message in the handler's transaction: it exists only if the handler succeeds and the
+ * transaction commits. Errors: as herald_send. */
+HERALD_API int herald_tx_send(herald_tx *tx, const char *queue, const herald_msg *m,
+                              char id_out[HERALD_ID_SIZE]);
+/* Sends an event in the handler's transaction. Without a correlation_id it inherits the handled
+ * event's correlation_id, or, when that has none, the handled event's event_id. */
+HERALD_API int herald_tx_send_event(herald_tx *tx, const char *queue, const herald_event *e,
+                                    char event_id_out[HERALD_ID_SIZE]);
+/* Records why the handler fails (the message's last_error). */
+HERALD_API void herald_tx_set_error(herald_tx *tx, const char *error);
+
+/* An effectively-once handler: runs on the store's writer thread inside the transaction that
+ * will ack m, so it must be quick and only use herald_tx_* (no blocking I/O, no other Herald
+ * calls). Return 0: its SQL and sends commit together with the ack and, for an enveloped message,
+ * the record that (queue, event_id) was processed; a redelivered or duplicated message with the
+ * same event_id is then acked without calling the handler again. Return < 0: everything it did
+ * is rolled back and the message is retried (or dead-lettered) as with herald_delivery_retry.
+ * env is the parsed envelope, or NULL when the body is not one (no duplicate detection then). */
+typedef int (*herald_tx_handler_cb)(herald_tx *tx, const herald_message *m,
+                                    const herald_envelope *env, void *ud);
+
+/* ---------------------------------------------------------------------------------------------
  * Consumer runtime (push consumers)
  * ------------------------------------------------------------------------------------------- */
 
@@ -355,6 +486,10 @@ typedef struct herald_consumer_cfg {
     const char *dead_letter_queue; /* NULL = the queue's setting */
     int64_t visibility_timeout_ms; /* lease per batch, renewed while the handler runs;
                                     * HERALD_UNSET = 30 s */
+    /* Effectively-once instead of `handler` (exactly one of the two): */
+    herald_tx_handler_cb tx_handler;
+    int64_t processed_retention_s; /* how long processed event ids are kept for duplicate
+                                    * detection; HERALD_UNSET = 7 days; 60 s .. 365 days */
 } herald_consumer_cfg;
 
 HERALD_API void herald_consumer_cfg_init(herald_consumer_cfg *c);

@@ -14,8 +14,12 @@
 
 static const char *const usage_send =
     "usage: herald send NAME [--delay S] [--content-type json|text|bytes] BODY\n"
+    "       herald send NAME --type T --source S [--correlation-id C] [--delay S] PAYLOAD\n"
     "  BODY is the message body; - reads it from stdin. Prints the message id once the message\n"
-    "  is durable. Default content type json (the body must be valid JSON).\n";
+    "  is durable. Default content type json (the body must be valid JSON).\n"
+    "  With --type, sends an event: the body is the envelope {event_id, type (domain.action),\n"
+    "  source, timestamp, correlation_id, payload} around PAYLOAD (a JSON object); prints the\n"
+    "  event_id (a UUIDv7).\n";
 static const char *const usage_send_batch =
     "usage: herald send-batch NAME [--delay S] [--content-type json|text|bytes]\n"
     "  Reads one body per line from stdin (empty lines skipped): at most 100 messages, each\n"
@@ -116,21 +120,59 @@ static int opt_type(const cli_opt *o, int n, herald_content_type *t)
     return CLI_OK;
 }
 
+static int send_event(const cli_ctx *ctx, const cli_opt *opts, int n_opts, const char *queue,
+                      const char *payload, size_t payload_len, int64_t delay)
+{
+    herald_event e = { .type = cli_opt_get(opts, n_opts, "type"),
+                       .source = cli_opt_get(opts, n_opts, "source"),
+                       .correlation_id = cli_opt_get(opts, n_opts, "correlation-id"),
+                       .payload_json = payload,
+                       .payload_len = payload_len };
+    if (!e.source)
+        return cli_usage(usage_send, "send: --type needs --source (the emitting service)");
+    if (cli_opt_get(opts, n_opts, "content-type") &&
+        strcmp(cli_opt_get(opts, n_opts, "content-type"), "json") != 0) {
+        fprintf(stderr, "herald: send: an event's content type is json\n");
+        return CLI_FAIL;
+    }
+    herald_store *s = NULL;
+    int rc = cli_open(ctx, &s);
+    if (rc != CLI_OK)
+        return rc;
+    char id[HERALD_ID_SIZE];
+    int hrc = herald_send_event(s, queue, &e, delay, id);
+    if (hrc < 0)
+        rc = cli_fail("send", hrc);
+    else if (ctx->json)
+        cli_print_json(json_pack("{s:s}", "event_id", id));
+    else
+        puts(id);
+    herald_store_close(s);
+    return rc;
+}
+
 int cmd_send(const cli_ctx *ctx, int argc, char **argv)
 {
-    cli_opt opts[] = { { "delay", true, NULL }, { "content-type", true, NULL } };
+    cli_opt opts[] = { { "delay", true, NULL },  { "content-type", true, NULL },
+                       { "type", true, NULL },   { "source", true, NULL },
+                       { "correlation-id", true, NULL } };
+    int n_opts = (int)(sizeof opts / sizeof opts[0]);
     char **pos;
     int n_pos;
-    int rc = common_parse(argc, argv, opts, 2, &pos, &n_pos, usage_send);
+    int rc = common_parse(argc, argv, opts, n_opts, &pos, &n_pos, usage_send);
     if (rc != CLI_OK)
         return finish(pos, rc);
+    bool is_event = cli_opt_get(opts, n_opts, "type") != NULL;
+    if (!is_event && (cli_opt_get(opts, n_opts, "source") ||
+                      cli_opt_get(opts, n_opts, "correlation-id")))
+        return finish(pos, cli_usage(usage_send, "send: --source and --correlation-id need --type"));
     if (n_pos != 2)
         return finish(pos, cli_usage(usage_send, n_pos < 2 ? "send: missing %s"
                                                            : "send: too many arguments%s",
                                      n_pos == 0 ? "NAME and BODY" : n_pos == 1 ? "BODY" : ""));
     herald_msg m = { 0 };
-    if ((rc = opt_delay(opts, 2, &m.delay_s)) != CLI_OK ||
-        (rc = opt_type(opts, 2, &m.content_type)) != CLI_OK)
+    if ((rc = opt_delay(opts, n_opts, &m.delay_s)) != CLI_OK ||
+        (!is_event && (rc = opt_type(opts, n_opts, &m.content_type)) != CLI_OK))
         return finish(pos, rc);
     char *owned = NULL;
     if (strcmp(pos[1], "-") == 0) {
@@ -145,7 +187,9 @@ int cmd_send(const cli_ctx *ctx, int argc, char **argv)
         m.body_len = strlen(pos[1]);
     }
     herald_store *s = NULL;
-    if ((rc = cli_open(ctx, &s)) == CLI_OK) {
+    if (is_event) {
+        rc = send_event(ctx, opts, n_opts, pos[0], m.body, m.body_len, m.delay_s);
+    } else if ((rc = cli_open(ctx, &s)) == CLI_OK) {
         char id[HERALD_ID_SIZE];
         int hrc = herald_send(s, pos[0], &m, id);
         if (hrc < 0)

@@ -1,11 +1,33 @@
 // SPDX-License-Identifier: MIT
 /*
- * consume.h - the consumer layer. Its whole contract is public (herald_consumer_* and
- * herald_delivery_* in herald.h); this header exists for the layer rule "one header per layer".
+ * consume.h - the consumer layer's internal contract: the push-consumer runtime (consumer.c)
+ * runs effectively-once batches through tx.c. The public side is herald_consumer_*,
+ * herald_delivery_*, herald_tx_* and herald_sql_* in herald.h.
  */
 #ifndef HERALD_CONSUME_CONSUME_H
 #define HERALD_CONSUME_CONSUME_H
 
 #include "queue/queue.h"
+
+/* One effectively-once batch (see tx.c). The caller fills store, batch, handler, ud, policy. */
+typedef struct herald__eo_op {
+    herald__op base;
+    herald_store *store;
+    const herald_batch *batch;
+    herald_tx_handler_cb handler;
+    void *ud;
+    const herald__policy *policy;
+    const herald_envelope *envs; /* per message, parsed off the writer; NULL entries allowed */
+    const bool *has_env;
+    /* results */
+    int64_t n_ok, n_failed, n_duplicates;
+    /* private */
+    herald_store *s;
+    char **errors;
+} herald__eo_op;
+
+/* Runs the batch's handlers, records and settlements in one group commit; returns when it is
+ * durable. < 0: the transaction failed; nothing of the batch happened (it will be redelivered).*/
+int herald__eo_run_batch(herald__eo_op *o);
 
 #endif

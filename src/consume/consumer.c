@@ -61,6 +61,8 @@ struct herald_consumer {
     char **queues;
     size_t n_queues;
     herald_handler_cb handler;
+    herald_tx_handler_cb tx_handler;
+    int64_t processed_retention_s;
     void *ud;
     int max_batch_size;
     int64_t max_batch_timeout_ms;
@@ -95,6 +97,7 @@ void herald_consumer_cfg_init(herald_consumer_cfg *c)
     c->retry_delay_s = HERALD_UNSET;
     c->max_concurrency = HERALD_UNSET;
     c->visibility_timeout_ms = HERALD_UNSET;
+    c->processed_retention_s = HERALD_UNSET;
 }
 
 /* ---- the delivery API (handler side) ---- */
@@ -227,6 +230,29 @@ static void settle(herald_consumer *c, herald_delivery *d, int handler_rc)
         settled(d, rc, NULL);
 }
 
+/* Effectively-once: handlers, records and settlements of d commit together (tx.c). */
+static void run_effectively_once(herald_consumer *c, herald_delivery *d)
+{
+    herald__eo_op o = { .store = c->s, .batch = &d->batch, .handler = c->tx_handler,
+                        .ud = c->ud, .policy = &c->policy };
+    int rc = herald__eo_run_batch(&o);
+    if (rc < 0) {
+        herald__log(HERALD_LOG_ERROR, "effectively-once batch failed to commit; its messages "
+                    "will be redelivered after the visibility timeout",
+                    "queue", d->batch.queue, "error", herald_last_error(), NULL);
+        atomic_fetch_add(&c->n_failures, 1);
+    } else {
+        atomic_fetch_add(&c->n_acked, o.n_ok + o.n_duplicates);
+        atomic_fetch_add(&c->n_retried, o.n_failed);
+        if (o.n_failed)
+            atomic_fetch_add(&c->n_failures, 1);
+    }
+    pthread_mutex_lock(&c->mu);
+    held_remove(c, d);
+    pthread_mutex_unlock(&c->mu);
+    delivery_free(d);
+}
+
 /* ---- workers ---- */
 
 static void *worker_main(void *arg)
@@ -246,10 +272,14 @@ static void *worker_main(void *arg)
 
         atomic_fetch_add(&c->n_batches, 1);
         atomic_fetch_add(&c->n_delivered, (long long)d->batch.n);
-        int hrc = c->handler(d, c->ud);
-        if (hrc < 0)
-            atomic_fetch_add(&c->n_failures, 1);
-        settle(c, d, hrc < 0 ? hrc : 0);
+        if (c->tx_handler) {
+            run_effectively_once(c, d);
+        } else {
+            int hrc = c->handler(d, c->ud);
+            if (hrc < 0)
+                atomic_fetch_add(&c->n_failures, 1);
+            settle(c, d, hrc < 0 ? hrc : 0);
+        }
 
         pthread_mutex_lock(&c->mu);
         c->n_held--;
@@ -385,6 +415,33 @@ static int64_t renew_leases(herald_consumer *c, int64_t now_ms)
     }
 }
 
+typedef struct prune_op {
+    herald__op base;
+    herald_consumer *c;
+} prune_op;
+
+static int prune_run(herald_store *s, herald__op *op)
+{
+    herald_consumer *c = ((prune_op *)op)->c;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < c->n_queues; i++) {
+        int64_t n = 0;
+        rc = herald__store_processed_prune(s, c->queues[i], c->processed_retention_s, &n);
+        if (rc == HERALD_ENOQUEUE) /* deleted meanwhile: nothing to prune */
+            rc = 0;
+    }
+    return rc;
+}
+
+/* Forgets processed event ids older than the retention (one transaction). */
+static void prune_processed(herald_consumer *c)
+{
+    prune_op p = { .base = { .run = prune_run }, .c = c };
+    if (herald__store_exec(c->s, &p.base) < 0)
+        herald__log(HERALD_LOG_WARN, "could not prune processed events", "error",
+                    herald_last_error(), NULL);
+}
+
 static bool stopping(herald_consumer *c)
 {
     pthread_mutex_lock(&c->mu);
@@ -416,6 +473,8 @@ static void *dispatcher_main(void *arg)
         if (now_ns >= next_sweep_ns) {
             int64_t n_expired = 0;
             (void)herald__queue_sweep(s, &n_expired);
+            if (c->tx_handler)
+                prune_processed(c);
             next_sweep_ns = now_ns + (int64_t)SWEEP_EVERY_MS * 1000000;
         }
         deadline = min64(deadline, next_sweep_ns);
@@ -489,8 +548,15 @@ static int check_cfg(const herald_consumer_cfg *cfg)
 {
     if (!cfg)
         return herald__err(HERALD_EINVAL, "consumer config is NULL");
-    if (!cfg->handler)
-        return herald__err(HERALD_EINVAL, "consumer handler is missing");
+    if (!cfg->handler && !cfg->tx_handler)
+        return herald__err(HERALD_EINVAL, "consumer handler is missing (handler or tx_handler)");
+    if (cfg->handler && cfg->tx_handler)
+        return herald__err(HERALD_EINVAL,
+                           "consumer has both handler and tx_handler; give exactly one");
+    if (cfg->tx_handler && cfg->processed_retention_s != HERALD_UNSET &&
+        (cfg->processed_retention_s < 60 || cfg->processed_retention_s > HERALD_MAX_DELAY_S))
+        return herald__err(HERALD_EINVAL, "processed_retention %lld s is out of range 60..%d",
+                           (long long)cfg->processed_retention_s, HERALD_MAX_DELAY_S);
     if (!cfg->queues || cfg->n_queues == 0)
         return herald__err(HERALD_EINVAL, "consumer needs at least one queue");
     if (cfg->n_queues > 1000)
@@ -594,6 +660,10 @@ int herald_consumer_start(herald_store *s, const herald_consumer_cfg *cfg, heral
     c->first_seen_ns = herald__xcalloc(cfg->n_queues, sizeof *c->first_seen_ns);
     c->pending = herald__xcalloc(cfg->n_queues, sizeof *c->pending);
     c->handler = cfg->handler;
+    c->tx_handler = cfg->tx_handler;
+    c->processed_retention_s = cfg->processed_retention_s == HERALD_UNSET || !cfg->tx_handler
+                                   ? 7 * 86400
+                                   : cfg->processed_retention_s;
     c->ud = cfg->ud;
     c->max_batch_size = cfg->max_batch_size == HERALD_UNSET ? 10 : cfg->max_batch_size;
     c->max_batch_timeout_ms =

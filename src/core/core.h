@@ -27,6 +27,16 @@ void herald__err_copy(char *buf, size_t cap);
 /* HTTP status for rc (500 for unknown). */
 int herald__err_http(int rc);
 
+/* Invariants that guard stored data: checked in every build; on failure logs file:line and
+ * aborts (a restart recovers from the store). */
+#define HERALD_CHECK(x)                                                                           \
+    do {                                                                                          \
+        if (!(x))                                                                                 \
+            herald__check_failed(#x, __FILE__, __LINE__);                                         \
+    } while (0)
+void herald__check_failed(const char *expr, const char *file, int line)
+    __attribute__((noreturn));
+
 /* ---- allocation (alloc.c) ---- */
 
 /* Aborts on exhaustion: internal fixed-size allocations; restart recovers from the store. */
@@ -78,11 +88,23 @@ void herald__uuid_format(const uint8_t in[16], char out[HERALD_ID_SIZE]);
 /* ---- text (text.c) ---- */
 
 bool herald__utf8_valid(const void *p, size_t n);
-/* 0 if p[0..n) is exactly one JSON value; else HERALD_EBADJSON with detail (line, column). */
+/* 0 if p[0..n) is exactly one JSON value (RFC 8259, UTF-8; duplicate keys accepted); else
+ * HERALD_EBADJSON with detail naming `what`, line and column. No allocation. */
 int herald__json_check(const void *p, size_t n, const char *what);
+/* Same; must_be_object also requires the value to be an object. */
+int herald__json_scan(const void *p, size_t n, bool must_be_object, const char *what);
 /* RFC 4648 base64; returns malloc'd NUL-terminated text. */
 char *herald__base64(const void *p, size_t n);
 /* Queue names: 1..63 bytes of [A-Za-z0-9_-], first alnum. */
 bool herald__name_valid(const char *name);
+
+/* ---- envelope (envelope.c) ---- */
+
+bool herald__event_type_valid(const char *type);
+/* Validates every field of e (the message names the bad one): HERALD_EENVELOPE. */
+int herald__event_check(const herald_event *e);
+/* Encodes e with timestamp now_ms (see herald_event_encode). */
+int herald__event_encode_at(const herald_event *e, int64_t now_ms, char event_id[HERALD_ID_SIZE],
+                            char **json_out, size_t *len_out);
 
 #endif

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static _Thread_local char err_text[512];
@@ -102,4 +103,10 @@ int herald__err_http(int rc)
     default:
         return 500;
     }
+}
+
+void herald__check_failed(const char *expr, const char *file, int line)
+{
+    fprintf(stderr, "herald: invariant failed: %s at %s:%d\n", expr, file, line);
+    abort();
 }

@@ -5,7 +5,6 @@
  */
 #include "core/core.h"
 
-#include <jansson.h>
 #include <string.h>
 
 bool herald__utf8_valid(const void *p, size_t n)
@@ -47,15 +46,234 @@ bool herald__utf8_valid(const void *p, size_t n)
     return true;
 }
 
+/* A validating JSON scanner (RFC 8259): no allocation, no tree; used on hot paths (every json
+ * send, every envelope) where jansson would build and free a whole tree. Duplicate object keys
+ * are accepted (as JSON.parse and jansson's default do). Depth is limited to JSON_MAX_DEPTH. */
+#define JSON_MAX_DEPTH 512
+
+typedef struct jscan {
+    const uint8_t *p, *end, *line_start;
+    int line;
+    const char *err;
+} jscan;
+
+static void js_ws(jscan *j)
+{
+    while (j->p < j->end) {
+        uint8_t c = *j->p;
+        if (c == '\n') {
+            j->line++;
+            j->line_start = j->p + 1;
+        } else if (c != ' ' && c != '\t' && c != '\r') {
+            return;
+        }
+        j->p++;
+    }
+}
+
+static int hex4(const uint8_t *p)
+{
+    int v = 0;
+    for (int i = 0; i < 4; i++) {
+        uint8_t c = p[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0)
+            return -1;
+        v = v << 4 | d;
+    }
+    return v;
+}
+
+static bool js_string(jscan *j)
+{
+    j->p++; /* opening quote */
+    const uint8_t *run = j->p;
+    while (j->p < j->end) {
+        uint8_t c = *j->p;
+        if (c == '"') {
+            if (!herald__utf8_valid(run, (size_t)(j->p - run)))
+                return (j->err = "invalid UTF-8 in string", false);
+            j->p++;
+            return true;
+        }
+        if (c < 0x20)
+            return (j->err = "control character in string", false);
+        if (c == '\\') {
+            if (!herald__utf8_valid(run, (size_t)(j->p - run)))
+                return (j->err = "invalid UTF-8 in string", false);
+            if (j->end - j->p < 2)
+                return (j->err = "unterminated string", false);
+            uint8_t e = j->p[1];
+            if (e == 'u') {
+                if (j->end - j->p < 6 || hex4(j->p + 2) < 0)
+                    return (j->err = "invalid \\u escape", false);
+                int cp = hex4(j->p + 2);
+                j->p += 6;
+                if (cp >= 0xd800 && cp <= 0xdbff) {
+                    if (j->end - j->p < 6 || j->p[0] != '\\' || j->p[1] != 'u' ||
+                        hex4(j->p + 2) < 0xdc00 || hex4(j->p + 2) > 0xdfff)
+                        return (j->err = "invalid Unicode surrogate pair", false);
+                    j->p += 6;
+                } else if (cp >= 0xdc00 && cp <= 0xdfff) {
+                    return (j->err = "invalid Unicode surrogate", false);
+                }
+            } else if (strchr("\"\\/bfnrt", e) && e) {
+                j->p += 2;
+            } else {
+                return (j->err = "invalid escape in string", false);
+            }
+            run = j->p;
+            continue;
+        }
+        j->p++;
+    }
+    return (j->err = "unterminated string", false);
+}
+
+static bool js_digits(jscan *j)
+{
+    const uint8_t *s = j->p;
+    while (j->p < j->end && *j->p >= '0' && *j->p <= '9')
+        j->p++;
+    return j->p > s;
+}
+
+static bool js_number(jscan *j)
+{
+    if (*j->p == '-')
+        j->p++;
+    if (j->p < j->end && *j->p == '0')
+        j->p++;
+    else if (!js_digits(j))
+        return (j->err = "invalid number", false);
+    if (j->p < j->end && *j->p == '.') {
+        j->p++;
+        if (!js_digits(j))
+            return (j->err = "invalid number: digits expected after '.'", false);
+    }
+    if (j->p < j->end && (*j->p == 'e' || *j->p == 'E')) {
+        j->p++;
+        if (j->p < j->end && (*j->p == '+' || *j->p == '-'))
+            j->p++;
+        if (!js_digits(j))
+            return (j->err = "invalid number: digits expected in exponent", false);
+    }
+    return true;
+}
+
+static bool js_word(jscan *j, const char *w)
+{
+    size_t n = strlen(w);
+    if ((size_t)(j->end - j->p) < n || memcmp(j->p, w, n) != 0)
+        return (j->err = "invalid literal", false);
+    j->p += n;
+    return true;
+}
+
+/* Scans one value. kind_out: the first byte of the top-level value. */
+static bool js_value(jscan *j)
+{
+    char stack[JSON_MAX_DEPTH];
+    int depth = 0;
+    for (;;) {
+        /* expect a value */
+        js_ws(j);
+        if (j->p >= j->end)
+            return (j->err = "unexpected end of input, value expected", false);
+        uint8_t c = *j->p;
+        if (c == '{' || c == '[') {
+            if (depth == JSON_MAX_DEPTH)
+                return (j->err = "nesting too deep", false);
+            stack[depth++] = (char)c;
+            j->p++;
+            js_ws(j);
+            if (j->p < j->end && *j->p == (c == '{' ? '}' : ']')) {
+                j->p++;
+                depth--;
+                goto after_value;
+            }
+            if (c == '{')
+                goto object_key;
+            continue;
+        } else if (c == '"') {
+            if (!js_string(j))
+                return false;
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            if (!js_number(j))
+                return false;
+        } else if (c == 't') {
+            if (!js_word(j, "true"))
+                return false;
+        } else if (c == 'f') {
+            if (!js_word(j, "false"))
+                return false;
+        } else if (c == 'n') {
+            if (!js_word(j, "null"))
+                return false;
+        } else {
+            return (j->err = "unexpected character, value expected", false);
+        }
+    after_value:
+        for (;;) {
+            if (depth == 0)
+                return true;
+            js_ws(j);
+            if (j->p >= j->end)
+                return (j->err = "unexpected end of input", false);
+            c = *j->p;
+            char top = stack[depth - 1];
+            if (c == ',') {
+                j->p++;
+                if (top == '{')
+                    goto object_key;
+                break; /* next array element */
+            }
+            if ((top == '{' && c == '}') || (top == '[' && c == ']')) {
+                j->p++;
+                depth--;
+                continue;
+            }
+            return (j->err = top == '{' ? "',' or '}' expected" : "',' or ']' expected", false);
+        }
+        continue;
+    object_key:
+        js_ws(j);
+        if (j->p >= j->end || *j->p != '"')
+            return (j->err = "string key expected", false);
+        if (!js_string(j))
+            return false;
+        js_ws(j);
+        if (j->p >= j->end || *j->p != ':')
+            return (j->err = "':' expected", false);
+        j->p++;
+    }
+}
+
+int herald__json_scan(const void *p, size_t n, bool must_be_object, const char *what)
+{
+    jscan j = { .p = p, .end = (const uint8_t *)p + n, .line_start = p, .line = 1 };
+    js_ws(&j);
+    bool is_object = j.p < j.end && *j.p == '{';
+    bool ok = js_value(&j);
+    if (ok) {
+        js_ws(&j);
+        if (j.p != j.end) {
+            ok = false;
+            j.err = "end of input expected after the value";
+        }
+    }
+    if (!ok)
+        return herald__err(HERALD_EBADJSON, "%s is not valid JSON: %s (line %d, column %d)", what,
+                           j.err, j.line, (int)(j.p - j.line_start) + 1);
+    if (must_be_object && !is_object)
+        return herald__err(HERALD_EBADJSON, "%s must be a JSON object", what);
+    return 0;
+}
+
 int herald__json_check(const void *p, size_t n, const char *what)
 {
-    json_error_t e;
-    json_t *v = json_loadb(p, n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &e);
-    if (!v)
-        return herald__err(HERALD_EBADJSON, "%s is not valid JSON: %s (line %d, column %d)", what,
-                           e.text, e.line, e.column);
-    json_decref(v);
-    return 0;
+    return herald__json_scan(p, n, false, what);
 }
 
 char *herald__base64(const void *p, size_t n)

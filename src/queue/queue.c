@@ -415,6 +415,38 @@ int herald_send_batch(herald_store *s, const char *queue, const herald_msg *msgs
     return rc;
 }
 
+int herald__queue_put_in_tx(herald_store *s, const char *queue, const herald_msg *msgs, size_t n,
+                            int64_t batch_delay_s, char (*ids_out)[HERALD_ID_SIZE])
+{
+    int rc = check_batch(s, queue, msgs, n, batch_delay_s);
+    if (rc < 0)
+        return rc;
+    herald__msg_in in[HERALD_MAX_BATCH_MESSAGES];
+    mint_ids(s, in, msgs, n);
+    rc = herald__store_msg_put(s, queue, in, n, batch_delay_s);
+    if (rc == 0 && ids_out) {
+        for (size_t i = 0; i < n; i++)
+            memcpy(ids_out[i], in[i].id, HERALD_ID_SIZE);
+    }
+    return rc;
+}
+
+int herald__queue_put_envelope_in_tx(herald_store *s, const char *queue, const char *body,
+                                     size_t len, char id_out[HERALD_ID_SIZE])
+{
+    int rc = check_read_name(s, queue);
+    if (rc < 0)
+        return rc;
+    herald_msg m = { .body = body, .body_len = len, .content_type = HERALD_CONTENT_JSON,
+                     .delay_s = HERALD_UNSET };
+    herald__msg_in in[1];
+    mint_ids(s, in, &m, 1);
+    rc = herald__store_msg_put(s, queue, in, 1, HERALD_UNSET);
+    if (rc == 0 && id_out)
+        memcpy(id_out, in[0].id, HERALD_ID_SIZE);
+    return rc;
+}
+
 int herald_send(herald_store *s, const char *queue, const herald_msg *m,
                 char id_out[HERALD_ID_SIZE])
 {
@@ -795,4 +827,37 @@ int herald__queue_sweep(herald_store *s, int64_t *n_expired)
 const char *herald_version(void)
 {
     return HERALD_VERSION;
+}
+
+/* ---- events ---- */
+
+int herald_event_encode(herald_store *s, const herald_event *e, char event_id_out[HERALD_ID_SIZE],
+                        char **json_out, size_t *len_out)
+{
+    herald__err_clear();
+    if (!json_out)
+        return herald__err(HERALD_EINVAL, "herald_event_encode: json_out is NULL");
+    int64_t now = s ? herald__store_now(s) : herald__wall_ms();
+    return herald__event_encode_at(e, now, event_id_out, json_out, len_out);
+}
+
+int herald_send_event(herald_store *s, const char *queue, const herald_event *e, int64_t delay_s,
+                      char event_id_out[HERALD_ID_SIZE])
+{
+    herald__err_clear();
+    if (!s)
+        return herald__err(HERALD_EINVAL, "store is NULL");
+    char *body = NULL;
+    size_t len = 0;
+    char id[HERALD_ID_SIZE];
+    int rc = herald__event_encode_at(e, herald__store_now(s), id, &body, &len);
+    if (rc < 0)
+        return rc;
+    herald_msg m = { .body = body, .body_len = len, .content_type = HERALD_CONTENT_JSON,
+                     .delay_s = delay_s };
+    rc = herald_send(s, queue, &m, NULL);
+    herald__free(body);
+    if (rc == 0 && event_id_out)
+        memcpy(event_id_out, id, HERALD_ID_SIZE);
+    return rc;
 }

@@ -39,6 +39,14 @@ int herald__queue_extend(herald_store *s, const char *queue, const herald__lease
 /* Deletes messages past their retention in every queue; n_expired may be NULL. */
 int herald__queue_sweep(herald_store *s, int64_t *n_expired);
 
+/* Writer thread only (inside an op): validates and inserts messages as herald_send_batch would,
+ * in the current transaction. ids_out: n slots. */
+int herald__queue_put_in_tx(herald_store *s, const char *queue, const herald_msg *msgs, size_t n,
+                            int64_t batch_delay_s, char (*ids_out)[HERALD_ID_SIZE]);
+/* Same for one envelope Herald just encoded (its JSON is known valid: not parsed again). */
+int herald__queue_put_envelope_in_tx(herald_store *s, const char *queue, const char *body,
+                                     size_t len, char id_out[HERALD_ID_SIZE]);
+
 /* Checks a consumer-level policy's ranges (names the bad setting). */
 int herald__queue_check_policy(const herald__policy *p);
 

@@ -21,11 +21,21 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 extern const herald_store_ops herald__store_sqlite;
+
+static const char *fault_point; /* env HERALD_FAULT, read once */
+
+static void fault_init(void)
+{
+    fault_point = getenv("HERALD_FAULT");
+}
 
 static const herald_store_ops *const backends[] = { &herald__store_sqlite };
 
@@ -232,8 +242,12 @@ static void run_group(herald_store *s, herald__op *list)
         if (op->rc == 0 && op->wakes)
             wakes = true;
     }
-    if (rc == 0)
+    if (rc == 0) {
+        herald__fault("store.before_commit");
         rc = s->ops->commit(s);
+    }
+    if (rc == 0)
+        herald__fault("store.after_commit");
     if (rc < 0) {
         (void)s->ops->rollback(s);
         s->sticky_rc = rc; /* invariant 2 */
@@ -373,7 +387,68 @@ int herald__store_sweep(herald_store *s, int64_t *n_expired)
     return s->ops->sweep(s, herald__store_now(s), n_expired);
 }
 
+int herald__store_sp_begin(herald_store *s)
+{
+    return s->ops->sp_begin(s);
+}
+
+int herald__store_sp_release(herald_store *s)
+{
+    return s->ops->sp_release(s);
+}
+
+int herald__store_sp_rollback(herald_store *s)
+{
+    return s->ops->sp_rollback(s);
+}
+
+int herald__store_user_sql(herald_store *s, const char *sql, const herald_arg *args, size_t n,
+                           bool is_multi, int64_t *changes, herald_row_cb cb, void *ud)
+{
+    return s->ops->user_sql(s, true, sql, args, n, is_multi, changes, cb, ud);
+}
+
+int herald__store_processed_claim(herald_store *s, const char *queue, const char *event_id,
+                                  const char *type, bool *is_new)
+{
+    return s->ops->processed_claim(s, queue, event_id, type, herald__store_now(s), is_new);
+}
+
+int herald__store_processed_prune(herald_store *s, const char *queue, int64_t retention_s,
+                                  int64_t *n_pruned)
+{
+    return s->ops->processed_prune(s, queue, herald__store_now(s) - retention_s * 1000,
+                                   n_pruned);
+}
+
 /* ---- read side ---- */
+
+int herald__store_user_query(herald_store *s, const char *sql, const herald_arg *args, size_t n,
+                             herald_row_cb cb, void *ud)
+{
+    pthread_mutex_lock(&s->read_mu);
+    int rc = s->ops->user_sql(s, false, sql, args, n, false, NULL, cb, ud);
+    pthread_mutex_unlock(&s->read_mu);
+    return rc;
+}
+
+int herald_row_columns(const herald_row *r)
+{
+    return r->columns(r);
+}
+
+herald_arg herald_row_get(const herald_row *r, int i)
+{
+    return r->get(r, i);
+}
+
+void herald__fault(const char *point)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, fault_init);
+    if (fault_point && strcmp(fault_point, point) == 0)
+        kill(getpid(), SIGKILL);
+}
 
 int herald__store_queue_get(herald_store *s, const char *name, herald_queue_info *out)
 {

@@ -87,6 +87,22 @@ int herald__store_extend(herald_store *s, const char *queue, const herald__lease
                          size_t n, int64_t until_ms);
 int herald__store_sweep(herald_store *s, int64_t *n_expired);
 
+/* Nested savepoint around one message of an effectively-once batch. */
+int herald__store_sp_begin(herald_store *s);
+int herald__store_sp_release(herald_store *s);
+int herald__store_sp_rollback(herald_store *s); /* rolls back to it and releases it */
+/* User SQL on the writer connection, inside the current transaction (see herald_tx_exec).
+ * is_multi: several ';'-separated statements allowed (no args). cb may be NULL. */
+int herald__store_user_sql(herald_store *s, const char *sql, const herald_arg *args, size_t n,
+                           bool is_multi, int64_t *changes, herald_row_cb cb, void *ud);
+/* Records (queue, event_id) as processed; *is_new false when it already was (a duplicate).
+ * Inside the message's savepoint, so a failed handler's rollback removes the record too. */
+int herald__store_processed_claim(herald_store *s, const char *queue, const char *event_id,
+                                  const char *type, bool *is_new);
+/* Prunes records older than retention_s. */
+int herald__store_processed_prune(herald_store *s, const char *queue, int64_t retention_s,
+                                  int64_t *n_pruned);
+
 /* ---- read side: any thread, no writer round trip; sees every commit already returned ---- */
 
 int herald__store_queue_get(herald_store *s, const char *name, herald_queue_info *out);
@@ -97,6 +113,9 @@ int herald__store_peek(herald_store *s, const char *name, int max_n, herald_batc
  * next not-yet-visible message becomes visible (INT64_MAX if none), and whether paused. */
 int herald__store_ready(herald_store *s, const char *name, int limit, int *n_ready,
                         int64_t *next_due_ms, bool *is_paused);
+/* Runs one read-only user statement on the reader (see herald_sql_query). */
+int herald__store_user_query(herald_store *s, const char *sql, const herald_arg *args, size_t n,
+                             herald_row_cb cb, void *ud);
 /* A number that changes whenever any process commits to the store. */
 int herald__store_data_version(herald_store *s, int64_t *out);
 
@@ -108,6 +127,20 @@ uint64_t herald__store_gen(herald_store *s);
 /* Waits until the generation differs from `seen` or monotonic deadline_ns passes (INT64_MAX =
  * no deadline). Returns the current generation. */
 uint64_t herald__store_wait(herald_store *s, uint64_t seen, int64_t deadline_ns);
+
+/* ---- rows of user queries: the backend fills in the accessors ---- */
+
+struct herald_row {
+    int (*columns)(const herald_row *r);
+    herald_arg (*get)(const herald_row *r, int i);
+    void *impl;
+};
+
+/* ---- fault injection for crash tests ---- */
+
+/* Kills the process with SIGKILL when env HERALD_FAULT names `point` (read once). Points:
+ * "store.before_commit", "store.after_commit", "eo.before_handler", "eo.after_handler". */
+void herald__fault(const char *point);
 
 /* ---- batches ---- */
 

@@ -52,6 +52,15 @@ struct herald_store_ops {
     int (*extend)(herald_store *s, const char *queue, const herald__lease_ref *refs, size_t n,
                   int64_t until_ms);
     int (*sweep)(herald_store *s, int64_t now_ms, int64_t *n_expired);
+    int (*sp_begin)(herald_store *s);
+    int (*sp_release)(herald_store *s);
+    int (*sp_rollback)(herald_store *s);
+    int (*user_sql)(herald_store *s, bool on_writer, const char *sql, const herald_arg *args,
+                    size_t n, bool is_multi, int64_t *changes, herald_row_cb cb, void *ud);
+    int (*processed_claim)(herald_store *s, const char *queue, const char *event_id,
+                           const char *type, int64_t now_ms, bool *is_new);
+    int (*processed_prune)(herald_store *s, const char *queue, int64_t before_ms,
+                           int64_t *n_pruned);
     /* read side */
     int (*queue_get)(herald_store *s, const char *name, herald_queue_info *out);
     int (*queue_list)(herald_store *s, herald_queue_info **out, size_t *n);

@@ -246,6 +246,8 @@ static int prepare_all(sq_store *q)
         [W_BEGIN] = "BEGIN IMMEDIATE",   [W_COMMIT] = "COMMIT",
         [W_ROLLBACK] = "ROLLBACK",       [W_SAVEPOINT] = "SAVEPOINT op",
         [W_RELEASE] = "RELEASE op",      [W_ROLLBACK_TO] = "ROLLBACK TO op",
+        [W_SP_BEGIN] = "SAVEPOINT msg",  [W_SP_RELEASE] = "RELEASE msg",
+        [W_SP_ROLLBACK] = "ROLLBACK TO msg",
     };
     for (int i = 0; i < W_N; i++) {
         const char *sql = i < (int)(sizeof generic / sizeof generic[0]) && generic[i]
@@ -343,6 +345,10 @@ static int sq_open(const char *rest, const herald__store_opts *o, herald_store *
 static void sq_close(herald_store *s)
 {
     sq_store *q = (sq_store *)s;
+    herald__sq_cache_free(q->wcache);
+    herald__sq_cache_free(q->rcache);
+    herald__free(q->qcache);
+    herald__free(q->pending);
     for (int i = 0; i < W_N; i++)
         sqlite3_finalize(q->w[i]);
     for (int i = 0; i < R_N; i++)
@@ -365,18 +371,23 @@ static int sq_schema_version(herald_store *s)
 static int sq_begin(herald_store *s)
 {
     sq_store *q = (sq_store *)s;
+    herald__sq_qcache_clear(q);
+    herald__sq_counters_reset(q);
     return herald__sq_exec(q, q->w[W_BEGIN], "begin transaction");
 }
 
 static int sq_commit(herald_store *s)
 {
     sq_store *q = (sq_store *)s;
-    return herald__sq_exec(q, q->w[W_COMMIT], "commit");
+    int rc = herald__sq_counters_flush(q);
+    return rc < 0 ? rc : herald__sq_exec(q, q->w[W_COMMIT], "commit");
 }
 
 static int sq_rollback(herald_store *s)
 {
     sq_store *q = (sq_store *)s;
+    herald__sq_qcache_clear(q);
+    herald__sq_counters_reset(q);
     if (sqlite3_get_autocommit(q->wdb))
         return 0; /* SQLite already rolled back (e.g. after an I/O error) */
     return herald__sq_exec(q, q->w[W_ROLLBACK], "rollback");
@@ -385,18 +396,22 @@ static int sq_rollback(herald_store *s)
 static int sq_savepoint(herald_store *s)
 {
     sq_store *q = (sq_store *)s;
+    herald__sq_counters_savepoint(q);
     return herald__sq_exec(q, q->w[W_SAVEPOINT], "savepoint");
 }
 
 static int sq_release(herald_store *s)
 {
     sq_store *q = (sq_store *)s;
+    herald__sq_counters_release(q);
     return herald__sq_exec(q, q->w[W_RELEASE], "release savepoint");
 }
 
 static int sq_rollback_to(herald_store *s)
 {
     sq_store *q = (sq_store *)s;
+    herald__sq_qcache_clear(q);
+    herald__sq_counters_rollback_to(q);
     return herald__sq_exec(q, q->w[W_ROLLBACK_TO], "rollback to savepoint");
 }
 
@@ -429,4 +444,10 @@ const herald_store_ops herald__store_sqlite = {
     .peek = herald__sq_peek,
     .ready = herald__sq_ready,
     .data_version = herald__sq_data_version,
+    .sp_begin = herald__sq_sp_begin,
+    .sp_release = herald__sq_sp_release,
+    .sp_rollback = herald__sq_sp_rollback,
+    .user_sql = herald__sq_user_sql,
+    .processed_claim = herald__sq_processed_claim,
+    .processed_prune = herald__sq_processed_prune,
 };

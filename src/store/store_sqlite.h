@@ -13,10 +13,12 @@
 /* Statements of the writer connection, prepared at open (index into sq_store.w). */
 enum {
     W_BEGIN, W_COMMIT, W_ROLLBACK, W_SAVEPOINT, W_RELEASE, W_ROLLBACK_TO,
+    W_SP_BEGIN, W_SP_RELEASE, W_SP_ROLLBACK,
     W_QUEUE_BY_NAME, W_QUEUE_INSERT, W_QUEUE_UPDATE, W_QUEUE_DELETE, W_QUEUE_MSGS_DELETE,
     W_QUEUE_PAUSE, W_COUNTERS,
     W_MSG_INSERT, W_LEASE_SCAN, W_LEASE_ONE, W_MSG_DELETE, W_MSG_STATE, W_MSG_RETRY,
     W_MSG_TO_DLQ, W_MSG_EXTEND, W_SWEEP_COUNT, W_SWEEP_DELETE,
+    W_PROCESSED_ADD, W_PROCESSED_PRUNE,
     W_N
 };
 
@@ -35,6 +37,9 @@ typedef struct sq_store {
     sqlite3_stmt *r[R_N];
     int schema_version;
     int wal_pages; /* writer thread: WAL size after the last commit (wal_hook) */
+    void *wcache, *rcache; /* user-statement caches (store_sqlite_sql.c) */
+    void *qcache;          /* writer: queue rows of the current transaction */
+    void *pending;         /* writer: counter deltas of the current transaction */
 } sq_store;
 
 /* Maps a SQLite result code to HERALD_E* (keeping the native text in the detail). */
@@ -73,5 +78,25 @@ int herald__sq_peek(herald_store *s, const char *name, int max_n, int64_t now_ms
 int herald__sq_ready(herald_store *s, const char *name, int64_t now_ms, int limit, int *n_ready,
                      int64_t *next_due_ms, bool *is_paused);
 int herald__sq_data_version(herald_store *s, int64_t *out);
+int herald__sq_processed_claim(herald_store *s, const char *queue, const char *event_id,
+                               const char *type, int64_t now_ms, bool *is_new);
+int herald__sq_processed_prune(herald_store *s, const char *queue, int64_t before_ms,
+                               int64_t *n_pruned);
+
+void herald__sq_qcache_clear(sq_store *q);
+/* Pending counter deltas (store_sqlite_queue.c): see write_counters. */
+void herald__sq_counters_reset(sq_store *q);
+void herald__sq_counters_savepoint(sq_store *q);
+void herald__sq_counters_release(sq_store *q);
+void herald__sq_counters_rollback_to(sq_store *q);
+int herald__sq_counters_flush(sq_store *q);
+
+/* store_sqlite_sql.c */
+int herald__sq_user_sql(herald_store *s, bool on_writer, const char *sql, const herald_arg *args,
+                        size_t n, bool is_multi, int64_t *changes, herald_row_cb cb, void *ud);
+int herald__sq_sp_begin(herald_store *s);
+int herald__sq_sp_release(herald_store *s);
+int herald__sq_sp_rollback(herald_store *s);
+void herald__sq_cache_free(void *cache);
 
 #endif

@@ -22,51 +22,56 @@
 #include "store/store_sqlite.h"
 
 #include <limits.h>
+#include <stdio.h>
 #include <string.h>
 
 const char *const herald__sq_wsql[W_N] = {
     [W_QUEUE_BY_NAME] = "SELECT queue_id, delivery_delay_s, retention_s, max_message_bytes, "
                         "max_retries, retry_delay_s, dead_letter_queue, paused "
-                        "FROM queues WHERE name = ?1",
-    [W_QUEUE_INSERT] = "INSERT INTO queues (name, uuid, created_ms, modified_ms, "
+                        "FROM herald_queues WHERE name = ?1",
+    [W_QUEUE_INSERT] = "INSERT INTO herald_queues (name, uuid, created_ms, modified_ms, "
                        "delivery_delay_s, retention_s, max_message_bytes, max_retries, "
                        "retry_delay_s, dead_letter_queue) "
                        "VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    [W_QUEUE_UPDATE] = "UPDATE queues SET modified_ms = ?2, delivery_delay_s = ?3, "
+    [W_QUEUE_UPDATE] = "UPDATE herald_queues SET modified_ms = ?2, delivery_delay_s = ?3, "
                        "retention_s = ?4, max_message_bytes = ?5, max_retries = ?6, "
                        "retry_delay_s = ?7, dead_letter_queue = ?8 WHERE queue_id = ?1",
-    [W_QUEUE_DELETE] = "DELETE FROM queues WHERE queue_id = ?1",
-    [W_QUEUE_MSGS_DELETE] = "DELETE FROM messages WHERE queue_id = ?1",
-    [W_QUEUE_PAUSE] = "UPDATE queues SET paused = ?2, modified_ms = ?3 WHERE queue_id = ?1",
-    [W_COUNTERS] = "UPDATE queues SET sent_total = sent_total + ?2, "
+    [W_QUEUE_DELETE] = "DELETE FROM herald_queues WHERE queue_id = ?1",
+    [W_QUEUE_MSGS_DELETE] = "DELETE FROM herald_messages WHERE queue_id = ?1",
+    [W_QUEUE_PAUSE] = "UPDATE herald_queues SET paused = ?2, modified_ms = ?3 WHERE queue_id = ?1",
+    [W_COUNTERS] = "UPDATE herald_queues SET sent_total = sent_total + ?2, "
                    "acked_total = acked_total + ?3, retried_total = retried_total + ?4, "
                    "dead_lettered_total = dead_lettered_total + ?5, "
                    "deleted_total = deleted_total + ?6, expired_total = expired_total + ?7 "
                    "WHERE queue_id = ?1",
-    [W_MSG_INSERT] = "INSERT INTO messages (queue_id, visible_at_ms, attempts, expires_at_ms, "
+    [W_MSG_INSERT] = "INSERT INTO herald_messages (queue_id, visible_at_ms, attempts, expires_at_ms, "
                      "sent_ms, content_type, id, body) VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, ?7)",
     [W_LEASE_SCAN] = "SELECT seq, attempts, expires_at_ms, id, sent_ms, content_type, body, "
-                     "dead_from, dead_attempts, last_error FROM messages "
+                     "dead_from, dead_attempts, last_error FROM herald_messages "
                      "WHERE queue_id = ?1 AND visible_at_ms <= ?2 "
                      "ORDER BY visible_at_ms, seq LIMIT ?3",
     /* No RETURNING: SQLite buffers RETURNING rows in an ephemeral table per statement, which
      * cost more than the update itself; the scan already read the row. */
-    [W_LEASE_ONE] = "UPDATE messages SET visible_at_ms = ?2, lease_tag = ?3, "
+    [W_LEASE_ONE] = "UPDATE herald_messages SET visible_at_ms = ?2, lease_tag = ?3, "
                     "attempts = attempts + 1 WHERE seq = ?1",
-    [W_MSG_DELETE] = "DELETE FROM messages WHERE seq = ?1 AND queue_id = ?2",
-    [W_MSG_STATE] = "SELECT attempts, lease_tag, id FROM messages "
+    [W_MSG_DELETE] = "DELETE FROM herald_messages WHERE seq = ?1 AND queue_id = ?2",
+    [W_MSG_STATE] = "SELECT attempts, lease_tag, id FROM herald_messages "
                     "WHERE seq = ?1 AND queue_id = ?2",
-    [W_MSG_RETRY] = "UPDATE messages SET visible_at_ms = ?2, lease_tag = NULL, "
+    [W_MSG_RETRY] = "UPDATE herald_messages SET visible_at_ms = ?2, lease_tag = NULL, "
                     "last_error = coalesce(?3, last_error) WHERE seq = ?1",
-    [W_MSG_TO_DLQ] = "INSERT INTO messages (queue_id, visible_at_ms, attempts, expires_at_ms, "
+    [W_MSG_TO_DLQ] = "INSERT INTO herald_messages (queue_id, visible_at_ms, attempts, expires_at_ms, "
                      "sent_ms, content_type, id, dead_from, dead_attempts, last_error, body) "
                      "SELECT ?2, ?3, 0, ?4, sent_ms, content_type, id, ?5, attempts, "
-                     "coalesce(?6, last_error), body FROM messages WHERE seq = ?1",
-    [W_MSG_EXTEND] = "UPDATE messages SET visible_at_ms = ?3 "
+                     "coalesce(?6, last_error), body FROM herald_messages WHERE seq = ?1",
+    [W_MSG_EXTEND] = "UPDATE herald_messages SET visible_at_ms = ?3 "
                      "WHERE seq = ?1 AND lease_tag = ?2 AND queue_id = ?4",
-    [W_SWEEP_COUNT] = "SELECT queue_id, count(*) FROM messages WHERE expires_at_ms <= ?1 "
+    [W_SWEEP_COUNT] = "SELECT queue_id, count(*) FROM herald_messages WHERE expires_at_ms <= ?1 "
                       "GROUP BY queue_id",
-    [W_SWEEP_DELETE] = "DELETE FROM messages WHERE expires_at_ms <= ?1",
+    [W_SWEEP_DELETE] = "DELETE FROM herald_messages WHERE expires_at_ms <= ?1",
+    [W_PROCESSED_ADD] = "INSERT OR IGNORE INTO herald_processed_events "
+                        "(queue_id, event_id, type, processed_ms) VALUES (?1, ?2, ?3, ?4)",
+    [W_PROCESSED_PRUNE] = "DELETE FROM herald_processed_events "
+                          "WHERE processed_ms < ?2 AND queue_id = ?1",
 };
 
 #define QUEUE_COLS                                                                                \
@@ -76,20 +81,20 @@ const char *const herald__sq_wsql[W_N] = {
 const char *const herald__sq_rsql[R_N] = {
     [R_QUEUE_BY_NAME] = "SELECT " QUEUE_COLS ", sent_total, acked_total, retried_total, "
                         "dead_lettered_total, deleted_total, expired_total "
-                        "FROM queues WHERE name = ?1",
-    [R_QUEUE_LIST] = "SELECT " QUEUE_COLS " FROM queues ORDER BY name",
+                        "FROM herald_queues WHERE name = ?1",
+    [R_QUEUE_LIST] = "SELECT " QUEUE_COLS " FROM herald_queues ORDER BY name",
     [R_STATS] = "SELECT count(*), total(length(body)), min(sent_ms), "
                 "total(visible_at_ms <= ?2), "
                 "total(visible_at_ms > ?2 AND lease_tag IS NULL), "
                 "total(visible_at_ms > ?2 AND lease_tag IS NOT NULL) "
-                "FROM messages WHERE queue_id = ?1 AND expires_at_ms > ?2",
+                "FROM herald_messages WHERE queue_id = ?1 AND expires_at_ms > ?2",
     [R_PEEK] = "SELECT seq, id, sent_ms, content_type, body, attempts, dead_from, "
-               "dead_attempts, last_error, visible_at_ms FROM messages "
+               "dead_attempts, last_error, visible_at_ms FROM herald_messages "
                "WHERE queue_id = ?1 AND expires_at_ms > ?2 "
                "ORDER BY visible_at_ms, seq LIMIT ?3",
-    [R_READY_COUNT] = "SELECT count(*) FROM (SELECT 1 FROM messages "
+    [R_READY_COUNT] = "SELECT count(*) FROM (SELECT 1 FROM herald_messages "
                       "WHERE queue_id = ?1 AND visible_at_ms <= ?2 LIMIT ?3)",
-    [R_NEXT_DUE] = "SELECT min(visible_at_ms) FROM messages "
+    [R_NEXT_DUE] = "SELECT min(visible_at_ms) FROM herald_messages "
                    "WHERE queue_id = ?1 AND visible_at_ms > ?2",
     [R_DATA_VERSION] = "PRAGMA data_version",
 };
@@ -117,7 +122,44 @@ static void copy_text(char *dst, size_t cap, const unsigned char *src)
     dst[n] = 0;
 }
 
+/* Queue rows looked up in the current transaction (cleared by herald__sq_qcache_clear at every
+ * begin, rollback and queue change), so an op touching one queue many times reads it once. */
+#define QCACHE_SLOTS 8
+typedef struct qcache {
+    char name[QCACHE_SLOTS][HERALD_QUEUE_NAME_MAX + 1];
+    qrow row[QCACHE_SLOTS];
+    int n, next;
+} qcache;
+
+void herald__sq_qcache_clear(sq_store *q)
+{
+    if (q->qcache)
+        ((qcache *)q->qcache)->n = 0;
+}
+
+static int load_queue_uncached(sq_store *q, const char *name, qrow *out);
+
 static int load_queue(sq_store *q, const char *name, qrow *out)
+{
+    if (!q->qcache)
+        q->qcache = herald__xcalloc(1, sizeof(qcache));
+    qcache *c = q->qcache;
+    for (int i = 0; i < c->n; i++) {
+        if (strcmp(c->name[i], name) == 0) {
+            *out = c->row[i];
+            return 0;
+        }
+    }
+    int rc = load_queue_uncached(q, name, out);
+    if (rc == 0) {
+        int i = c->n < QCACHE_SLOTS ? c->n++ : (c->next++ % QCACHE_SLOTS);
+        snprintf(c->name[i], sizeof c->name[i], "%s", name);
+        c->row[i] = *out;
+    }
+    return rc;
+}
+
+static int load_queue_uncached(sq_store *q, const char *name, qrow *out)
 {
     sqlite3_stmt *st = q->w[W_QUEUE_BY_NAME];
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -141,10 +183,59 @@ static int load_queue(sq_store *q, const char *name, qrow *out)
     return rc;
 }
 
-static int write_counters(sq_store *q, int64_t queue_id, const counters *c)
+/* Counter deltas of the current transaction, written once at commit (herald__sq_flush_counters)
+ * instead of one UPDATE of the queue row per op. Savepoints snapshot them (push on savepoint,
+ * restore on rollback-to, drop on release), so a rolled-back op's counts vanish with its rows. */
+#define PEND_QUEUES 16
+#define PEND_DEPTH 4
+typedef struct pend_set {
+    int n;
+    int64_t qid[PEND_QUEUES];
+    counters c[PEND_QUEUES];
+} pend_set;
+typedef struct pend {
+    pend_set cur;
+    pend_set saved[PEND_DEPTH];
+    int depth;
+} pend;
+
+static pend *pending(sq_store *q)
 {
-    if (!c->sent && !c->acked && !c->retried && !c->dead && !c->deleted && !c->expired)
-        return 0;
+    if (!q->pending)
+        q->pending = herald__xcalloc(1, sizeof(pend));
+    return q->pending;
+}
+
+void herald__sq_counters_reset(sq_store *q)
+{
+    pend *p = pending(q);
+    p->cur.n = 0;
+    p->depth = 0;
+}
+
+void herald__sq_counters_savepoint(sq_store *q)
+{
+    pend *p = pending(q);
+    HERALD_CHECK(p->depth < PEND_DEPTH);
+    p->saved[p->depth++] = p->cur;
+}
+
+void herald__sq_counters_release(sq_store *q)
+{
+    pend *p = pending(q);
+    if (p->depth > 0)
+        p->depth--;
+}
+
+void herald__sq_counters_rollback_to(sq_store *q)
+{
+    pend *p = pending(q);
+    if (p->depth > 0)
+        p->cur = p->saved[p->depth - 1];
+}
+
+static int write_counters_now(sq_store *q, int64_t queue_id, const counters *c)
+{
     sqlite3_stmt *st = q->w[W_COUNTERS];
     sqlite3_bind_int64(st, 1, queue_id);
     sqlite3_bind_int64(st, 2, c->sent);
@@ -156,9 +247,45 @@ static int write_counters(sq_store *q, int64_t queue_id, const counters *c)
     return herald__sq_exec(q, st, "update queue counters");
 }
 
+static int write_counters(sq_store *q, int64_t queue_id, const counters *c)
+{
+    if (!c->sent && !c->acked && !c->retried && !c->dead && !c->deleted && !c->expired)
+        return 0;
+    pend_set *s = &pending(q)->cur;
+    int i = 0;
+    while (i < s->n && s->qid[i] != queue_id)
+        i++;
+    if (i == s->n) {
+        if (s->n == PEND_QUEUES) /* many queues in one transaction: write through */
+            return write_counters_now(q, queue_id, c);
+        s->qid[s->n] = queue_id;
+        memset(&s->c[s->n], 0, sizeof s->c[s->n]);
+        s->n++;
+    }
+    counters *t = &s->c[i];
+    t->sent += c->sent;
+    t->acked += c->acked;
+    t->retried += c->retried;
+    t->dead += c->dead;
+    t->deleted += c->deleted;
+    t->expired += c->expired;
+    return 0;
+}
+
+int herald__sq_counters_flush(sq_store *q)
+{
+    pend_set *s = &pending(q)->cur;
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < s->n; i++)
+        rc = write_counters_now(q, s->qid[i], &s->c[i]);
+    s->n = 0;
+    return rc;
+}
+
 static int insert_queue(sq_store *q, const char *name, const herald_queue_settings *st,
                         const char *uuid, int64_t now_ms)
 {
+    herald__sq_qcache_clear(q);
     sqlite3_stmt *s = q->w[W_QUEUE_INSERT];
     sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, uuid, -1, SQLITE_STATIC);
@@ -205,6 +332,7 @@ int herald__sq_queue_update(herald_store *s, const char *name, const herald_queu
 #undef PICK
     sqlite3_bind_text(u, 8, st->dead_letter_queue ? st->dead_letter_queue : r.dlq, -1,
                       SQLITE_TRANSIENT);
+    herald__sq_qcache_clear(q);
     return herald__sq_exec(q, u, "update queue");
 }
 
@@ -218,6 +346,7 @@ int herald__sq_queue_delete(herald_store *s, const char *name)
     sqlite3_bind_int64(q->w[W_QUEUE_MSGS_DELETE], 1, r.id);
     rc = herald__sq_exec(q, q->w[W_QUEUE_MSGS_DELETE], "delete queue messages");
     if (rc == 0) {
+        herald__sq_qcache_clear(q);
         sqlite3_bind_int64(q->w[W_QUEUE_DELETE], 1, r.id);
         rc = herald__sq_exec(q, q->w[W_QUEUE_DELETE], "delete queue");
     }
@@ -245,6 +374,7 @@ int herald__sq_queue_set_paused(herald_store *s, const char *name, bool paused, 
     int rc = load_queue(q, name, &r);
     if (rc < 0)
         return rc;
+    herald__sq_qcache_clear(q);
     sqlite3_stmt *st = q->w[W_QUEUE_PAUSE];
     sqlite3_bind_int64(st, 1, r.id);
     sqlite3_bind_int(st, 2, paused ? 1 : 0);
@@ -800,5 +930,43 @@ int herald__sq_data_version(herald_store *s, int64_t *out)
     else
         rc = herald__sq_fail(q->rdb, src, "read data_version");
     sqlite3_reset(st);
+    return rc;
+}
+
+/* ---- processed events (effectively-once) ---- */
+
+int herald__sq_processed_claim(herald_store *s, const char *queue, const char *event_id,
+                               const char *type, int64_t now_ms, bool *is_new)
+{
+    sq_store *q = (sq_store *)s;
+    qrow r;
+    int rc = load_queue(q, queue, &r);
+    if (rc < 0)
+        return rc;
+    sqlite3_stmt *st = q->w[W_PROCESSED_ADD];
+    sqlite3_bind_int64(st, 1, r.id);
+    sqlite3_bind_text(st, 2, event_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, type, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, now_ms);
+    rc = herald__sq_exec(q, st, "record processed event");
+    if (rc == 0)
+        *is_new = sqlite3_changes(q->wdb) > 0;
+    return rc;
+}
+
+int herald__sq_processed_prune(herald_store *s, const char *queue, int64_t before_ms,
+                               int64_t *n_pruned)
+{
+    sq_store *q = (sq_store *)s;
+    qrow r;
+    int rc = load_queue(q, queue, &r);
+    if (rc < 0)
+        return rc;
+    sqlite3_stmt *st = q->w[W_PROCESSED_PRUNE];
+    sqlite3_bind_int64(st, 1, r.id);
+    sqlite3_bind_int64(st, 2, before_ms);
+    rc = herald__sq_exec(q, st, "prune processed events");
+    if (rc == 0 && n_pruned)
+        *n_pruned = sqlite3_changes64(q->wdb);
     return rc;
 }

@@ -1,8 +1,9 @@
--- 0001: queues and their messages.
+-- 0001: queues and their messages. Every Herald table is named herald_*: user SQL run through
+-- herald_tx_exec() shares the database and may not touch them (an authorizer enforces it).
 -- A message row is VISIBLE when visible_at_ms <= now, LEASED when lease_tag IS NOT NULL and
 -- visible_at_ms > now (the lease expires by the clock passing visible_at_ms: no sweep needed),
 -- DELAYED when lease_tag IS NULL and visible_at_ms > now. attempts counts deliveries (leases).
-CREATE TABLE queues (
+CREATE TABLE herald_queues (
     queue_id            INTEGER PRIMARY KEY,
     name                TEXT    NOT NULL UNIQUE,
     uuid                TEXT    NOT NULL,
@@ -24,7 +25,7 @@ CREATE TABLE queues (
 ) STRICT;
 
 -- Small columns first so scans over state never touch the body's pages.
-CREATE TABLE messages (
+CREATE TABLE herald_messages (
     seq            INTEGER PRIMARY KEY,
     queue_id       INTEGER NOT NULL,
     visible_at_ms  INTEGER NOT NULL,
@@ -41,6 +42,6 @@ CREATE TABLE messages (
 ) STRICT;
 
 -- Dequeue: the visible messages of one queue in delivery order (mandatory, DESIGN.md §8).
-CREATE INDEX messages_ready ON messages (queue_id, visible_at_ms);
+CREATE INDEX herald_messages_ready ON herald_messages (queue_id, visible_at_ms);
 -- Retention sweep.
-CREATE INDEX messages_expiry ON messages (expires_at_ms);
+CREATE INDEX herald_messages_expiry ON herald_messages (expires_at_ms);

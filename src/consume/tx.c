@@ -1,0 +1,220 @@
+// SPDX-License-Identifier: MIT
+/*
+ * tx.c - effectively-once processing: the herald_tx a handler runs in, user SQL
+ * (herald_sql_*), and the batch op that runs tx handlers on the writer thread.
+ *
+ * One batch is one op of the group-commit writer. For each message, in order:
+ *   SAVEPOINT msg
+ *   enveloped and (queue, event_id) already processed -> ack, no handler call (a duplicate)
+ *   else handler(tx, m, env):
+ *     0    -> record (queue, event_id) processed (if enveloped); RELEASE msg; ack
+ *     < 0  -> ROLLBACK TO msg (its SQL and sends vanish); retry (or dead-letter)
+ *   then all acks/retries of the batch are settled in the same op.
+ * The whole batch commits as one transaction (with whatever else the group holds): the
+ * handler's effects, its sends, the processed records and the acks are durable together or not
+ * at all. A crash anywhere before the commit leaves the messages leased and untouched; they are
+ * redelivered after the visibility timeout and processed once.
+ * Threads: handlers run on the writer thread; herald_tx_* only there, during the handler.
+ */
+#include "consume/consume.h"
+
+#include <stdio.h>
+#include <string.h>
+
+struct herald_tx {
+    herald_store *s;
+    const herald_message *m;
+    const herald_envelope *env;
+    char error[256];
+};
+
+/* ---- herald_tx ---- */
+
+int herald_tx_exec(herald_tx *tx, const char *sql, const herald_arg *args, size_t n_args,
+                   int64_t *changes)
+{
+    herald__err_clear();
+    if (!tx)
+        return herald__err(HERALD_EINVAL, "herald_tx_exec: tx is NULL");
+    return herald__store_user_sql(tx->s, sql, args, n_args, false, changes, NULL, NULL);
+}
+
+int herald_tx_query(herald_tx *tx, const char *sql, const herald_arg *args, size_t n_args,
+                    herald_row_cb cb, void *ud)
+{
+    herald__err_clear();
+    if (!tx || !cb)
+        return herald__err(HERALD_EINVAL, "herald_tx_query: NULL argument");
+    return herald__store_user_sql(tx->s, sql, args, n_args, false, NULL, cb, ud);
+}
+
+int herald_tx_send(herald_tx *tx, const char *queue, const herald_msg *m,
+                   char id_out[HERALD_ID_SIZE])
+{
+    herald__err_clear();
+    if (!tx || !m)
+        return herald__err(HERALD_EINVAL, "herald_tx_send: NULL argument");
+    char ids[1][HERALD_ID_SIZE];
+    int rc = herald__queue_put_in_tx(tx->s, queue, m, 1, HERALD_UNSET, ids);
+    if (rc == 0 && id_out)
+        memcpy(id_out, ids[0], HERALD_ID_SIZE);
+    return rc;
+}
+
+int herald_tx_send_event(herald_tx *tx, const char *queue, const herald_event *e,
+                         char event_id_out[HERALD_ID_SIZE])
+{
+    herald__err_clear();
+    if (!tx || !e)
+        return herald__err(HERALD_EINVAL, "herald_tx_send_event: NULL argument");
+    herald_event ev = *e;
+    if ((!ev.correlation_id || !ev.correlation_id[0]) && tx->env)
+        ev.correlation_id = tx->env->correlation_id[0] ? tx->env->correlation_id
+                                                       : tx->env->event_id;
+    char *body = NULL;
+    size_t len = 0;
+    char id[HERALD_ID_SIZE];
+    int rc = herald__event_encode_at(&ev, herald__store_now(tx->s), id, &body, &len);
+    if (rc < 0)
+        return rc;
+    rc = herald__queue_put_envelope_in_tx(tx->s, queue, body, len, NULL);
+    herald__free(body);
+    if (rc == 0 && event_id_out)
+        memcpy(event_id_out, id, HERALD_ID_SIZE);
+    return rc;
+}
+
+void herald_tx_set_error(herald_tx *tx, const char *error)
+{
+    if (tx)
+        snprintf(tx->error, sizeof tx->error, "%s", error ? error : "");
+}
+
+/* ---- herald_sql_* ---- */
+
+typedef struct sql_op {
+    herald__op base;
+    const char *sql;
+    const herald_arg *args;
+    size_t n;
+    int64_t changes;
+} sql_op;
+
+static int sql_run(herald_store *s, herald__op *op)
+{
+    sql_op *q = (sql_op *)op;
+    return herald__store_user_sql(s, q->sql, q->args, q->n, q->n == 0, &q->changes, NULL, NULL);
+}
+
+int herald_sql_exec(herald_store *s, const char *sql, const herald_arg *args, size_t n_args,
+                    int64_t *changes)
+{
+    herald__err_clear();
+    if (!s || !sql || (n_args && !args))
+        return herald__err(HERALD_EINVAL, "herald_sql_exec: NULL argument");
+    sql_op q = { .base = { .run = sql_run }, .sql = sql, .args = args, .n = n_args };
+    int rc = herald__store_exec(s, &q.base);
+    if (rc == 0 && changes)
+        *changes = q.changes;
+    return rc;
+}
+
+int herald_sql_query(herald_store *s, const char *sql, const herald_arg *args, size_t n_args,
+                     herald_row_cb cb, void *ud)
+{
+    herald__err_clear();
+    if (!s || !sql || !cb || (n_args && !args))
+        return herald__err(HERALD_EINVAL, "herald_sql_query: NULL argument");
+    return herald__store_user_query(s, sql, args, n_args, cb, ud);
+}
+
+/* ---- the effectively-once batch op ---- */
+
+static int process_one(herald__eo_op *o, size_t i, herald__settle_item *it)
+{
+    herald_store *s = o->s;
+    const herald_message *m = &o->batch->msgs[i];
+    const herald_envelope *env = o->has_env[i] ? &o->envs[i] : NULL;
+    herald__err_clear();
+    (void)herald__lease_parse(m->lease_id, &it->ref);
+    it->is_retry = false;
+    it->delay_s = HERALD_UNSET;
+    it->error = NULL;
+    int rc = herald__store_sp_begin(s);
+    bool is_new = true;
+    /* Claim the event first: the record is rolled back with everything else if the handler
+     * fails, and a duplicate costs one insert attempt. */
+    if (rc == 0 && env)
+        rc = herald__store_processed_claim(s, o->batch->queue, env->event_id, env->type,
+                                           &is_new);
+    if (rc == 0 && !is_new) {
+        o->n_duplicates++;
+        return herald__store_sp_release(s);
+    }
+    if (rc < 0)
+        return rc;
+    herald_tx tx = { .s = s, .m = m, .env = env };
+    herald__fault("eo.before_handler");
+    int hrc = o->handler(&tx, m, env, o->ud);
+    herald__fault("eo.after_handler");
+    if (hrc == 0) {
+        rc = herald__store_sp_release(s);
+        o->n_ok++;
+    } else {
+        rc = herald__store_sp_rollback(s);
+        it->is_retry = true;
+        if (!tx.error[0])
+            snprintf(tx.error, sizeof tx.error, "handler failed: %s", herald_last_error());
+        o->errors[i] = herald__xstrdup(tx.error);
+        it->error = o->errors[i];
+        o->n_failed++;
+    }
+    return rc;
+}
+
+static int eo_run(herald_store *s, herald__op *op)
+{
+    herald__eo_op *o = (herald__eo_op *)op;
+    o->s = s;
+    size_t n = o->batch->n;
+    herald__settle_item *items = herald__xcalloc(n, sizeof *items);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = process_one(o, i, &items[i]);
+    herald_settle_result res;
+    if (rc == 0)
+        rc = herald__store_settle(s, o->batch->queue, items, n, o->policy, &res);
+    herald__free(items);
+    herald__fault("eo.before_commit");
+    return rc;
+}
+
+int herald__eo_run_batch(herald__eo_op *o)
+{
+    size_t n = o->batch->n ? o->batch->n : 1;
+    /* Parse the envelopes here, on the caller's thread: the writer only runs SQL. */
+    herald_envelope *envs = herald__xcalloc(n, sizeof *envs);
+    bool *has_env = herald__xcalloc(n, sizeof *has_env);
+    for (size_t i = 0; i < o->batch->n; i++) {
+        const herald_message *m = &o->batch->msgs[i];
+        has_env[i] = m->content_type == HERALD_CONTENT_JSON &&
+                     herald_envelope_parse(m->body, m->body_len, &envs[i]) == 0;
+    }
+    herald__err_clear();
+    o->envs = envs;
+    o->has_env = has_env;
+    o->base = (herald__op){ .run = eo_run, .wakes = true };
+    o->errors = herald__xcalloc(n, sizeof *o->errors);
+    int rc = herald__store_exec(o->store, &o->base);
+    if (rc == 0)
+        herald__fault("eo.after_commit");
+    for (size_t i = 0; i < o->batch->n; i++) {
+        herald__free(o->errors[i]);
+        if (has_env[i])
+            herald_envelope_deinit(&envs[i]);
+    }
+    herald__free(o->errors);
+    herald__free(envs);
+    herald__free(has_env);
+    return rc;
+}

@@ -1,0 +1,233 @@
+// SPDX-License-Identifier: MIT
+/*
+ * envelope.c - the event envelope (the reference architecture's DomainMessage):
+ *   {"event_id": UUID, "type": "domain.action", "source": "service",
+ *    "timestamp": "2026-01-01T00:00:00.000Z", "correlation_id": "..." (optional),
+ *    "payload": { ... }}
+ * Encoding validates every field and names the bad one; parsing does the same for a body that
+ * claims to be an envelope. event_id is minted as UUIDv7 unless the caller re-publishes one.
+ * Threads: any. Ownership: encode returns malloc'd text; parse fills a caller-owned struct whose
+ * payload_json is freed by herald_envelope_deinit().
+ */
+#include "core/core.h"
+
+#include <jansson.h>
+#include <string.h>
+
+bool herald__event_type_valid(const char *t)
+{
+    size_t n = t ? strlen(t) : 0;
+    if (n < 3 || n > HERALD_EVENT_TYPE_MAX)
+        return false;
+    int segments = 0;
+    bool at_start = true;
+    for (size_t i = 0; i < n; i++) {
+        char c = t[i];
+        if (at_start) {
+            if (c < 'a' || c > 'z')
+                return false;
+            at_start = false;
+            segments++;
+        } else if (c == '.') {
+            at_start = true;
+        } else if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) {
+            return false;
+        }
+    }
+    return !at_start && segments >= 2;
+}
+
+static bool source_valid(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n < 1 || n > HERALD_EVENT_SOURCE_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              strchr("._:/-", c)))
+            return false;
+    }
+    return true;
+}
+
+static bool correlation_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n > HERALD_CORRELATION_ID_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < 0x21 || s[i] > 0x7e)
+            return false;
+    return true;
+}
+
+int herald__event_check(const herald_event *e)
+{
+    if (!e)
+        return herald__err(HERALD_EENVELOPE, "event is NULL");
+    uint8_t b[16];
+    if (e->event_id && !herald__uuid_parse(e->event_id, b))
+        return herald__err(HERALD_EENVELOPE, "event_id '%.60s' is not a UUID", e->event_id);
+    if (!herald__event_type_valid(e->type))
+        return herald__err(HERALD_EENVELOPE,
+                           "type '%.120s' is not dot notation domain.action (lowercase "
+                           "[a-z][a-z0-9_]* segments, at least two, at most %d bytes)",
+                           e->type ? e->type : "(null)", HERALD_EVENT_TYPE_MAX);
+    if (!source_valid(e->source))
+        return herald__err(HERALD_EENVELOPE,
+                           "source '%.120s' is invalid: 1-%d characters of A-Z a-z 0-9 . _ : / -",
+                           e->source ? e->source : "(null)", HERALD_EVENT_SOURCE_MAX);
+    if (e->correlation_id && !correlation_valid(e->correlation_id))
+        return herald__err(HERALD_EENVELOPE,
+                           "correlation_id is invalid: at most %d printable ASCII characters",
+                           HERALD_CORRELATION_ID_MAX);
+    if (!e->payload_json)
+        return herald__err(HERALD_EENVELOPE, "payload is missing (use {} for an empty one)");
+    size_t len = e->payload_len ? e->payload_len : strlen(e->payload_json);
+    if (herald__json_scan(e->payload_json, len, true, "payload") < 0) {
+        char detail[400];
+        herald__err_copy(detail, sizeof detail);
+        return herald__err(HERALD_EENVELOPE, "%s", detail);
+    }
+    return 0;
+}
+
+/* Appends to a growing buffer (capacity computed up front, so no overflow). */
+static char *put(char *d, const char *s, size_t n)
+{
+    memcpy(d, s, n);
+    return d + n;
+}
+
+#define PUTS(d, lit) put((d), (lit), sizeof(lit) - 1)
+
+int herald__event_encode_at(const herald_event *e, int64_t now_ms, char event_id[HERALD_ID_SIZE],
+                            char **json_out, size_t *len_out)
+{
+    int rc = herald__event_check(e);
+    if (rc < 0)
+        return rc;
+    char id[HERALD_ID_SIZE];
+    if (e->event_id) {
+        uint8_t b[16];
+        herald__uuid_parse(e->event_id, b);
+        herald__uuid_format(b, id); /* normalized to lowercase */
+    } else {
+        herald__uuid7_at(now_ms, id);
+    }
+    char ts[40];
+    herald__iso8601(now_ms, ts, sizeof ts);
+    /* The payload goes in verbatim (validated above), trimmed of surrounding whitespace; the
+     * other fields hold only characters that need no escaping, but the correlation id. */
+    const char *pl = e->payload_json;
+    size_t plen = e->payload_len ? e->payload_len : strlen(pl);
+    while (plen && strchr(" \t\r\n", pl[0])) {
+        pl++;
+        plen--;
+    }
+    while (plen && strchr(" \t\r\n", pl[plen - 1]))
+        plen--;
+    const char *corr = e->correlation_id && e->correlation_id[0] ? e->correlation_id : NULL;
+    size_t cap = 160 + strlen(e->type) + strlen(e->source) + (corr ? 2 * strlen(corr) : 0) +
+                 plen;
+    char *buf = herald__xmalloc(cap), *d = buf;
+    d = PUTS(d, "{\"event_id\":\"");
+    d = put(d, id, HERALD_ID_SIZE - 1);
+    d = PUTS(d, "\",\"type\":\"");
+    d = put(d, e->type, strlen(e->type));
+    d = PUTS(d, "\",\"source\":\"");
+    d = put(d, e->source, strlen(e->source));
+    d = PUTS(d, "\",\"timestamp\":\"");
+    d = put(d, ts, strlen(ts));
+    if (corr) {
+        d = PUTS(d, "\",\"correlation_id\":\"");
+        for (const char *c = corr; *c; c++) {
+            if (*c == '"' || *c == '\\')
+                *d++ = '\\';
+            *d++ = *c;
+        }
+    }
+    d = PUTS(d, "\",\"payload\":");
+    d = put(d, pl, plen);
+    *d++ = '}';
+    *d = 0;
+    *json_out = buf;
+    if (len_out)
+        *len_out = (size_t)(d - buf);
+    if (event_id)
+        memcpy(event_id, id, HERALD_ID_SIZE);
+    return 0;
+}
+
+static int get_str(json_t *o, const char *key, bool required, char *dst, size_t cap)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v)) {
+        dst[0] = 0;
+        return required ? herald__err(HERALD_EENVELOPE, "envelope field '%s' is missing", key) : 0;
+    }
+    if (!json_is_string(v))
+        return herald__err(HERALD_EENVELOPE, "envelope field '%s' must be a string", key);
+    size_t n = json_string_length(v);
+    if (n >= cap)
+        return herald__err(HERALD_EENVELOPE, "envelope field '%s' is longer than %zu bytes", key,
+                           cap - 1);
+    memcpy(dst, json_string_value(v), n + 1);
+    return 0;
+}
+
+int herald_envelope_parse(const void *body, size_t len, herald_envelope *out)
+{
+    herald__err_clear();
+    if (!body || !out)
+        return herald__err(HERALD_EINVAL, "herald_envelope_parse: NULL argument");
+    json_error_t je;
+    json_t *o = json_loadb(body, len, 0, &je);
+    if (!o)
+        return herald__err(HERALD_EENVELOPE, "body is not JSON: %s (line %d, column %d)", je.text,
+                           je.line, je.column);
+    herald_envelope e;
+    memset(&e, 0, sizeof e);
+    int rc = 0;
+    if (!json_is_object(o))
+        rc = herald__err(HERALD_EENVELOPE, "an envelope is a JSON object");
+    if (rc == 0)
+        rc = get_str(o, "event_id", true, e.event_id, sizeof e.event_id);
+    uint8_t b[16];
+    if (rc == 0 && !herald__uuid_parse(e.event_id, b))
+        rc = herald__err(HERALD_EENVELOPE, "envelope field 'event_id' is not a UUID");
+    if (rc == 0)
+        rc = get_str(o, "type", true, e.type, sizeof e.type);
+    if (rc == 0 && !herald__event_type_valid(e.type))
+        rc = herald__err(HERALD_EENVELOPE, "envelope field 'type' '%s' is not domain.action",
+                         e.type);
+    if (rc == 0)
+        rc = get_str(o, "source", true, e.source, sizeof e.source);
+    if (rc == 0)
+        rc = get_str(o, "timestamp", true, e.timestamp, sizeof e.timestamp);
+    if (rc == 0)
+        rc = get_str(o, "correlation_id", false, e.correlation_id, sizeof e.correlation_id);
+    json_t *p = rc == 0 ? json_object_get(o, "payload") : NULL;
+    if (rc == 0 && !json_is_object(p))
+        rc = herald__err(HERALD_EENVELOPE, "envelope field 'payload' %s",
+                         p ? "must be a JSON object" : "is missing");
+    if (rc == 0) {
+        char *text = json_dumps(p, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        e.payload_len = text ? strlen(text) : 0;
+        e.payload_json = herald__xmemdup(text ? text : "{}", e.payload_len + 1);
+        free(text); /* lint:ok jansson allocates with malloc */
+        *out = e;
+    }
+    json_decref(o);
+    return rc;
+}
+
+void herald_envelope_deinit(herald_envelope *e)
+{
+    if (!e)
+        return;
+    herald__free(e->payload_json);
+    e->payload_json = NULL;
+    e->payload_len = 0;
+}
