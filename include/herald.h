@@ -60,7 +60,8 @@ extern "C" {
     X(HERALD_EREADONLY, -4018, 500, "store is read-only or not writable")                      \
     X(HERALD_EENVELOPE, -4019, 400, "malformed event envelope")                                 \
     X(HERALD_ESQL, -4020, 400, "SQL statement failed")                                          \
-    X(HERALD_EDENIED, -4021, 403, "not allowed")
+    X(HERALD_EDENIED, -4021, 403, "not allowed")                                               \
+    X(HERALD_ENOTOPIC, -4022, 404, "topic not found")
 
 enum herald_err {
 #define HERALD_X_ENUM(name, value, http, text) name = (value),
@@ -366,6 +367,40 @@ HERALD_API void herald_envelope_deinit(herald_envelope *e);
  * event_id_out (may be NULL) gets the event's id. Errors: HERALD_EENVELOPE, and as herald_send. */
 HERALD_API int herald_send_event(herald_store *s, const char *queue, const herald_event *e,
                                  int64_t delay_s, char event_id_out[HERALD_ID_SIZE]);
+
+/* ---------------------------------------------------------------------------------------------
+ * Topics: fan-out at send time, in one transaction
+ * ------------------------------------------------------------------------------------------- */
+
+/* Subscribes queue to topic (the topic is created if missing; subscribing twice is a no-op).
+ * Errors: HERALD_EINVAL (bad topic name: the queue-name rule), HERALD_ENOQUEUE. */
+HERALD_API int herald_topic_subscribe(herald_store *s, const char *topic, const char *queue);
+/* Errors: HERALD_ENOTOPIC (no such topic or queue not subscribed). */
+HERALD_API int herald_topic_unsubscribe(herald_store *s, const char *topic, const char *queue);
+
+typedef struct herald_topic_info {
+    char name[HERALD_QUEUE_NAME_MAX + 1];
+    char (*queues)[HERALD_QUEUE_NAME_MAX + 1]; /* subscribed queues, sorted; owned by the list */
+    size_t n_queues;
+    int64_t published_total, unrouted_total; /* unrouted: published with no subscriber */
+} herald_topic_info;
+
+/* All topics, sorted by name; free with herald_topic_list_free(). */
+HERALD_API int herald_topic_list(herald_store *s, herald_topic_info **out, size_t *n_out);
+HERALD_API void herald_topic_list_free(herald_topic_info *list, size_t n);
+
+/* Publishes 1..100 messages (the herald_send_batch limits) to topic: each is copied into every
+ * subscribed queue in ONE transaction, durable on return - every subscriber has it or none does.
+ * Each copy gets its own message id; the body (and an envelope's event_id) is the same.
+ * n_queues_out (may be NULL): how many queues received the batch. A topic without subscribers
+ * accepts the publish, counts it as unrouted and logs a warning (nothing is silently dropped).
+ * Errors: HERALD_ENOTOPIC, and as herald_send_batch (a copy too big for one subscriber's
+ * max_message_bytes fails the whole publish). */
+HERALD_API int herald_publish(herald_store *s, const char *topic, const herald_msg *msgs, size_t n,
+                              int64_t batch_delay_s, size_t *n_queues_out);
+/* Publishes one event (its envelope is the body of every copy). */
+HERALD_API int herald_publish_event(herald_store *s, const char *topic, const herald_event *e,
+                                    int64_t delay_s, char event_id_out[HERALD_ID_SIZE]);
 
 /* ---------------------------------------------------------------------------------------------
  * SQL for user code, on the store's own database: portable `?` placeholders

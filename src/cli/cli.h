@@ -48,6 +48,8 @@ void cli_iso8601(int64_t ms, char *buf, size_t cap);
 
 int cmd_queues(const cli_ctx *ctx, int argc, char **argv);
 int cmd_send(const cli_ctx *ctx, int argc, char **argv);
+int cmd_publish(const cli_ctx *ctx, int argc, char **argv);
+int cmd_topics(const cli_ctx *ctx, int argc, char **argv);
 int cmd_send_batch(const cli_ctx *ctx, int argc, char **argv);
 int cmd_pull(const cli_ctx *ctx, int argc, char **argv);
 int cmd_peek(const cli_ctx *ctx, int argc, char **argv);

@@ -120,60 +120,46 @@ static int opt_type(const cli_opt *o, int n, herald_content_type *t)
     return CLI_OK;
 }
 
-static int send_event(const cli_ctx *ctx, const cli_opt *opts, int n_opts, const char *queue,
-                      const char *payload, size_t payload_len, int64_t delay)
-{
-    herald_event e = { .type = cli_opt_get(opts, n_opts, "type"),
-                       .source = cli_opt_get(opts, n_opts, "source"),
-                       .correlation_id = cli_opt_get(opts, n_opts, "correlation-id"),
-                       .payload_json = payload,
-                       .payload_len = payload_len };
-    if (!e.source)
-        return cli_usage(usage_send, "send: --type needs --source (the emitting service)");
-    if (cli_opt_get(opts, n_opts, "content-type") &&
-        strcmp(cli_opt_get(opts, n_opts, "content-type"), "json") != 0) {
-        fprintf(stderr, "herald: send: an event's content type is json\n");
-        return CLI_FAIL;
-    }
-    herald_store *s = NULL;
-    int rc = cli_open(ctx, &s);
-    if (rc != CLI_OK)
-        return rc;
-    char id[HERALD_ID_SIZE];
-    int hrc = herald_send_event(s, queue, &e, delay, id);
-    if (hrc < 0)
-        rc = cli_fail("send", hrc);
-    else if (ctx->json)
-        cli_print_json(json_pack("{s:s}", "event_id", id));
-    else
-        puts(id);
-    herald_store_close(s);
-    return rc;
-}
+static const char *const usage_publish =
+    "usage: herald publish TOPIC [--delay S] [--content-type json|text|bytes] BODY\n"
+    "       herald publish TOPIC --type T --source S [--correlation-id C] [--delay S] PAYLOAD\n"
+    "  Copies the message into every queue subscribed to TOPIC in one transaction (all or\n"
+    "  none); prints the message id of the first copy (or the event_id) and how many queues.\n";
 
-int cmd_send(const cli_ctx *ctx, int argc, char **argv)
+/* `send` (to a queue) and `publish` (to a topic) share options and output. */
+static int send_or_publish(const cli_ctx *ctx, int argc, char **argv, bool to_topic)
 {
+    const char *cmd = to_topic ? "publish" : "send";
+    const char *usage = to_topic ? usage_publish : usage_send;
     cli_opt opts[] = { { "delay", true, NULL },  { "content-type", true, NULL },
                        { "type", true, NULL },   { "source", true, NULL },
                        { "correlation-id", true, NULL } };
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
     char **pos;
     int n_pos;
-    int rc = common_parse(argc, argv, opts, n_opts, &pos, &n_pos, usage_send);
+    int rc = common_parse(argc, argv, opts, n_opts, &pos, &n_pos, usage);
     if (rc != CLI_OK)
         return finish(pos, rc);
-    bool is_event = cli_opt_get(opts, n_opts, "type") != NULL;
-    if (!is_event && (cli_opt_get(opts, n_opts, "source") ||
-                      cli_opt_get(opts, n_opts, "correlation-id")))
-        return finish(pos, cli_usage(usage_send, "send: --source and --correlation-id need --type"));
+    herald_event e = { .type = cli_opt_get(opts, n_opts, "type"),
+                       .source = cli_opt_get(opts, n_opts, "source"),
+                       .correlation_id = cli_opt_get(opts, n_opts, "correlation-id") };
+    bool is_event = e.type != NULL;
+    if (!is_event && (e.source || e.correlation_id))
+        return finish(pos, cli_usage(usage, "%s: --source and --correlation-id need --type", cmd));
+    if (is_event && !e.source)
+        return finish(pos, cli_usage(usage, "%s: --type needs --source (the emitting service)",
+                                     cmd));
     if (n_pos != 2)
-        return finish(pos, cli_usage(usage_send, n_pos < 2 ? "send: missing %s"
-                                                           : "send: too many arguments%s",
-                                     n_pos == 0 ? "NAME and BODY" : n_pos == 1 ? "BODY" : ""));
+        return finish(pos, cli_usage(usage, n_pos < 2 ? "%s: missing %s" : "%s: too many arguments%s",
+                                     cmd, n_pos == 0 ? "NAME and BODY" : n_pos == 1 ? "BODY" : ""));
     herald_msg m = { 0 };
     if ((rc = opt_delay(opts, n_opts, &m.delay_s)) != CLI_OK ||
-        (!is_event && (rc = opt_type(opts, n_opts, &m.content_type)) != CLI_OK))
+        (rc = opt_type(opts, n_opts, &m.content_type)) != CLI_OK)
         return finish(pos, rc);
+    if (is_event && m.content_type != HERALD_CONTENT_JSON) {
+        fprintf(stderr, "herald: %s: an event's content type is json\n", cmd);
+        return finish(pos, CLI_FAIL);
+    }
     char *owned = NULL;
     if (strcmp(pos[1], "-") == 0) {
         size_t len = 0;
@@ -186,22 +172,49 @@ int cmd_send(const cli_ctx *ctx, int argc, char **argv)
         m.body = pos[1];
         m.body_len = strlen(pos[1]);
     }
+    e.payload_json = m.body;
+    e.payload_len = m.body_len;
     herald_store *s = NULL;
-    if (is_event) {
-        rc = send_event(ctx, opts, n_opts, pos[0], m.body, m.body_len, m.delay_s);
-    } else if ((rc = cli_open(ctx, &s)) == CLI_OK) {
-        char id[HERALD_ID_SIZE];
-        int hrc = herald_send(s, pos[0], &m, id);
-        if (hrc < 0)
-            rc = cli_fail("send", hrc);
-        else if (ctx->json)
-            cli_print_json(json_pack("{s:s}", "id", id));
+    if ((rc = cli_open(ctx, &s)) == CLI_OK) {
+        char id[HERALD_ID_SIZE] = "";
+        size_t n_queues = 0;
+        int hrc;
+        if (to_topic && is_event)
+            hrc = herald_publish_event(s, pos[0], &e, m.delay_s, id);
+        else if (to_topic)
+            hrc = herald_publish(s, pos[0], &m, 1, HERALD_UNSET, &n_queues);
+        else if (is_event)
+            hrc = herald_send_event(s, pos[0], &e, m.delay_s, id);
         else
+            hrc = herald_send(s, pos[0], &m, id);
+        if (hrc < 0) {
+            rc = cli_fail(cmd, hrc);
+        } else if (ctx->json) {
+            json_t *j = json_object();
+            if (id[0])
+                json_object_set_new(j, is_event ? "event_id" : "id", json_string(id));
+            if (to_topic && !is_event)
+                json_object_set_new(j, "queues", json_integer((json_int_t)n_queues));
+            cli_print_json(j);
+        } else if (to_topic && !is_event) {
+            printf("published to %zu queue%s\n", n_queues, n_queues == 1 ? "" : "s");
+        } else {
             puts(id);
+        }
         herald_store_close(s);
     }
     free(owned);
     return finish(pos, rc);
+}
+
+int cmd_send(const cli_ctx *ctx, int argc, char **argv)
+{
+    return send_or_publish(ctx, argc, argv, false);
+}
+
+int cmd_publish(const cli_ctx *ctx, int argc, char **argv)
+{
+    return send_or_publish(ctx, argc, argv, true);
 }
 
 int cmd_send_batch(const cli_ctx *ctx, int argc, char **argv)

@@ -28,8 +28,13 @@ static const char *const usage_main =
     "  ack NAME LEASE_ID...\n"
     "  retry NAME LEASE_ID... [--delay S]\n"
     "  peek NAME [--batch N]\n"
+    "  send NAME --type T --source S [--correlation-id C] PAYLOAD   an event (envelope)\n"
+    "Topics (fan-out in one transaction):\n"
+    "  topics subscribe TOPIC QUEUE | unsubscribe TOPIC QUEUE | list\n"
+    "  publish TOPIC [--delay S] [--content-type T] BODY   (or --type/--source: an event)\n"
     "Other:\n"
     "  bench queue [--messages N] [--durability normal] [--w3-seconds S] [--w3-rate N]\n"
+    "  bench eo [--messages N] [--concurrency N]   effectively-once handler benchmark\n"
     "  version\n"
     "\n"
     "Global options:\n"
@@ -164,6 +169,7 @@ static const command commands[] = {
     { "queues", cmd_queues }, { "send", cmd_send }, { "send-batch", cmd_send_batch },
     { "pull", cmd_pull },     { "peek", cmd_peek }, { "ack", cmd_ack },
     { "retry", cmd_retry },   { "bench", cmd_bench },
+    { "topics", cmd_topics }, { "publish", cmd_publish },
 };
 
 int main(int argc, char **argv)

@@ -463,21 +463,21 @@ static void *dispatcher_main(void *arg)
     int64_t data_version = 0;
     (void)herald__store_data_version(s, &data_version);
     int64_t poll_ms = POLL_MIN_MS;
-    int64_t next_sweep_ns = herald__mono_ns();
+    int64_t next_sweep_ms = herald__store_now(s); /* the store's clock: tests advance it */
     size_t rr = 0;
     while (!stopping(c)) {
         int64_t now_ns = herald__mono_ns();
         int64_t now_ms = herald__store_now(s);
         int64_t deadline = INT64_MAX;
         bool progress = false;
-        if (now_ns >= next_sweep_ns) {
+        if (now_ms >= next_sweep_ms) {
             int64_t n_expired = 0;
             (void)herald__queue_sweep(s, &n_expired);
             if (c->tx_handler)
                 prune_processed(c);
-            next_sweep_ns = now_ns + (int64_t)SWEEP_EVERY_MS * 1000000;
+            next_sweep_ms = now_ms + SWEEP_EVERY_MS;
         }
-        deadline = min64(deadline, next_sweep_ns);
+        deadline = min64(deadline, now_ns + (next_sweep_ms - now_ms) * 1000000);
         for (size_t k = 0; k < c->n_queues; k++) {
             size_t qi = (rr + k) % c->n_queues;
             bool has_pending = false;

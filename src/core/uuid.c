@@ -12,12 +12,13 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static int64_t last_ms; /* guarded by mu */
 static uint32_t last_ctr; /* guarded by mu */
 
-static void fill_random(void *p, size_t n)
+static void fill_random_sys(void *p, size_t n)
 {
     uint8_t *b = p;
     while (n > 0) {
@@ -27,6 +28,30 @@ static void fill_random(void *p, size_t n)
         b += r;
         n -= (size_t)r;
     }
+}
+
+/* Random bytes from a per-thread pool refilled by getrandom(2) 4 KiB at a time: one syscall
+ * per 256 ids instead of one per id. The pool is cleared in a child after fork() by the
+ * pid check, so parent and child never hand out the same bytes. */
+static _Thread_local uint8_t pool[4096];
+static _Thread_local size_t pool_left;
+static _Thread_local pid_t pool_pid;
+
+static void fill_random(void *p, size_t n)
+{
+    if (n > sizeof pool) {
+        fill_random_sys(p, n);
+        return;
+    }
+    pid_t pid = getpid();
+    if (pool_left < n || pool_pid != pid) {
+        fill_random_sys(pool, sizeof pool);
+        pool_left = sizeof pool;
+        pool_pid = pid;
+    }
+    memcpy(p, pool + sizeof pool - pool_left, n);
+    memset(pool + sizeof pool - pool_left, 0, n);
+    pool_left -= n;
 }
 
 uint64_t herald__rand64(void)

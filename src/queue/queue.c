@@ -336,12 +336,9 @@ int herald_msg_validate(const herald_msg *m)
     return rc;
 }
 
-static int check_batch(herald_store *s, const char *queue, const herald_msg *msgs, size_t n,
-                       int64_t batch_delay_s)
+static int check_msgs(const herald_msg *msgs, size_t n, int64_t batch_delay_s)
 {
-    int rc = check_read_name(s, queue);
-    if (rc < 0)
-        return rc;
+    int rc;
     if (n == 0 || n > HERALD_MAX_BATCH_MESSAGES || !msgs)
         return herald__err(HERALD_EBATCH, "a batch holds 1..%d messages, got %zu",
                            HERALD_MAX_BATCH_MESSAGES, n);
@@ -357,6 +354,13 @@ static int check_batch(herald_store *s, const char *queue, const herald_msg *msg
         return herald__err(HERALD_ETOOBIG, "batch of %zu bytes exceeds the limit of %d bytes",
                            total, HERALD_MAX_BATCH_BYTES);
     return 0;
+}
+
+static int check_batch(herald_store *s, const char *queue, const herald_msg *msgs, size_t n,
+                       int64_t batch_delay_s)
+{
+    int rc = check_read_name(s, queue);
+    return rc < 0 ? rc : check_msgs(msgs, n, batch_delay_s);
 }
 
 typedef struct put_op {
@@ -412,6 +416,15 @@ int herald_send_batch(herald_store *s, const char *queue, const herald_msg *msgs
         for (size_t i = 0; i < n; i++)
             memcpy(ids_out[i], in[i].id, HERALD_ID_SIZE);
     }
+    return rc;
+}
+
+int herald__queue_prepare_batch(herald_store *s, const herald_msg *msgs, size_t n,
+                                int64_t batch_delay_s, herald__msg_in *in)
+{
+    int rc = check_msgs(msgs, n, batch_delay_s);
+    if (rc == 0)
+        mint_ids(s, in, msgs, n);
     return rc;
 }
 

@@ -47,6 +47,10 @@ int herald__queue_put_in_tx(herald_store *s, const char *queue, const herald_msg
 int herald__queue_put_envelope_in_tx(herald_store *s, const char *queue, const char *body,
                                      size_t len, char id_out[HERALD_ID_SIZE]);
 
+/* Validates a batch as herald_send_batch does (no queue name) and mints ids into in[n]. */
+int herald__queue_prepare_batch(herald_store *s, const herald_msg *msgs, size_t n,
+                                int64_t batch_delay_s, herald__msg_in *in);
+
 /* Checks a consumer-level policy's ranges (names the bad setting). */
 int herald__queue_check_policy(const herald__policy *p);
 

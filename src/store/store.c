@@ -387,6 +387,30 @@ int herald__store_sweep(herald_store *s, int64_t *n_expired)
     return s->ops->sweep(s, herald__store_now(s), n_expired);
 }
 
+int herald__store_topic_subscribe(herald_store *s, const char *topic, const char *queue)
+{
+    return s->ops->topic_subscribe(s, topic, queue, herald__store_now(s));
+}
+
+int herald__store_topic_unsubscribe(herald_store *s, const char *topic, const char *queue)
+{
+    return s->ops->topic_unsubscribe(s, topic, queue);
+}
+
+int herald__store_topic_publish(herald_store *s, const char *topic, const herald__msg_in *m,
+                                size_t n, int64_t batch_delay_s, size_t *n_queues)
+{
+    return s->ops->topic_publish(s, topic, m, n, batch_delay_s, herald__store_now(s), n_queues);
+}
+
+int herald__store_topic_list(herald_store *s, herald_topic_info **out, size_t *n)
+{
+    pthread_mutex_lock(&s->read_mu);
+    int rc = s->ops->topic_list(s, out, n);
+    pthread_mutex_unlock(&s->read_mu);
+    return rc;
+}
+
 int herald__store_sp_begin(herald_store *s)
 {
     return s->ops->sp_begin(s);

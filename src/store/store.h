@@ -87,6 +87,13 @@ int herald__store_extend(herald_store *s, const char *queue, const herald__lease
                          size_t n, int64_t until_ms);
 int herald__store_sweep(herald_store *s, int64_t *n_expired);
 
+/* Topics (writer side). */
+int herald__store_topic_subscribe(herald_store *s, const char *topic, const char *queue);
+int herald__store_topic_unsubscribe(herald_store *s, const char *topic, const char *queue);
+/* Inserts msgs into every queue subscribed to topic; *n_queues: how many. Counts the publish. */
+int herald__store_topic_publish(herald_store *s, const char *topic, const herald__msg_in *m,
+                                size_t n, int64_t batch_delay_s, size_t *n_queues);
+
 /* Nested savepoint around one message of an effectively-once batch. */
 int herald__store_sp_begin(herald_store *s);
 int herald__store_sp_release(herald_store *s);
@@ -113,6 +120,7 @@ int herald__store_peek(herald_store *s, const char *name, int max_n, herald_batc
  * next not-yet-visible message becomes visible (INT64_MAX if none), and whether paused. */
 int herald__store_ready(herald_store *s, const char *name, int limit, int *n_ready,
                         int64_t *next_due_ms, bool *is_paused);
+int herald__store_topic_list(herald_store *s, herald_topic_info **out, size_t *n);
 /* Runs one read-only user statement on the reader (see herald_sql_query). */
 int herald__store_user_query(herald_store *s, const char *sql, const herald_arg *args, size_t n,
                              herald_row_cb cb, void *ud);

@@ -61,7 +61,12 @@ struct herald_store_ops {
                            const char *type, int64_t now_ms, bool *is_new);
     int (*processed_prune)(herald_store *s, const char *queue, int64_t before_ms,
                            int64_t *n_pruned);
+    int (*topic_subscribe)(herald_store *s, const char *topic, const char *queue, int64_t now_ms);
+    int (*topic_unsubscribe)(herald_store *s, const char *topic, const char *queue);
+    int (*topic_publish)(herald_store *s, const char *topic, const herald__msg_in *m, size_t n,
+                         int64_t batch_delay_s, int64_t now_ms, size_t *n_queues);
     /* read side */
+    int (*topic_list)(herald_store *s, herald_topic_info **out, size_t *n);
     int (*queue_get)(herald_store *s, const char *name, herald_queue_info *out);
     int (*queue_list)(herald_store *s, herald_queue_info **out, size_t *n);
     int (*queue_stats)(herald_store *s, const char *name, int64_t now_ms, herald_queue_stats *out);

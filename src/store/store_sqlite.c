@@ -449,5 +449,9 @@ const herald_store_ops herald__store_sqlite = {
     .sp_rollback = herald__sq_sp_rollback,
     .user_sql = herald__sq_user_sql,
     .processed_claim = herald__sq_processed_claim,
+    .topic_subscribe = herald__sq_topic_subscribe,
+    .topic_unsubscribe = herald__sq_topic_unsubscribe,
+    .topic_publish = herald__sq_topic_publish,
+    .topic_list = herald__sq_topic_list,
     .processed_prune = herald__sq_processed_prune,
 };

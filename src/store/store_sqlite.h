@@ -19,12 +19,15 @@ enum {
     W_MSG_INSERT, W_LEASE_SCAN, W_LEASE_ONE, W_MSG_DELETE, W_MSG_STATE, W_MSG_RETRY,
     W_MSG_TO_DLQ, W_MSG_EXTEND, W_SWEEP_COUNT, W_SWEEP_DELETE,
     W_PROCESSED_ADD, W_PROCESSED_PRUNE,
+    W_TOPIC_ENSURE, W_TOPIC_SUB, W_TOPIC_UNSUB, W_TOPIC_EXISTS, W_TOPIC_TARGETS, W_TOPIC_COUNT,
+    W_QUEUE_SUBS_DELETE,
     W_N
 };
 
 /* Statements of the reader connection. */
 enum {
     R_QUEUE_BY_NAME, R_QUEUE_LIST, R_STATS, R_PEEK, R_READY_COUNT, R_NEXT_DUE, R_DATA_VERSION,
+    R_TOPIC_LIST, R_TOPIC_SUBS,
     R_N
 };
 
@@ -90,6 +93,16 @@ void herald__sq_counters_savepoint(sq_store *q);
 void herald__sq_counters_release(sq_store *q);
 void herald__sq_counters_rollback_to(sq_store *q);
 int herald__sq_counters_flush(sq_store *q);
+
+/* store_sqlite_topic.c */
+int herald__sq_topic_subscribe(herald_store *s, const char *topic, const char *queue,
+                               int64_t now_ms);
+int herald__sq_topic_unsubscribe(herald_store *s, const char *topic, const char *queue);
+int herald__sq_topic_publish(herald_store *s, const char *topic, const herald__msg_in *m,
+                             size_t n, int64_t batch_delay_s, int64_t now_ms, size_t *n_queues);
+int herald__sq_topic_list(herald_store *s, herald_topic_info **out, size_t *n);
+/* Does queue `name` exist (writer)? 0 or HERALD_ENOQUEUE. */
+int herald__sq_queue_exists(sq_store *q, const char *name);
 
 /* store_sqlite_sql.c */
 int herald__sq_user_sql(herald_store *s, bool on_writer, const char *sql, const herald_arg *args,

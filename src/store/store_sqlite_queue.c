@@ -72,6 +72,16 @@ const char *const herald__sq_wsql[W_N] = {
                         "(queue_id, event_id, type, processed_ms) VALUES (?1, ?2, ?3, ?4)",
     [W_PROCESSED_PRUNE] = "DELETE FROM herald_processed_events "
                           "WHERE processed_ms < ?2 AND queue_id = ?1",
+    [W_TOPIC_ENSURE] = "INSERT OR IGNORE INTO herald_topics (name, created_ms) VALUES (?1, ?2)",
+    [W_TOPIC_SUB] = "INSERT OR IGNORE INTO herald_topic_subscriptions (topic, queue, created_ms) "
+                    "VALUES (?1, ?2, ?3)",
+    [W_TOPIC_UNSUB] = "DELETE FROM herald_topic_subscriptions WHERE topic = ?1 AND queue = ?2",
+    [W_TOPIC_EXISTS] = "SELECT 1 FROM herald_topics WHERE name = ?1",
+    [W_TOPIC_TARGETS] = "SELECT queue FROM herald_topic_subscriptions WHERE topic = ?1 "
+                        "ORDER BY queue",
+    [W_TOPIC_COUNT] = "UPDATE herald_topics SET published_total = published_total + ?2, "
+                      "unrouted_total = unrouted_total + ?3 WHERE name = ?1",
+    [W_QUEUE_SUBS_DELETE] = "DELETE FROM herald_topic_subscriptions WHERE queue = ?1",
 };
 
 #define QUEUE_COLS                                                                                \
@@ -97,6 +107,10 @@ const char *const herald__sq_rsql[R_N] = {
     [R_NEXT_DUE] = "SELECT min(visible_at_ms) FROM herald_messages "
                    "WHERE queue_id = ?1 AND visible_at_ms > ?2",
     [R_DATA_VERSION] = "PRAGMA data_version",
+    [R_TOPIC_LIST] = "SELECT name, published_total, unrouted_total FROM herald_topics "
+                     "ORDER BY name",
+    [R_TOPIC_SUBS] = "SELECT queue FROM herald_topic_subscriptions WHERE topic = ?1 "
+                     "ORDER BY queue",
 };
 
 /* A queue row as the writer needs it. */
@@ -345,6 +359,10 @@ int herald__sq_queue_delete(herald_store *s, const char *name)
         return rc;
     sqlite3_bind_int64(q->w[W_QUEUE_MSGS_DELETE], 1, r.id);
     rc = herald__sq_exec(q, q->w[W_QUEUE_MSGS_DELETE], "delete queue messages");
+    if (rc == 0) { /* a deleted queue leaves every topic it was subscribed to */
+        sqlite3_bind_text(q->w[W_QUEUE_SUBS_DELETE], 1, name, -1, SQLITE_STATIC);
+        rc = herald__sq_exec(q, q->w[W_QUEUE_SUBS_DELETE], "delete queue subscriptions");
+    }
     if (rc == 0) {
         herald__sq_qcache_clear(q);
         sqlite3_bind_int64(q->w[W_QUEUE_DELETE], 1, r.id);
@@ -969,4 +987,10 @@ int herald__sq_processed_prune(herald_store *s, const char *queue, int64_t befor
     if (rc == 0 && n_pruned)
         *n_pruned = sqlite3_changes64(q->wdb);
     return rc;
+}
+
+int herald__sq_queue_exists(sq_store *q, const char *name)
+{
+    qrow r;
+    return load_queue(q, name, &r);
 }
