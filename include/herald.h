@@ -61,7 +61,9 @@ extern "C" {
     X(HERALD_EENVELOPE, -4019, 400, "malformed event envelope")                                 \
     X(HERALD_ESQL, -4020, 400, "SQL statement failed")                                          \
     X(HERALD_EDENIED, -4021, 403, "not allowed")                                               \
-    X(HERALD_ENOTOPIC, -4022, 404, "topic not found")
+    X(HERALD_ENOTOPIC, -4022, 404, "topic not found")                                           \
+    X(HERALD_ECONFIG, -4023, 400, "bad configuration or catalog file")                          \
+    X(HERALD_ECATALOG, -4024, 400, "event does not match the catalog")
 
 enum herald_err {
 #define HERALD_X_ENUM(name, value, http, text) name = (value),
@@ -367,6 +369,52 @@ HERALD_API void herald_envelope_deinit(herald_envelope *e);
  * event_id_out (may be NULL) gets the event's id. Errors: HERALD_EENVELOPE, and as herald_send. */
 HERALD_API int herald_send_event(herald_store *s, const char *queue, const herald_event *e,
                                  int64_t delay_s, char event_id_out[HERALD_ID_SIZE]);
+
+/* ---------------------------------------------------------------------------------------------
+ * Event catalog: every event type with its payload fields
+ * ------------------------------------------------------------------------------------------- */
+
+/* A catalog file (JSONC) looks like:
+ *   { "events": {
+ *       "research.completed": { "description": "optional text",
+ *         "payload": { "brand_slug": "string", "research_ids": "string[]",
+ *                      "keywords_researched": "integer", "note": "string?" } } } }
+ * Field types: string, integer, number, boolean, string[], object; a trailing '?' marks an
+ * optional field. Field names are C identifiers ([a-z_][a-z0-9_]*), so that generated code can
+ * use them as struct members. */
+typedef struct herald_catalog herald_catalog;
+
+typedef enum herald_catalog_mode {
+    HERALD_CATALOG_STRICT = 0, /* unknown types and bad payloads are refused (HERALD_ECATALOG) */
+    HERALD_CATALOG_WARN = 1,   /* they are sent, and logged as a warning */
+} herald_catalog_mode;
+
+/* Loads a catalog file. Errors: HERALD_ECONFIG "FILE:LINE:COL: what" (syntax errors, unknown
+ * keys, bad field types, bad event type names). *out: free with herald_catalog_free(). */
+HERALD_API int herald_catalog_load(const char *path, herald_catalog **out);
+HERALD_API int herald_catalog_parse(const char *text, size_t len, const char *name,
+                                    herald_catalog **out);
+HERALD_API void herald_catalog_free(herald_catalog *c);
+/* Number of event types. */
+HERALD_API size_t herald_catalog_count(const herald_catalog *c);
+
+/* Checks a payload (a JSON object) against type's schema: the type must be in the catalog,
+ * every required field present with its type, no field the catalog does not list.
+ * Errors: HERALD_ECATALOG naming the type and the field. */
+HERALD_API int herald_catalog_check(const herald_catalog *c, const char *type,
+                                    const char *payload_json, size_t len);
+
+/* Makes every event sent through this store (herald_send_event, herald_publish_event,
+ * herald_tx_send_event) checked against c in the given mode; NULL stops checking.
+ * Keeps: c until herald_store_close() or the next call. Thread: any, before sending. */
+HERALD_API void herald_store_set_catalog(herald_store *s, const herald_catalog *c,
+                                         herald_catalog_mode mode);
+
+/* Writes a self-contained C header: per event type a payload struct whose members are the
+ * catalog's fields, and typed constructors/senders, so a changed schema is a compile error in
+ * every service that uses it. guard: the include guard (NULL: HERALD_EVENTS_H).
+ * *out: NUL-terminated text, free with herald_free(). */
+HERALD_API int herald_catalog_gen_header(const herald_catalog *c, const char *guard, char **out);
 
 /* ---------------------------------------------------------------------------------------------
  * Topics: fan-out at send time, in one transaction

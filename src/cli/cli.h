@@ -50,6 +50,7 @@ int cmd_queues(const cli_ctx *ctx, int argc, char **argv);
 int cmd_send(const cli_ctx *ctx, int argc, char **argv);
 int cmd_publish(const cli_ctx *ctx, int argc, char **argv);
 int cmd_topics(const cli_ctx *ctx, int argc, char **argv);
+int cmd_catalog(const cli_ctx *ctx, int argc, char **argv);
 int cmd_send_batch(const cli_ctx *ctx, int argc, char **argv);
 int cmd_pull(const cli_ctx *ctx, int argc, char **argv);
 int cmd_peek(const cli_ctx *ctx, int argc, char **argv);

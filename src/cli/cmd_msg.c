@@ -131,9 +131,10 @@ static int send_or_publish(const cli_ctx *ctx, int argc, char **argv, bool to_to
 {
     const char *cmd = to_topic ? "publish" : "send";
     const char *usage = to_topic ? usage_publish : usage_send;
-    cli_opt opts[] = { { "delay", true, NULL },  { "content-type", true, NULL },
-                       { "type", true, NULL },   { "source", true, NULL },
-                       { "correlation-id", true, NULL } };
+    cli_opt opts[] = { { "delay", true, NULL },          { "content-type", true, NULL },
+                       { "type", true, NULL },           { "source", true, NULL },
+                       { "correlation-id", true, NULL }, { "catalog", true, NULL },
+                       { "catalog-mode", true, NULL } };
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
     char **pos;
     int n_pos;
@@ -148,6 +149,14 @@ static int send_or_publish(const cli_ctx *ctx, int argc, char **argv, bool to_to
         return finish(pos, cli_usage(usage, "%s: --source and --correlation-id need --type", cmd));
     if (is_event && !e.source)
         return finish(pos, cli_usage(usage, "%s: --type needs --source (the emitting service)",
+                                     cmd));
+    const char *catalog_file = cli_opt_get(opts, n_opts, "catalog");
+    const char *catalog_mode = cli_opt_get(opts, n_opts, "catalog-mode");
+    if (catalog_file && !is_event)
+        return finish(pos, cli_usage(usage, "%s: --catalog checks events: it needs --type", cmd));
+    if (catalog_mode && (!catalog_file || (strcmp(catalog_mode, "strict") != 0 &&
+                                           strcmp(catalog_mode, "warn") != 0)))
+        return finish(pos, cli_usage(usage, "%s: --catalog-mode is strict or warn, with --catalog",
                                      cmd));
     if (n_pos != 2)
         return finish(pos, cli_usage(usage, n_pos < 2 ? "%s: missing %s" : "%s: too many arguments%s",
@@ -174,11 +183,23 @@ static int send_or_publish(const cli_ctx *ctx, int argc, char **argv, bool to_to
     }
     e.payload_json = m.body;
     e.payload_len = m.body_len;
+    herald_catalog *catalog = NULL;
+    if (catalog_file) {
+        int crc = herald_catalog_load(catalog_file, &catalog);
+        if (crc < 0) {
+            free(owned);
+            return finish(pos, cli_fail(cmd, crc));
+        }
+    }
     herald_store *s = NULL;
     if ((rc = cli_open(ctx, &s)) == CLI_OK) {
         char id[HERALD_ID_SIZE] = "";
         size_t n_queues = 0;
         int hrc;
+        if (catalog)
+            herald_store_set_catalog(s, catalog, catalog_mode && catalog_mode[0] == 'w'
+                                                     ? HERALD_CATALOG_WARN
+                                                     : HERALD_CATALOG_STRICT);
         if (to_topic && is_event)
             hrc = herald_publish_event(s, pos[0], &e, m.delay_s, id);
         else if (to_topic)
@@ -203,6 +224,7 @@ static int send_or_publish(const cli_ctx *ctx, int argc, char **argv, bool to_to
         }
         herald_store_close(s);
     }
+    herald_catalog_free(catalog);
     free(owned);
     return finish(pos, rc);
 }

@@ -32,6 +32,10 @@ static const char *const usage_main =
     "Topics (fan-out in one transaction):\n"
     "  topics subscribe TOPIC QUEUE | unsubscribe TOPIC QUEUE | list\n"
     "  publish TOPIC [--delay S] [--content-type T] BODY   (or --type/--source: an event)\n"
+    "Event catalog:\n"
+    "  catalog gen FILE [-o OUT] [--guard NAME]   typed C header from a catalog\n"
+    "  catalog check FILE\n"
+    "  send/publish ... --catalog FILE [--catalog-mode strict|warn]   check events first\n"
     "Other:\n"
     "  bench queue [--messages N] [--durability normal] [--w3-seconds S] [--w3-rate N]\n"
     "  bench eo [--messages N] [--concurrency N]   effectively-once handler benchmark\n"
@@ -169,7 +173,7 @@ static const command commands[] = {
     { "queues", cmd_queues }, { "send", cmd_send }, { "send-batch", cmd_send_batch },
     { "pull", cmd_pull },     { "peek", cmd_peek }, { "ack", cmd_ack },
     { "retry", cmd_retry },   { "bench", cmd_bench },
-    { "topics", cmd_topics }, { "publish", cmd_publish },
+    { "topics", cmd_topics }, { "publish", cmd_publish }, { "catalog", cmd_catalog },
 };
 
 int main(int argc, char **argv)

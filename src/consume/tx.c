@@ -77,6 +77,10 @@ int herald_tx_send_event(herald_tx *tx, const char *queue, const herald_event *e
     int rc = herald__event_encode_at(&ev, herald__store_now(tx->s), id, &body, &len);
     if (rc < 0)
         return rc;
+    if ((rc = herald__store_check_event(tx->s, &ev)) < 0) {
+        herald__free(body);
+        return rc;
+    }
     rc = herald__queue_put_envelope_in_tx(tx->s, queue, body, len, NULL);
     herald__free(body);
     if (rc == 0 && event_id_out)

@@ -107,4 +107,18 @@ int herald__event_check(const herald_event *e);
 int herald__event_encode_at(const herald_event *e, int64_t now_ms, char event_id[HERALD_ID_SIZE],
                             char **json_out, size_t *len_out);
 
+/* ---- JSONC with positions (jsonc.c) ---- */
+
+typedef struct herald__jsonc herald__jsonc;
+struct json_t;
+/* Parses text (// and block comments, trailing commas). Errors: HERALD_ECONFIG with detail
+ * "FILE:LINE:COL: what". file names the input in messages. */
+int herald__jsonc_parse(const char *text, size_t n, const char *file, herald__jsonc **out);
+int herald__jsonc_load(const char *path, herald__jsonc **out);
+struct json_t *herald__jsonc_root(const herald__jsonc *j); /* owned by j */
+const char *herald__jsonc_file(const herald__jsonc *j);
+/* Line (and column) where value v starts; 0 if v is not from this document. */
+int herald__jsonc_line(const herald__jsonc *j, const struct json_t *v, int *col);
+void herald__jsonc_free(herald__jsonc *j);
+
 #endif

@@ -866,6 +866,10 @@ int herald_send_event(herald_store *s, const char *queue, const herald_event *e,
     int rc = herald__event_encode_at(e, herald__store_now(s), id, &body, &len);
     if (rc < 0)
         return rc;
+    if ((rc = herald__store_check_event(s, e)) < 0) {
+        herald__free(body);
+        return rc;
+    }
     herald_msg m = { .body = body, .body_len = len, .content_type = HERALD_CONTENT_JSON,
                      .delay_s = delay_s };
     rc = herald_send(s, queue, &m, NULL);

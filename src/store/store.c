@@ -325,6 +325,34 @@ int herald__store_submit(herald_store *s, herald__op *op)
     return rc;
 }
 
+/* ---- the event catalog ---- */
+
+void herald_store_set_catalog(herald_store *s, const herald_catalog *c, herald_catalog_mode mode)
+{
+    pthread_mutex_lock(&s->mu);
+    s->catalog = c;
+    s->catalog_mode = mode;
+    pthread_mutex_unlock(&s->mu);
+}
+
+int herald__store_check_event(herald_store *s, const herald_event *e)
+{
+    pthread_mutex_lock(&s->mu);
+    const herald_catalog *c = s->catalog;
+    herald_catalog_mode mode = s->catalog_mode;
+    pthread_mutex_unlock(&s->mu);
+    if (!c)
+        return 0;
+    int rc = herald_catalog_check(c, e->type, e->payload_json, e->payload_len);
+    if (rc < 0 && mode == HERALD_CATALOG_WARN) {
+        herald__log(HERALD_LOG_WARN, "event does not match the catalog (warn mode: sent anyway)",
+                    "type", e->type, "problem", herald_last_error(), NULL);
+        herald__err_clear();
+        return 0;
+    }
+    return rc;
+}
+
 /* ---- writer-side wrappers ---- */
 
 int64_t herald__store_now(herald_store *s)

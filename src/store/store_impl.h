@@ -94,6 +94,9 @@ struct herald_store {
     pthread_t writer;
     /* read side */
     pthread_mutex_t read_mu;
+    /* event catalog, set by herald_store_set_catalog; guarded by mu */
+    const herald_catalog *catalog;
+    herald_catalog_mode catalog_mode;
 };
 
 #endif
