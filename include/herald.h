@@ -598,6 +598,92 @@ typedef struct herald_consumer_counters {
 HERALD_API void herald_consumer_counters_get(herald_consumer *c, herald_consumer_counters *out);
 
 /* ---------------------------------------------------------------------------------------------
+ * Fan-out routing: route events from a queue to other queues by type and payload
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum herald_cond_op {
+    HERALD_COND_EQ = 0,     /* field equals value_json */
+    HERALD_COND_NE = 1,     /* field is absent or differs from value_json */
+    HERALD_COND_EXISTS = 2, /* field is present (and not null) */
+} herald_cond_op;
+
+/* A condition on the envelope: path is "payload.a.b", "type", "source" or "correlation_id". */
+typedef struct herald_route_cond {
+    const char *path;
+    herald_cond_op op;
+    const char *value_json; /* eq/ne: a JSON value ("\"internal-tools\"", "3", "true") */
+} herald_route_cond;
+
+/* A route: events of `type` (exact, or a glob such as "content.*") read from queue `from` are
+ * copied into every queue of `to` when every condition holds. */
+typedef struct herald_route {
+    const char *from;
+    const char *type;
+    const char *const *to;
+    size_t n_to;
+    const herald_route_cond *when;
+    size_t n_when;
+} herald_route;
+
+/* A programmable route: sees each message and fills dests[0..cap) with destination queue names
+ * (borrowed until it returns), *n_dests how many. Return < 0 to fail the message (retried).
+ * Runs inside the routing transaction, on the writer thread: keep it quick. */
+typedef int (*herald_route_fn)(const herald_message *m, const herald_envelope *env,
+                               const char **dests, size_t cap, size_t *n_dests, void *ud);
+
+typedef struct herald_router herald_router;
+
+/* A router: one effectively-once consumer per source queue. A routed copy is the original
+ * body (envelope and event_id included), written to every destination in the same transaction
+ * that acks the source message, so a crash can neither lose nor duplicate a copy. A message
+ * that no route matches is acked, counted (herald_router_counts) and logged. */
+HERALD_API int herald_router_new(herald_store *s, herald_router **out);
+/* Errors: HERALD_EINVAL (bad type pattern, condition path/op/value, no destination, a route to
+ * its own source queue, a cycle through other routes; the message names it), HERALD_ENOQUEUE
+ * (a source or destination queue that does not exist). */
+HERALD_API int herald_router_add(herald_router *r, const herald_route *route);
+/* Adds a programmable route on queue `from`. Keeps: ud until herald_router_free(). */
+HERALD_API int herald_router_add_fn(herald_router *r, const char *from, herald_route_fn fn,
+                                    void *ud);
+/* Starts consuming every source queue (batches of 100, no batch wait). */
+HERALD_API int herald_router_start(herald_router *r);
+/* Stops (draining in-flight batches) and frees. NULL does nothing. */
+HERALD_API void herald_router_free(herald_router *r);
+/* Messages routed to at least one queue, and messages no route matched, since start. */
+HERALD_API void herald_router_counts(herald_router *r, int64_t *routed, int64_t *unrouted);
+
+/* ---------------------------------------------------------------------------------------------
+ * Configuration (herald.jsonc) and the runtime
+ * ------------------------------------------------------------------------------------------- */
+
+/* herald.jsonc (JSON with comments, in wrangler's spirit):
+ *   { "catalog": { "file": "events.jsonc", "mode": "strict" | "warn" },
+ *     "queues": [ { "name": "sm-commands", "max_retries": 5, "retry_delay": 0,
+ *                   "dead_letter_queue": "sm-commands-dlq", "delivery_delay": 0,
+ *                   "message_retention_period": 345600, "max_message_bytes": 128000 } ],
+ *     "topics": { "brand-events-topic": ["sm-commands", "analytics"] },
+ *     "routes": [ { "from": "brand-events", "type": "content.*", "to": ["social-commands"],
+ *                   "when": { "payload.brand_slug": { "ne": "internal-tools" } } } ] }
+ * Every key is optional; unknown keys and wrong types are errors naming the key and its line.
+ * Relative file paths (the catalog) are relative to the configuration file. */
+typedef struct herald_runtime herald_runtime;
+
+/* Loads the configuration and checks all of it first (syntax, keys, types, ranges, that every
+ * queue a route or topic names is configured or exists, no route cycles, the catalog file);
+ * only then applies it: creates missing queues and updates configured settings of existing
+ * ones, subscribes topics, installs the catalog on the store, and starts the fan-out routers.
+ * Errors: HERALD_ECONFIG "FILE:LINE:COL: what" - and then nothing was changed.
+ * Keeps: s until herald_runtime_stop(). */
+HERALD_API int herald_runtime_start(herald_store *s, const char *config_path,
+                                    herald_runtime **out);
+/* Only the checks of herald_runtime_start (changes nothing). */
+HERALD_API int herald_config_check(const char *config_path);
+/* Stops the routers (draining in-flight batches), uninstalls the catalog, frees. NULL: no-op. */
+HERALD_API void herald_runtime_stop(herald_runtime *rt);
+/* Routed and unrouted message counts of all routers of the runtime. */
+HERALD_API void herald_runtime_counts(herald_runtime *rt, int64_t *routed, int64_t *unrouted);
+
+/* ---------------------------------------------------------------------------------------------
  * Misc
  * ------------------------------------------------------------------------------------------- */
 

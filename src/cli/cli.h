@@ -51,6 +51,8 @@ int cmd_send(const cli_ctx *ctx, int argc, char **argv);
 int cmd_publish(const cli_ctx *ctx, int argc, char **argv);
 int cmd_topics(const cli_ctx *ctx, int argc, char **argv);
 int cmd_catalog(const cli_ctx *ctx, int argc, char **argv);
+int cmd_run(const cli_ctx *ctx, int argc, char **argv);
+int cmd_config(const cli_ctx *ctx, int argc, char **argv);
 int cmd_send_batch(const cli_ctx *ctx, int argc, char **argv);
 int cmd_pull(const cli_ctx *ctx, int argc, char **argv);
 int cmd_peek(const cli_ctx *ctx, int argc, char **argv);

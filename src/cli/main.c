@@ -32,6 +32,10 @@ static const char *const usage_main =
     "Topics (fan-out in one transaction):\n"
     "  topics subscribe TOPIC QUEUE | unsubscribe TOPIC QUEUE | list\n"
     "  publish TOPIC [--delay S] [--content-type T] BODY   (or --type/--source: an event)\n"
+    "Runtime:\n"
+    "  run [--config FILE]     queues, topics, catalog and fan-out routes of herald.jsonc,\n"
+    "                          until SIGINT/SIGTERM\n"
+    "  config check [FILE]     check a configuration without applying it\n"
     "Event catalog:\n"
     "  catalog gen FILE [-o OUT] [--guard NAME]   typed C header from a catalog\n"
     "  catalog check FILE\n"
@@ -174,6 +178,7 @@ static const command commands[] = {
     { "pull", cmd_pull },     { "peek", cmd_peek }, { "ack", cmd_ack },
     { "retry", cmd_retry },   { "bench", cmd_bench },
     { "topics", cmd_topics }, { "publish", cmd_publish }, { "catalog", cmd_catalog },
+    { "run", cmd_run },       { "config", cmd_config },
 };
 
 int main(int argc, char **argv)

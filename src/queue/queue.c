@@ -75,6 +75,11 @@ static int check_settings(const char *name, const herald_queue_settings *st)
     return 0;
 }
 
+int herald__queue_check_settings(const char *name, const herald_queue_settings *st)
+{
+    return check_settings(name, st);
+}
+
 int herald__queue_check_policy(const herald__policy *p)
 {
     int rc;

@@ -51,6 +51,9 @@ int herald__queue_put_envelope_in_tx(herald_store *s, const char *queue, const c
 int herald__queue_prepare_batch(herald_store *s, const herald_msg *msgs, size_t n,
                                 int64_t batch_delay_s, herald__msg_in *in);
 
+/* Checks queue settings' ranges as create/update do (names the bad setting). */
+int herald__queue_check_settings(const char *name, const herald_queue_settings *st);
+
 /* Checks a consumer-level policy's ranges (names the bad setting). */
 int herald__queue_check_policy(const herald__policy *p);
 

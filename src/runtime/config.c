@@ -1,0 +1,506 @@
+// SPDX-License-Identifier: MIT
+/*
+ * config.c - herald.jsonc: parse (jsonc.c keeps every value's line), check everything, then
+ * apply, so a bad file changes nothing. Shape: see herald.h.
+ * Checking: known keys only (an unknown key is usually a typo that would silently do nothing),
+ * value types and ranges, queue names, route type patterns and conditions, that every queue a
+ * route or topic names is configured here or already exists in the store, no route cycles,
+ * and the catalog file (loaded here, relative to the config file's directory).
+ * Applying, in order: queues (create missing; update the settings the file gives for existing
+ * ones), topic subscriptions, the catalog, routers (started last, so they find their queues).
+ */
+#include "runtime/runtime.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef struct cfg_queue {
+    const char *name;
+    herald_queue_settings st;
+    const json_t *node;
+} cfg_queue;
+
+typedef struct cfg_route {
+    herald_route r;
+    const char **to;
+    herald_route_cond *when;
+    char **cond_values; /* owned JSON texts */
+    const json_t *node;
+} cfg_route;
+
+typedef struct cfg_topic {
+    const char *name;
+    const char **queues;
+    size_t n;
+    const json_t *node;
+} cfg_topic;
+
+typedef struct config {
+    herald__jsonc *doc;
+    herald_catalog *catalog;
+    herald_catalog_mode catalog_mode;
+    cfg_queue *queues;
+    size_t n_queues;
+    cfg_topic *topics;
+    size_t n_topics;
+    cfg_route *routes;
+    size_t n_routes;
+} config;
+
+struct herald_runtime {
+    herald_store *s;
+    herald_router *router;
+    herald_catalog *catalog;
+};
+
+static int at(const config *c, const json_t *v, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int at(const config *c, const json_t *v, const char *fmt, ...)
+{
+    int col = 0;
+    int line = herald__jsonc_line(c->doc, v, &col);
+    char msg[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return herald__err(HERALD_ECONFIG, "%s:%d:%d: %s", herald__jsonc_file(c->doc), line, col,
+                       msg);
+}
+
+static void config_free(config *c)
+{
+    for (size_t i = 0; i < c->n_routes; i++) {
+        herald__free(c->routes[i].to);
+        herald__free(c->routes[i].when);
+        for (size_t k = 0; k < c->routes[i].r.n_when; k++)
+            herald__free(c->routes[i].cond_values[k]);
+        herald__free(c->routes[i].cond_values);
+    }
+    herald__free(c->routes);
+    for (size_t i = 0; i < c->n_topics; i++)
+        herald__free(c->topics[i].queues);
+    herald__free(c->topics);
+    herald__free(c->queues);
+    herald_catalog_free(c->catalog);
+    herald__jsonc_free(c->doc);
+    memset(c, 0, sizeof *c);
+}
+
+/* Unknown keys are errors: `allowed` is a NULL-terminated list. */
+static int only_keys(const config *c, const json_t *obj, const char *where,
+                     const char *const *allowed)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)obj, key, v)
+    {
+        bool ok = false;
+        for (int i = 0; allowed[i] && !ok; i++)
+            ok = strcmp(key, allowed[i]) == 0;
+        if (!ok)
+            return at(c, v, "unknown key '%s' in %s", key, where);
+    }
+    return 0;
+}
+
+static int get_int(const config *c, const json_t *obj, const char *key, const char *where,
+                   int64_t *out)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v)
+        return 0;
+    if (!json_is_integer(v))
+        return at(c, v, "%s.%s must be an integer", where, key);
+    *out = json_integer_value(v);
+    if (*out < 0)
+        return at(c, v, "%s.%s must not be negative", where, key);
+    return 0;
+}
+
+static int parse_queues(config *c, const json_t *arr)
+{
+    static const char *const keys[] = { "name",           "max_retries",
+                                        "retry_delay",    "dead_letter_queue",
+                                        "delivery_delay", "message_retention_period",
+                                        "max_message_bytes", NULL };
+    if (!json_is_array(arr))
+        return at(c, arr, "\"queues\" must be an array of queue objects");
+    c->queues = herald__xcalloc(json_array_size(arr) + 1, sizeof *c->queues);
+    size_t i;
+    json_t *q;
+    json_array_foreach((json_t *)arr, i, q)
+    {
+        char where[32];
+        snprintf(where, sizeof where, "queues[%zu]", i);
+        if (!json_is_object(q))
+            return at(c, q, "%s must be an object", where);
+        int rc = only_keys(c, q, where, keys);
+        if (rc < 0)
+            return rc;
+        json_t *name = json_object_get(q, "name");
+        if (!json_is_string(name))
+            return at(c, name ? name : q, "%s.name must be a string", where);
+        if (!herald__name_valid(json_string_value(name)))
+            return at(c, name, "%s.name '%s' is not a valid queue name", where,
+                      json_string_value(name));
+        for (size_t k = 0; k < c->n_queues; k++)
+            if (strcmp(c->queues[k].name, json_string_value(name)) == 0)
+                return at(c, name, "queue '%s' is configured twice", json_string_value(name));
+        cfg_queue *cq = &c->queues[c->n_queues++];
+        cq->name = json_string_value(name);
+        cq->node = q;
+        herald_queue_settings_init(&cq->st);
+        if ((rc = get_int(c, q, "max_retries", where, &cq->st.max_retries)) < 0 ||
+            (rc = get_int(c, q, "retry_delay", where, &cq->st.retry_delay_s)) < 0 ||
+            (rc = get_int(c, q, "delivery_delay", where, &cq->st.delivery_delay_s)) < 0 ||
+            (rc = get_int(c, q, "message_retention_period", where,
+                          &cq->st.message_retention_period_s)) < 0 ||
+            (rc = get_int(c, q, "max_message_bytes", where, &cq->st.max_message_bytes)) < 0)
+            return rc;
+        json_t *dlq = json_object_get(q, "dead_letter_queue");
+        if (dlq && !json_is_string(dlq))
+            return at(c, dlq, "%s.dead_letter_queue must be a string", where);
+        if (dlq)
+            cq->st.dead_letter_queue = json_string_value(dlq);
+    }
+    return 0;
+}
+
+static int string_list(const config *c, const json_t *arr, const char *where, const char ***out,
+                       size_t *n)
+{
+    if (!json_is_array(arr) || json_array_size(arr) == 0)
+        return at(c, arr, "%s must be a non-empty array of queue names", where);
+    *out = herald__xcalloc(json_array_size(arr), sizeof **out);
+    *n = 0;
+    size_t i;
+    json_t *v;
+    json_array_foreach((json_t *)arr, i, v)
+    {
+        if (!json_is_string(v))
+            return at(c, v, "%s[%zu] must be a queue name", where, i);
+        (*out)[(*n)++] = json_string_value(v);
+    }
+    return 0;
+}
+
+static int parse_topics(config *c, const json_t *obj)
+{
+    if (!json_is_object(obj))
+        return at(c, obj, "\"topics\" must be an object: topic name -> array of queues");
+    c->topics = herald__xcalloc(json_object_size(obj) + 1, sizeof *c->topics);
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)obj, key, v)
+    {
+        if (!herald__name_valid(key))
+            return at(c, v, "topic name '%s' is invalid", key);
+        cfg_topic *t = &c->topics[c->n_topics++];
+        t->name = key;
+        t->node = v;
+        char where[100];
+        snprintf(where, sizeof where, "topics.%s", key);
+        int rc = string_list(c, v, where, &t->queues, &t->n);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int parse_when(config *c, cfg_route *cr, const json_t *when, const char *where)
+{
+    if (!json_is_object(when))
+        return at(c, when, "%s.when must be an object: path -> { eq | ne | exists }", where);
+    size_t n = json_object_size(when);
+    cr->when = herald__xcalloc(n + 1, sizeof *cr->when);
+    cr->cond_values = herald__xcalloc(n + 1, sizeof *cr->cond_values);
+    const char *path;
+    json_t *spec;
+    json_object_foreach((json_t *)when, path, spec)
+    {
+        if (!json_is_object(spec) || json_object_size(spec) != 1)
+            return at(c, spec, "%s.when.%s must be one of {\"eq\": v}, {\"ne\": v}, "
+                               "{\"exists\": true}",
+                      where, path);
+        const char *op;
+        json_t *val;
+        json_object_foreach(spec, op, val)
+        {
+            herald_route_cond *rc = &cr->when[cr->r.n_when];
+            rc->path = path;
+            if (strcmp(op, "eq") == 0 || strcmp(op, "ne") == 0) {
+                rc->op = op[0] == 'e' ? HERALD_COND_EQ : HERALD_COND_NE;
+                char *text = json_dumps(val, JSON_ENCODE_ANY | JSON_COMPACT);
+                cr->cond_values[cr->r.n_when] = herald__xstrdup(text ? text : "null");
+                free(text); /* lint:ok jansson allocates with malloc */
+                rc->value_json = cr->cond_values[cr->r.n_when];
+            } else if (strcmp(op, "exists") == 0) {
+                if (!json_is_true(val))
+                    return at(c, val, "%s.when.%s.exists must be true", where, path);
+                rc->op = HERALD_COND_EXISTS;
+            } else {
+                return at(c, val, "%s.when.%s: unknown operator '%s' (eq, ne, exists)", where,
+                          path, op);
+            }
+            cr->r.n_when++;
+        }
+    }
+    cr->r.when = cr->when;
+    return 0;
+}
+
+static int parse_routes(config *c, const json_t *arr)
+{
+    static const char *const keys[] = { "from", "type", "to", "when", NULL };
+    if (!json_is_array(arr))
+        return at(c, arr, "\"routes\" must be an array of route objects");
+    c->routes = herald__xcalloc(json_array_size(arr) + 1, sizeof *c->routes);
+    size_t i;
+    json_t *r;
+    json_array_foreach((json_t *)arr, i, r)
+    {
+        char where[32];
+        snprintf(where, sizeof where, "routes[%zu]", i);
+        if (!json_is_object(r))
+            return at(c, r, "%s must be an object", where);
+        int rc = only_keys(c, r, where, keys);
+        if (rc < 0)
+            return rc;
+        cfg_route *cr = &c->routes[c->n_routes++];
+        cr->node = r;
+        json_t *from = json_object_get(r, "from"), *type = json_object_get(r, "type");
+        if (!json_is_string(from))
+            return at(c, from ? from : r, "%s.from must be a queue name", where);
+        if (!json_is_string(type))
+            return at(c, type ? type : r, "%s.type must be an event type or pattern", where);
+        cr->r.from = json_string_value(from);
+        cr->r.type = json_string_value(type);
+        json_t *to = json_object_get(r, "to");
+        char w2[48];
+        snprintf(w2, sizeof w2, "%s.to", where);
+        if ((rc = string_list(c, to ? to : r, w2, &cr->to, &cr->r.n_to)) < 0)
+            return rc;
+        cr->r.to = cr->to;
+        json_t *when = json_object_get(r, "when");
+        if (when && (rc = parse_when(c, cr, when, where)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static bool configured(const config *c, const char *q)
+{
+    for (size_t i = 0; i < c->n_queues; i++)
+        if (strcmp(c->queues[i].name, q) == 0)
+            return true;
+    return false;
+}
+
+static int queue_known(const config *c, herald_store *s, const json_t *node, const char *q,
+                       const char *role)
+{
+    if (configured(c, q))
+        return 0;
+    herald_queue_info qi;
+    if (s && herald_queue_get(s, q, &qi) == 0)
+        return 0;
+    return at(c, node, "%s names queue '%s', which is neither configured in \"queues\" nor in "
+                       "the store",
+              role, q);
+}
+
+static bool edge_reaches(const config *c, const char *from, const char *target, int depth)
+{
+    if (strcmp(from, target) == 0)
+        return true;
+    if (depth > 64)
+        return false;
+    for (size_t i = 0; i < c->n_routes; i++) {
+        if (strcmp(c->routes[i].r.from, from) != 0)
+            continue;
+        for (size_t k = 0; k < c->routes[i].r.n_to; k++)
+            if (edge_reaches(c, c->routes[i].r.to[k], target, depth + 1))
+                return true;
+    }
+    return false;
+}
+
+static int cross_check(config *c, herald_store *s)
+{
+    int rc;
+    for (size_t i = 0; i < c->n_queues; i++) {
+        const cfg_queue *q = &c->queues[i];
+        if (q->st.dead_letter_queue && q->st.dead_letter_queue[0] &&
+            !herald__name_valid(q->st.dead_letter_queue))
+            return at(c, q->node, "queue '%s': dead_letter_queue '%s' is not a valid name",
+                      q->name, q->st.dead_letter_queue);
+    }
+    for (size_t i = 0; i < c->n_topics; i++)
+        for (size_t k = 0; k < c->topics[i].n; k++)
+            if ((rc = queue_known(c, s, c->topics[i].node, c->topics[i].queues[k], "a topic")) < 0)
+                return rc;
+    for (size_t i = 0; i < c->n_routes; i++) {
+        const cfg_route *r = &c->routes[i];
+        if ((rc = queue_known(c, s, r->node, r->r.from, "a route's \"from\"")) < 0)
+            return rc;
+        for (size_t k = 0; k < r->r.n_to; k++) {
+            if ((rc = queue_known(c, s, r->node, r->r.to[k], "a route's \"to\"")) < 0)
+                return rc;
+            if (edge_reaches(c, r->r.to[k], r->r.from, 0))
+                return at(c, r->node,
+                          "route from '%s' to '%s' is part of a cycle of routes (messages would be "
+                          "copied forever)",
+                          r->r.from, r->r.to[k]);
+        }
+    }
+    return 0;
+}
+
+static int load(const char *path, herald_store *s, config *c)
+{
+    memset(c, 0, sizeof *c);
+    int rc = herald__jsonc_load(path, &c->doc);
+    if (rc < 0)
+        return rc;
+    json_t *root = herald__jsonc_root(c->doc);
+    static const char *const keys[] = { "catalog", "queues", "topics", "routes", NULL };
+    if (!json_is_object(root))
+        return at(c, root, "the configuration must be a JSON object");
+    if ((rc = only_keys(c, root, "the configuration", keys)) < 0)
+        return rc;
+    json_t *v;
+    if ((v = json_object_get(root, "queues")) && (rc = parse_queues(c, v)) < 0)
+        return rc;
+    if ((v = json_object_get(root, "topics")) && (rc = parse_topics(c, v)) < 0)
+        return rc;
+    if ((v = json_object_get(root, "routes")) && (rc = parse_routes(c, v)) < 0)
+        return rc;
+    if ((v = json_object_get(root, "catalog"))) {
+        static const char *const ckeys[] = { "file", "mode", NULL };
+        if (!json_is_object(v))
+            return at(c, v, "\"catalog\" must be an object {\"file\", \"mode\"}");
+        if ((rc = only_keys(c, v, "catalog", ckeys)) < 0)
+            return rc;
+        json_t *file = json_object_get(v, "file"), *mode = json_object_get(v, "mode");
+        if (!json_is_string(file))
+            return at(c, file ? file : v, "catalog.file must be a path");
+        c->catalog_mode = HERALD_CATALOG_STRICT;
+        if (mode && (!json_is_string(mode) || (strcmp(json_string_value(mode), "strict") != 0 &&
+                                               strcmp(json_string_value(mode), "warn") != 0)))
+            return at(c, mode, "catalog.mode must be \"strict\" or \"warn\"");
+        if (mode && strcmp(json_string_value(mode), "warn") == 0)
+            c->catalog_mode = HERALD_CATALOG_WARN;
+        char full[4096];
+        const char *f = json_string_value(file);
+        if (f[0] == '/') {
+            snprintf(full, sizeof full, "%s", f);
+        } else {
+            char dir[4096];
+            snprintf(dir, sizeof dir, "%s", path);
+            snprintf(full, sizeof full, "%s/%s", dirname(dir), f);
+        }
+        if ((rc = herald_catalog_load(full, &c->catalog)) < 0) {
+            char detail[400];
+            herald__err_copy(detail, sizeof detail);
+            return at(c, file, "catalog: %s", detail);
+        }
+    }
+    /* Settings ranges: the queue layer's own checks, reported at the queue's line. */
+    for (size_t i = 0; i < c->n_queues; i++) {
+        herald_queue_settings st = c->queues[i].st;
+        rc = herald__queue_check_settings(c->queues[i].name, &st);
+        if (rc < 0) {
+            char detail[400];
+            herald__err_copy(detail, sizeof detail);
+            return at(c, c->queues[i].node, "queue '%s': %s", c->queues[i].name, detail);
+        }
+    }
+    return cross_check(c, s);
+}
+
+int herald_config_check(const char *config_path)
+{
+    herald__err_clear();
+    if (!config_path)
+        return herald__err(HERALD_EINVAL, "herald_config_check: NULL path");
+    config c;
+    int rc = load(config_path, NULL, &c);
+    config_free(&c);
+    return rc;
+}
+
+static int apply(config *c, herald_store *s, herald_runtime *rt)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < c->n_queues; i++) {
+        rc = herald_queue_create(s, c->queues[i].name, &c->queues[i].st);
+        if (rc == HERALD_EEXIST)
+            rc = herald_queue_update(s, c->queues[i].name, &c->queues[i].st);
+    }
+    for (size_t i = 0; rc == 0 && i < c->n_topics; i++)
+        for (size_t k = 0; rc == 0 && k < c->topics[i].n; k++)
+            rc = herald_topic_subscribe(s, c->topics[i].name, c->topics[i].queues[k]);
+    if (rc == 0 && c->n_routes > 0)
+        rc = herald_router_new(s, &rt->router);
+    for (size_t i = 0; rc == 0 && i < c->n_routes; i++)
+        rc = herald_router_add(rt->router, &c->routes[i].r);
+    if (rc == 0 && c->catalog) {
+        rt->catalog = c->catalog;
+        c->catalog = NULL;
+        herald_store_set_catalog(s, rt->catalog, c->catalog_mode);
+    }
+    if (rc == 0 && rt->router)
+        rc = herald_router_start(rt->router);
+    return rc;
+}
+
+int herald_runtime_start(herald_store *s, const char *config_path, herald_runtime **out)
+{
+    herald__err_clear();
+    if (!s || !config_path || !out)
+        return herald__err(HERALD_EINVAL, "herald_runtime_start: NULL argument");
+    config c;
+    int rc = load(config_path, s, &c);
+    if (rc < 0) {
+        config_free(&c);
+        return rc;
+    }
+    herald_runtime *rt = herald__xcalloc(1, sizeof *rt);
+    rt->s = s;
+    rc = apply(&c, s, rt);
+    config_free(&c);
+    if (rc < 0) {
+        herald_runtime_stop(rt);
+        return rc;
+    }
+    *out = rt;
+    return 0;
+}
+
+void herald_runtime_stop(herald_runtime *rt)
+{
+    if (!rt)
+        return;
+    herald_router_free(rt->router);
+    if (rt->catalog) {
+        herald_store_set_catalog(rt->s, NULL, HERALD_CATALOG_STRICT);
+        herald_catalog_free(rt->catalog);
+    }
+    herald__free(rt);
+}
+
+void herald_runtime_counts(herald_runtime *rt, int64_t *routed, int64_t *unrouted)
+{
+    int64_t a = 0, b = 0;
+    if (rt && rt->router)
+        herald_router_counts(rt->router, &a, &b);
+    if (routed)
+        *routed = a;
+    if (unrouted)
+        *unrouted = b;
+}
