@@ -353,7 +353,7 @@ typedef struct herald_envelope {
 } herald_envelope;
 
 /* Builds the envelope body {"event_id","type","source","timestamp","correlation_id"?,"payload"}
- * (compact JSON, timestamp = now in ISO 8601 UTC with ms). *json_out: NUL-terminated, free with
+ * (timestamp = now in ISO 8601 UTC with ms; the payload text is kept as given, trimmed). *json_out: NUL-terminated, free with
  * herald_free(); len_out and event_id_out may be NULL. Errors: HERALD_EENVELOPE, with a message
  * naming the field that is wrong. */
 HERALD_API int herald_event_encode(herald_store *s, const herald_event *e,
@@ -676,8 +676,9 @@ typedef struct herald_runtime herald_runtime;
  * Keeps: s until herald_runtime_stop(). */
 HERALD_API int herald_runtime_start(herald_store *s, const char *config_path,
                                     herald_runtime **out);
-/* Only the checks of herald_runtime_start (changes nothing). */
-HERALD_API int herald_config_check(const char *config_path);
+/* Only the checks of herald_runtime_start (changes nothing). s may be NULL: then queues that the
+ * file names but does not configure cannot be checked against a store, and are assumed to exist.*/
+HERALD_API int herald_config_check(herald_store *s, const char *config_path);
 /* Stops the routers (draining in-flight batches), uninstalls the catalog, frees. NULL: no-op. */
 HERALD_API void herald_runtime_stop(herald_runtime *rt);
 /* Routed and unrouted message counts of all routers of the runtime. */

@@ -86,7 +86,6 @@ int cmd_run(const cli_ctx *ctx, int argc, char **argv)
 
 int cmd_config(const cli_ctx *ctx, int argc, char **argv)
 {
-    (void)ctx;
     char *pos[4];
     int n_pos = 0;
     bool help = false;
@@ -107,7 +106,11 @@ int cmd_config(const cli_ctx *ctx, int argc, char **argv)
         fprintf(stderr, "herald: config check: ./herald.jsonc does not exist\n");
         return CLI_FAIL;
     }
-    int hrc = herald_config_check(path);
+    herald_store *s = NULL;
+    if ((rc = cli_open(ctx, &s)) != CLI_OK)
+        return rc;
+    int hrc = herald_config_check(s, path);
+    herald_store_close(s);
     if (hrc < 0)
         return cli_fail("config check", hrc);
     printf("%s: valid\n", path);

@@ -307,7 +307,7 @@ static int queue_known(const config *c, herald_store *s, const json_t *node, con
     if (configured(c, q))
         return 0;
     herald_queue_info qi;
-    if (s && herald_queue_get(s, q, &qi) == 0)
+    if (!s || herald_queue_get(s, q, &qi) == 0) /* no store: cannot tell, assume it exists */
         return 0;
     return at(c, node, "%s names queue '%s', which is neither configured in \"queues\" nor in "
                        "the store",
@@ -423,13 +423,13 @@ static int load(const char *path, herald_store *s, config *c)
     return cross_check(c, s);
 }
 
-int herald_config_check(const char *config_path)
+int herald_config_check(herald_store *s, const char *config_path)
 {
     herald__err_clear();
     if (!config_path)
         return herald__err(HERALD_EINVAL, "herald_config_check: NULL path");
     config c;
-    int rc = load(config_path, NULL, &c);
+    int rc = load(config_path, s, &c);
     config_free(&c);
     return rc;
 }

@@ -8,8 +8,12 @@
  * Statement cache: per connection, a fixed open-addressing table of SQL text -> prepared
  * statement (CACHE_SLOTS). When it fills up it is emptied (statements finalized) and refilled:
  * programs use a bounded set of SQL texts, so this is rare and keeps the code small.
- * Authorizer: installed only while a user statement is prepared. It denies any action on a table
- * or index named herald_*, transaction control, ATTACH/DETACH and PRAGMA.
+ * Authorizer: installed for the whole of every user call - prepare AND step, because SQLite
+ * recompiles a cached statement after any schema change (a user may create a view or trigger
+ * that reaches Herald's tables after the statement was first checked), and it codes trigger
+ * bodies into the statement that fires them. It denies any action on a table or index named
+ * herald_*, transaction control, ATTACH/DETACH and PRAGMA. Herald's own statements never run
+ * while it is installed.
  * Threads: the writer connection on the writer thread; the reader under read_mu.
  */
 #include "store/store_sqlite.h"
@@ -74,9 +78,7 @@ static int authorize(void *ud, int action, const char *a1, const char *a2, const
 static int prepare_user(sqlite3 *db, const char *sql, sqlite3_stmt **out, const char **tail,
                         unsigned flags)
 {
-    sqlite3_set_authorizer(db, authorize, NULL);
     int src = sqlite3_prepare_v3(db, sql, -1, flags, out, tail);
-    sqlite3_set_authorizer(db, NULL, NULL);
     if (src == SQLITE_AUTH)
         return herald__err(HERALD_EDENIED,
                            "statement denied: user SQL may not use Herald's tables (herald_*), "
@@ -221,25 +223,32 @@ static int run_stmt(sqlite3 *db, sqlite3_stmt *st, int64_t *changes, herald_row_
 {
     herald_row row = { .columns = row_columns, .get = row_get, .impl = st };
     int rc = 0, src;
+    int64_t before = sqlite3_total_changes64(db);
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
         if (cb && (rc = cb(ud, &row)) < 0)
             break;
     }
     if (rc == 0 && src != SQLITE_DONE) {
         int code = src & 0xff;
-        rc = herald__err(code == SQLITE_CONSTRAINT ? HERALD_ESQL : HERALD_ESQL, "SQL error: %s",
-                         sqlite3_errmsg(db));
-        if (code == SQLITE_BUSY || code == SQLITE_LOCKED)
+        rc = herald__err(HERALD_ESQL, "SQL error: %s", sqlite3_errmsg(db));
+        if (code == SQLITE_AUTH)
+            rc = herald__err(HERALD_EDENIED,
+                             "statement denied: user SQL may not use Herald's tables (herald_*), "
+                             "also not through a view or trigger");
+        else if (code == SQLITE_BUSY || code == SQLITE_LOCKED)
             rc = herald__err(HERALD_EBUSY, "store is busy: %s", sqlite3_errmsg(db));
         else if (code == SQLITE_IOERR || code == SQLITE_FULL)
             rc = herald__err(HERALD_EIO, "I/O error: %s", sqlite3_errmsg(db));
     }
-    if (rc == 0 && changes)
-        *changes = sqlite3_changes64(db);
+    if (rc == 0 && changes) /* DDL leaves sqlite3_changes() stale: count what really changed */
+        *changes = sqlite3_total_changes64(db) - before;
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return rc;
 }
+
+static int user_sql(sq_store *q, bool on_writer, const char *sql, const herald_arg *args,
+                    size_t n, bool is_multi, int64_t *changes, herald_row_cb cb, void *ud);
 
 int herald__sq_user_sql(herald_store *s, bool on_writer, const char *sql, const herald_arg *args,
                         size_t n, bool is_multi, int64_t *changes, herald_row_cb cb, void *ud)
@@ -248,6 +257,16 @@ int herald__sq_user_sql(herald_store *s, bool on_writer, const char *sql, const 
     sqlite3 *db = on_writer ? q->wdb : q->rdb;
     if (!sql)
         return herald__err(HERALD_EINVAL, "SQL text is NULL");
+    sqlite3_set_authorizer(db, authorize, NULL);
+    int rc = user_sql(q, on_writer, sql, args, n, is_multi, changes, cb, ud);
+    sqlite3_set_authorizer(db, NULL, NULL);
+    return rc;
+}
+
+static int user_sql(sq_store *q, bool on_writer, const char *sql, const herald_arg *args,
+                    size_t n, bool is_multi, int64_t *changes, herald_row_cb cb, void *ud)
+{
+    sqlite3 *db = on_writer ? q->wdb : q->rdb;
     if (is_multi && n == 0) { /* several statements, prepared once each, not cached */
         const char *p = sql;
         int64_t total = 0;
@@ -256,6 +275,10 @@ int herald__sq_user_sql(herald_store *s, bool on_writer, const char *sql, const 
             sqlite3_stmt *st = NULL;
             const char *tail = NULL;
             rc = prepare_user(db, p, &st, &tail, 0);
+            if (rc == 0 && st && sqlite3_bind_parameter_count(st) > 0)
+                rc = herald__err(HERALD_EINVAL,
+                                 "statement has %d parameters and no values were given",
+                                 sqlite3_bind_parameter_count(st));
             if (rc == 0 && st) {
                 int64_t ch = 0;
                 rc = run_stmt(db, st, &ch, cb, ud);

@@ -1,0 +1,254 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_eo_crash.c - effectively-once processing survives a SIGKILL at every point of a
+ * transactional batch: nothing is lost, no effect and no send happens twice.
+ *
+ * The library kills its own process at a named fault point when HERALD_FAULT=<point> is in the
+ * environment at process start (read once per process). So the worker (eo_worker.c, path in
+ * HERALD_EO_WORKER) is fork+exec'd with the variable set: first with the fault, where it must
+ * die of SIGKILL, then without, where it must drain queue "in" and exit 0. The store of each
+ * test is fresh and prepared by the parent (table effects without a unique constraint, queues
+ * "in" and "out", 50 events plus one duplicate of the first); the parent never holds the store
+ * open while a worker runs. Afterwards: effects holds exactly 50 rows with 50 distinct event
+ * ids, "out" exactly 50 messages, one per event, and "in" is empty with all 51 acked.
+ * store.* points fire on the worker's first commit of any kind; that is still a valid crash.
+ * Every wait is bounded.
+ */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "herald.h"
+#include "support.h"
+
+#ifndef HERALD_EO_WORKER
+#error "HERALD_EO_WORKER (path of the eo_worker program) must be defined by the build"
+#endif
+
+#define N_EVENTS 50
+
+static char *g_dir;
+static char *g_url;
+
+static void setup(void)
+{
+    g_dir = hx_tmpdir();
+    g_url = hx_url(g_dir, "herald.db"); /* what hx_open() opens */
+}
+
+static void teardown(void)
+{
+    hx_rmrf(g_dir);
+    free(g_dir);
+    free(g_url);
+}
+
+TestSuite(eo_crash, .init = setup, .fini = teardown, .timeout = 180);
+
+/* ---- the store ------------------------------------------------------------------------------ */
+
+static char g_ids[N_EVENTS][HERALD_ID_SIZE];
+
+static void prepare_store(void)
+{
+    herald_store *s = hx_open(g_dir, NULL);
+    int rc = herald_sql_exec(s, "CREATE TABLE effects(event_id TEXT)", NULL, 0, NULL);
+    cr_assert_eq(rc, 0, "create effects: %s", herald_last_error());
+    hx_create_queue(s, "in", NULL);
+    hx_create_queue(s, "out", NULL);
+    for (int i = 0; i <= N_EVENTS; i++) {
+        char payload[64];
+        snprintf(payload, sizeof payload, "{\"n\":%d}", i);
+        herald_event e = { .event_id = i == N_EVENTS ? g_ids[0] : NULL,
+                           .type = "research.completed", .source = "eo-crash-test",
+                           .payload_json = payload };
+        char id[HERALD_ID_SIZE];
+        rc = herald_send_event(s, "in", &e, HERALD_UNSET, id);
+        cr_assert_eq(rc, 0, "send_event %d: %s", i, herald_last_error());
+        if (i < N_EVENTS)
+            memcpy(g_ids[i], id, HERALD_ID_SIZE);
+        else
+            cr_assert_str_eq(id, g_ids[0]);
+    }
+    herald_queue_stats st = hx_stats(s, "in");
+    cr_assert_eq(st.backlog_count, N_EVENTS + 1);
+    herald_store_close(s);
+}
+
+static int cb_ints(void *ud, const herald_row *r)
+{
+    int64_t *out = ud;
+    for (int i = 0; i < herald_row_columns(r) && i < 4; i++)
+        out[i] = herald_row_get(r, i).i;
+    return 0;
+}
+
+static void assert_processed_once(const char *label)
+{
+    herald_store *s = hx_open(g_dir, NULL);
+    int64_t v[4] = { -1, -1 };
+    int rc = herald_sql_query(s, "SELECT count(*), count(DISTINCT event_id) FROM effects", NULL,
+                              0, cb_ints, v);
+    cr_assert_eq(rc, 0, "%s: count effects: %s", label, herald_last_error());
+    cr_assert_eq(v[0], N_EVENTS, "%s: effects has %lld rows, want %d", label, (long long)v[0],
+                 N_EVENTS);
+    cr_assert_eq(v[1], N_EVENTS, "%s: effects has %lld distinct event ids, want %d", label,
+                 (long long)v[1], N_EVENTS);
+    for (int i = 0; i < N_EVENTS; i++) {
+        herald_arg a = HERALD_ARG_S(g_ids[i]);
+        int64_t n[4] = { -1 };
+        rc = herald_sql_query(s, "SELECT count(*) FROM effects WHERE event_id = ?", &a, 1,
+                              cb_ints, n);
+        cr_assert_eq(rc, 0, "%s", herald_last_error());
+        cr_assert_eq(n[0], 1, "%s: event %d (%s) has %lld effects", label, i, g_ids[i],
+                     (long long)n[0]);
+    }
+
+    herald_queue_stats in = hx_stats(s, "in"), out = hx_stats(s, "out");
+    cr_assert_eq(in.backlog_count, 0, "%s: \"in\" still holds %lld", label,
+                 (long long)in.backlog_count);
+    cr_assert_eq(in.acked_total, N_EVENTS + 1, "%s: \"in\" acked %lld, want %d", label,
+                 (long long)in.acked_total, N_EVENTS + 1);
+    cr_assert_eq(in.dead_lettered_total + in.deleted_total, 0, "%s: messages died", label);
+    cr_assert_eq(out.backlog_count, N_EVENTS, "%s: \"out\" holds %lld messages, want %d", label,
+                 (long long)out.backlog_count, N_EVENTS);
+    cr_assert_eq(out.sent_total, N_EVENTS, "%s: \"out\" was sent %lld messages, want %d", label,
+                 (long long)out.sent_total, N_EVENTS);
+
+    /* one out event per in event */
+    herald_batch b = { 0 };
+    cr_assert_eq(hx_peek(s, "out", &b), N_EVENTS);
+    int seen[N_EVENTS] = { 0 };
+    for (size_t k = 0; k < b.n; k++) {
+        herald_envelope en;
+        cr_assert_eq(herald_envelope_parse(b.msgs[k].body, b.msgs[k].body_len, &en), 0, "%s",
+                     herald_last_error());
+        for (int i = 0; i < N_EVENTS; i++)
+            if (strcmp(en.correlation_id, g_ids[i]) == 0)
+                seen[i]++;
+        herald_envelope_deinit(&en);
+    }
+    for (int i = 0; i < N_EVENTS; i++)
+        cr_assert_eq(seen[i], 1, "%s: event %d has %d out events", label, i, seen[i]);
+    herald_batch_deinit(&b);
+    herald_store_close(s);
+}
+
+/* ---- the worker ----------------------------------------------------------------------------- */
+
+/* Runs the worker on the test's store with HERALD_FAULT=fault (NULL: unset); returns its wait
+ * status (bounded: 60 s). */
+static int run_worker(const char *fault)
+{
+    fflush(stdout);
+    fflush(stderr);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    cr_assert(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(91);
+        if (fault)
+            setenv("HERALD_FAULT", fault, 1);
+        else
+            unsetenv("HERALD_FAULT");
+        char *argv[] = { (char *)HERALD_EO_WORKER, g_url, NULL };
+        execv(HERALD_EO_WORKER, argv);
+        _exit(127);
+    }
+    int64_t end = hx_mono_ms() + 60000;
+    for (;;) {
+        int st = 0;
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid)
+            return st;
+        cr_assert(r == 0 || (r < 0 && errno == EINTR), "waitpid: %s", strerror(errno));
+        if (hx_mono_ms() > end) {
+            kill(pid, SIGKILL);
+            (void)waitpid(pid, &st, 0);
+            cr_assert_fail("worker (fault %s) did not end within 60 s", fault ? fault : "none");
+        }
+        hx_sleep_ms(5);
+    }
+}
+
+static void assert_exit_0(int st, const char *what)
+{
+    if (WIFSIGNALED(st))
+        cr_assert_fail("%s: worker died of signal %d", what, WTERMSIG(st));
+    cr_assert(WIFEXITED(st), "%s: status 0x%x", what, st);
+    cr_assert_eq(WEXITSTATUS(st), 0,
+                 "%s: worker exited %d (3: \"in\" not drained in 20 s, 1x: setup, 127: exec)", what,
+                 WEXITSTATUS(st));
+}
+
+static void crash_then_recover(const char *fault)
+{
+    prepare_store();
+    int st = run_worker(fault);
+    if (WIFEXITED(st))
+        cr_assert_fail("fault %s: the worker exited %d instead of being killed at the point",
+                       fault, WEXITSTATUS(st));
+    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "fault %s: status 0x%x", fault, st);
+    st = run_worker(NULL);
+    char what[80];
+    snprintf(what, sizeof what, "recovery after %s", fault);
+    assert_exit_0(st, what);
+    assert_processed_once(fault);
+}
+
+/* ---- tests ---------------------------------------------------------------------------------- */
+
+Test(eo_crash, without_a_fault_every_event_is_processed_once)
+{
+    prepare_store();
+    assert_exit_0(run_worker(NULL), "no fault");
+    assert_processed_once("no fault");
+}
+
+Test(eo_crash, killed_before_the_handler)
+{
+    crash_then_recover("eo.before_handler");
+}
+
+Test(eo_crash, killed_after_the_handler)
+{
+    crash_then_recover("eo.after_handler");
+}
+
+Test(eo_crash, killed_before_the_batch_commits)
+{
+    crash_then_recover("eo.before_commit");
+}
+
+Test(eo_crash, killed_after_the_batch_committed)
+{
+    crash_then_recover("eo.after_commit");
+}
+
+Test(eo_crash, killed_before_a_store_commit)
+{
+    crash_then_recover("store.before_commit");
+}
+
+Test(eo_crash, killed_after_a_store_commit)
+{
+    crash_then_recover("store.after_commit");
+}
+
+Test(eo_crash, an_unknown_fault_point_does_nothing)
+{
+    prepare_store();
+    assert_exit_0(run_worker("no.such_point"), "unknown fault point");
+    assert_processed_once("unknown fault point");
+}
