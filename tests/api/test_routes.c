@@ -223,7 +223,7 @@ static const char *const catalog_text =
 
 Test(routes, a_configuration_creates_queues_topics_catalog_and_routes)
 {
-    write_file("events.jsonc", catalog_text);
+    free(write_file("events.jsonc", catalog_text));
     char *path = write_file("herald.jsonc", good_config);
     cr_assert_eq(herald_config_check(S, path), 0, "%s", herald_last_error());
     herald_runtime *rt = NULL;
@@ -248,7 +248,7 @@ Test(routes, a_configuration_creates_queues_topics_catalog_and_routes)
 
 static void config_fails(const char *text, const char *line, const char *what)
 {
-    write_file("events.jsonc", catalog_text);
+    free(write_file("events.jsonc", catalog_text));
     char *path = write_file("bad.jsonc", text);
     herald_queue_info *before = NULL;
     size_t n_before = 0;
