@@ -417,6 +417,61 @@ HERALD_API void herald_store_set_catalog(herald_store *s, const herald_catalog *
 HERALD_API int herald_catalog_gen_header(const herald_catalog *c, const char *guard, char **out);
 
 /* ---------------------------------------------------------------------------------------------
+ * Dead letters: history, redrive, audit
+ * ------------------------------------------------------------------------------------------- */
+
+/* One failed delivery of a message: a retry (with the handler's error) or an expired lease. */
+typedef struct herald_attempt {
+    int attempt;        /* which delivery (1 = the first) */
+    int64_t at_ms;      /* when it was recorded */
+    char queue[HERALD_QUEUE_NAME_MAX + 1];
+    char error[512];    /* truncated */
+} herald_attempt;
+
+/* The failed attempts of message_id in time order (kept 14 days). *out: herald_free(). */
+HERALD_API int herald_message_attempts(herald_store *s, const char *message_id,
+                                       herald_attempt **out, size_t *n_out);
+
+typedef struct herald_redrive_opts {
+    const char *const *ids;   /* messages to move; n_ids 0 = every message of the DLQ */
+    size_t n_ids;
+    int64_t max;              /* at most this many (0 = no limit) */
+    const char *to_queue;     /* NULL: back to each message's source queue */
+    const char *const *set;   /* edits "path=value": path like payload.brand_slug; value is JSON
+                               * if it parses as JSON, else a string */
+    size_t n_set;
+    const char *merge_patch;  /* an RFC 7386 JSON merge patch for the body, or NULL */
+    double rate_per_s;        /* messages per second, 0 = no limit */
+    const char *actor;        /* who, for the audit (NULL: "unknown") */
+} herald_redrive_opts;
+
+HERALD_API void herald_redrive_opts_init(herald_redrive_opts *o);
+
+/* Moves dead messages from dlq back to their source queue (or to_queue), keeping their id and
+ * timestamp, with attempts starting over; optionally edited. Every selected message is edited
+ * and checked first (an edit must leave valid JSON, and a valid envelope where it was one), so
+ * an edit that breaks any body moves nothing. Each move is its own transaction together with
+ * its audit record (who, when, which message, where to, what edit).
+ * n_moved may be NULL. Errors: HERALD_ENOQUEUE (dlq, a source queue or to_queue),
+ * HERALD_EINVAL (bad edit syntax, an edit of a non-JSON body, unknown message id),
+ * HERALD_EBADJSON / HERALD_EENVELOPE (the edit breaks a body). */
+HERALD_API int herald_dlq_redrive(herald_store *s, const char *dlq, const herald_redrive_opts *o,
+                                  int64_t *n_moved);
+
+typedef struct herald_audit_entry {
+    int64_t at_ms;
+    char actor[128];
+    char dlq[HERALD_QUEUE_NAME_MAX + 1];
+    char message_id[HERALD_ID_SIZE];
+    char to_queue[HERALD_QUEUE_NAME_MAX + 1];
+    char edit[512]; /* "" when unchanged; truncated */
+} herald_audit_entry;
+
+/* Redrive audit records, oldest first; dlq NULL = all. *out: herald_free(). */
+HERALD_API int herald_redrive_audit(herald_store *s, const char *dlq, herald_audit_entry **out,
+                                    size_t *n_out);
+
+/* ---------------------------------------------------------------------------------------------
  * Topics: fan-out at send time, in one transaction
  * ------------------------------------------------------------------------------------------- */
 
@@ -530,6 +585,45 @@ HERALD_API void herald_tx_set_error(herald_tx *tx, const char *error);
  * env is the parsed envelope, or NULL when the body is not one (no duplicate detection then). */
 typedef int (*herald_tx_handler_cb)(herald_tx *tx, const herald_message *m,
                                     const herald_envelope *env, void *ud);
+
+/* ---------------------------------------------------------------------------------------------
+ * Transactional outbox: business data in the service's own database, events to the bus
+ * ------------------------------------------------------------------------------------------- */
+
+/* A service keeps its business data in a database of its own - a Herald store opened on its
+ * file (herald_store_open("sqlite:service.db")) - and writes events into that database's
+ * outbox in the same transaction as the data. A flusher then publishes the outbox to the bus
+ * store and marks the rows published. A crash on the service side loses neither (or both); a
+ * crash of the flusher between publishing and marking publishes a row again, with the same
+ * event_id, which effectively-once consumers skip. */
+
+/* Runs fn in one transaction of the service database (fn uses herald_tx_exec/_query for its
+ * data and herald_outbox_add for events); durable on return. fn returning < 0 rolls back
+ * everything it did and that rc is returned. fn runs on the store's writer thread. */
+typedef int (*herald_outbox_fn)(herald_tx *tx, void *ud);
+HERALD_API int herald_outbox_run(herald_store *service_db, herald_outbox_fn fn, void *ud);
+
+/* Inside herald_outbox_run: adds an event for queue (is_topic false) or topic `dest`.
+ * Errors: HERALD_EENVELOPE, HERALD_EINVAL (bad name). */
+HERALD_API int herald_outbox_add(herald_tx *tx, const char *dest, bool is_topic,
+                                 const herald_event *e, char event_id_out[HERALD_ID_SIZE]);
+
+/* One pass: publishes every pending row (in order) to `bus` and marks it published.
+ * n_published may be NULL. Errors of the bus (an unknown queue...) stop the pass; the row stays
+ * pending and the error is returned. */
+HERALD_API int herald_outbox_flush(herald_store *service_db, herald_store *bus,
+                                   int64_t *n_published);
+/* Rows not yet published. */
+HERALD_API int herald_outbox_pending(herald_store *service_db, int64_t *n_pending);
+
+/* A flusher thread: flushes whenever the service database commits (in this process at once,
+ * from other processes within the adaptive poll), retrying failures with backoff; prunes
+ * published rows after 7 days. Keeps: both stores until herald_outbox_flusher_stop(). */
+typedef struct herald_outbox_flusher herald_outbox_flusher;
+HERALD_API int herald_outbox_flusher_start(herald_store *service_db, herald_store *bus,
+                                           herald_outbox_flusher **out);
+/* Finishes the current pass and stops. NULL does nothing. */
+HERALD_API void herald_outbox_flusher_stop(herald_outbox_flusher *f);
 
 /* ---------------------------------------------------------------------------------------------
  * Consumer runtime (push consumers)

@@ -52,6 +52,7 @@ int cmd_publish(const cli_ctx *ctx, int argc, char **argv);
 int cmd_topics(const cli_ctx *ctx, int argc, char **argv);
 int cmd_catalog(const cli_ctx *ctx, int argc, char **argv);
 int cmd_run(const cli_ctx *ctx, int argc, char **argv);
+int cmd_dlq(const cli_ctx *ctx, int argc, char **argv);
 int cmd_config(const cli_ctx *ctx, int argc, char **argv);
 int cmd_send_batch(const cli_ctx *ctx, int argc, char **argv);
 int cmd_pull(const cli_ctx *ctx, int argc, char **argv);

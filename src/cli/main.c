@@ -29,6 +29,9 @@ static const char *const usage_main =
     "  retry NAME LEASE_ID... [--delay S]\n"
     "  peek NAME [--batch N]\n"
     "  send NAME --type T --source S [--correlation-id C] PAYLOAD   an event (envelope)\n"
+    "Dead letters:\n"
+    "  dlq list [DLQ] | show DLQ ID | audit [DLQ]\n"
+    "  dlq redrive DLQ [--id ID]... [--to Q] [--set PATH=VALUE]... [--patch JSON] [--rate N/s]\n"
     "Topics (fan-out in one transaction):\n"
     "  topics subscribe TOPIC QUEUE | unsubscribe TOPIC QUEUE | list\n"
     "  publish TOPIC [--delay S] [--content-type T] BODY   (or --type/--source: an event)\n"
@@ -178,7 +181,7 @@ static const command commands[] = {
     { "pull", cmd_pull },     { "peek", cmd_peek }, { "ack", cmd_ack },
     { "retry", cmd_retry },   { "bench", cmd_bench },
     { "topics", cmd_topics }, { "publish", cmd_publish }, { "catalog", cmd_catalog },
-    { "run", cmd_run },       { "config", cmd_config },
+    { "run", cmd_run },       { "config", cmd_config }, { "dlq", cmd_dlq },
 };
 
 int main(int argc, char **argv)

@@ -30,4 +30,10 @@ typedef struct herald__eo_op {
  * durable. < 0: the transaction failed; nothing of the batch happened (it will be redelivered).*/
 int herald__eo_run_batch(herald__eo_op *o);
 
+/* Runs fn(tx, ud) as one op of s's writer: its SQL (herald_tx_*) commits together; fn < 0 rolls
+ * it back. The transactional outbox is built on it. */
+int herald__tx_in_op(herald_store *s, int (*fn)(herald_tx *tx, void *ud), void *ud);
+/* The store a tx writes to. */
+herald_store *herald__tx_store(herald_tx *tx);
+
 #endif

@@ -222,3 +222,29 @@ int herald__eo_run_batch(herald__eo_op *o)
     herald__free(has_env);
     return rc;
 }
+
+/* ---- plain transactions (the outbox) ---- */
+
+typedef struct fn_op {
+    herald__op base;
+    int (*fn)(herald_tx *tx, void *ud);
+    void *ud;
+} fn_op;
+
+static int fn_run(herald_store *s, herald__op *op)
+{
+    fn_op *f = (fn_op *)op;
+    herald_tx tx = { .s = s };
+    return f->fn(&tx, f->ud);
+}
+
+int herald__tx_in_op(herald_store *s, int (*fn)(herald_tx *tx, void *ud), void *ud)
+{
+    fn_op f = { .base = { .run = fn_run, .wakes = true }, .fn = fn, .ud = ud };
+    return herald__store_exec(s, &f.base);
+}
+
+herald_store *herald__tx_store(herald_tx *tx)
+{
+    return tx->s;
+}

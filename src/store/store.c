@@ -439,6 +439,73 @@ int herald__store_topic_list(herald_store *s, herald_topic_info **out, size_t *n
     return rc;
 }
 
+int herald__store_outbox_put(herald_store *s, const char *dest, bool is_topic,
+                             const char *event_id, const void *body, size_t len)
+{
+    return s->ops->outbox_put(s, dest, is_topic, event_id, body, len, herald__store_now(s));
+}
+
+int herald__store_outbox_mark(herald_store *s, const int64_t *seqs, size_t n)
+{
+    return s->ops->outbox_mark(s, seqs, n, herald__store_now(s));
+}
+
+int herald__store_outbox_prune(herald_store *s, int64_t before_ms, int64_t *n_pruned)
+{
+    return s->ops->outbox_prune(s, before_ms, n_pruned);
+}
+
+int herald__store_outbox_pending(herald_store *s, herald__outbox_row *rows, size_t max,
+                                 size_t *n)
+{
+    pthread_mutex_lock(&s->read_mu);
+    int rc = s->ops->outbox_pending(s, rows, max, n);
+    pthread_mutex_unlock(&s->read_mu);
+    return rc;
+}
+
+int herald__store_outbox_count(herald_store *s, int64_t *n_pending)
+{
+    pthread_mutex_lock(&s->read_mu);
+    int rc = s->ops->outbox_count(s, n_pending);
+    pthread_mutex_unlock(&s->read_mu);
+    return rc;
+}
+
+int herald__store_redrive_one(herald_store *s, const char *dlq, int64_t seq, const char *to_queue,
+                              const void *body, size_t len, const char *actor, const char *edit,
+                              bool *moved)
+{
+    return s->ops->redrive_one(s, dlq, seq, to_queue, body, len, actor, edit,
+                               herald__store_now(s), moved);
+}
+
+int herald__store_dead_page(herald_store *s, const char *dlq, int64_t after_visible_ms,
+                            int64_t after_seq, herald__dead_row *rows, size_t max, size_t *n)
+{
+    pthread_mutex_lock(&s->read_mu);
+    int rc = s->ops->dead_page(s, dlq, after_visible_ms, after_seq, rows, max, n);
+    pthread_mutex_unlock(&s->read_mu);
+    return rc;
+}
+
+int herald__store_attempts(herald_store *s, const char *message_id, herald_attempt **out,
+                           size_t *n)
+{
+    pthread_mutex_lock(&s->read_mu);
+    int rc = s->ops->attempts(s, message_id, out, n);
+    pthread_mutex_unlock(&s->read_mu);
+    return rc;
+}
+
+int herald__store_audit(herald_store *s, const char *dlq, herald_audit_entry **out, size_t *n)
+{
+    pthread_mutex_lock(&s->read_mu);
+    int rc = s->ops->audit(s, dlq, out, n);
+    pthread_mutex_unlock(&s->read_mu);
+    return rc;
+}
+
 int herald__store_sp_begin(herald_store *s)
 {
     return s->ops->sp_begin(s);

@@ -94,6 +94,43 @@ int herald__store_topic_unsubscribe(herald_store *s, const char *topic, const ch
 int herald__store_topic_publish(herald_store *s, const char *topic, const herald__msg_in *m,
                                 size_t n, int64_t batch_delay_s, size_t *n_queues);
 
+/* Outbox (writer side). */
+int herald__store_outbox_put(herald_store *s, const char *dest, bool is_topic,
+                             const char *event_id, const void *body, size_t len);
+int herald__store_outbox_mark(herald_store *s, const int64_t *seqs, size_t n);
+int herald__store_outbox_prune(herald_store *s, int64_t before_ms, int64_t *n_pruned);
+
+/* A pending outbox row (read side). */
+typedef struct herald__outbox_row {
+    int64_t seq;
+    char dest[HERALD_QUEUE_NAME_MAX + 1];
+    bool is_topic;
+    void *body; /* owned: herald__free */
+    size_t len;
+} herald__outbox_row;
+
+/* A dead letter, as redrive reads it (read side). */
+typedef struct herald__dead_row {
+    int64_t seq, visible_at_ms;
+    char id[HERALD_ID_SIZE];
+    char dead_from[HERALD_QUEUE_NAME_MAX + 1];
+    herald_content_type content_type;
+    void *body; /* owned: herald__free */
+    size_t len;
+} herald__dead_row;
+
+/* Dead letters of dlq after the position (visible_at_ms, seq) in delivery order. */
+int herald__store_dead_page(herald_store *s, const char *dlq, int64_t after_visible_ms,
+                            int64_t after_seq, herald__dead_row *rows, size_t max, size_t *n);
+int herald__store_attempts(herald_store *s, const char *message_id, herald_attempt **out,
+                           size_t *n);
+int herald__store_audit(herald_store *s, const char *dlq, herald_audit_entry **out, size_t *n);
+/* Writer side: moves dead letter `seq` of dlq to to_queue (NULL: its source), with body (NULL:
+ * unchanged), and records the audit. *moved false when the row is gone already. */
+int herald__store_redrive_one(herald_store *s, const char *dlq, int64_t seq, const char *to_queue,
+                              const void *body, size_t len, const char *actor, const char *edit,
+                              bool *moved);
+
 /* Nested savepoint around one message of an effectively-once batch. */
 int herald__store_sp_begin(herald_store *s);
 int herald__store_sp_release(herald_store *s);
@@ -121,6 +158,10 @@ int herald__store_peek(herald_store *s, const char *name, int max_n, herald_batc
 int herald__store_ready(herald_store *s, const char *name, int limit, int *n_ready,
                         int64_t *next_due_ms, bool *is_paused);
 int herald__store_topic_list(herald_store *s, herald_topic_info **out, size_t *n);
+/* Up to max pending outbox rows in order; *n how many. */
+int herald__store_outbox_pending(herald_store *s, herald__outbox_row *rows, size_t max,
+                                 size_t *n);
+int herald__store_outbox_count(herald_store *s, int64_t *n_pending);
 /* Runs one read-only user statement on the reader (see herald_sql_query). */
 int herald__store_user_query(herald_store *s, const char *sql, const herald_arg *args, size_t n,
                              herald_row_cb cb, void *ud);

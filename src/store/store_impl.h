@@ -65,7 +65,20 @@ struct herald_store_ops {
     int (*topic_unsubscribe)(herald_store *s, const char *topic, const char *queue);
     int (*topic_publish)(herald_store *s, const char *topic, const herald__msg_in *m, size_t n,
                          int64_t batch_delay_s, int64_t now_ms, size_t *n_queues);
+    int (*outbox_put)(herald_store *s, const char *dest, bool is_topic, const char *event_id,
+                      const void *body, size_t len, int64_t now_ms);
+    int (*outbox_mark)(herald_store *s, const int64_t *seqs, size_t n, int64_t now_ms);
+    int (*outbox_prune)(herald_store *s, int64_t before_ms, int64_t *n_pruned);
+    int (*redrive_one)(herald_store *s, const char *dlq, int64_t seq, const char *to_queue,
+                       const void *body, size_t len, const char *actor, const char *edit,
+                       int64_t now_ms, bool *moved);
     /* read side */
+    int (*dead_page)(herald_store *s, const char *dlq, int64_t after_visible_ms,
+                     int64_t after_seq, herald__dead_row *rows, size_t max, size_t *n);
+    int (*attempts)(herald_store *s, const char *message_id, herald_attempt **out, size_t *n);
+    int (*audit)(herald_store *s, const char *dlq, herald_audit_entry **out, size_t *n);
+    int (*outbox_pending)(herald_store *s, herald__outbox_row *rows, size_t max, size_t *n);
+    int (*outbox_count)(herald_store *s, int64_t *n_pending);
     int (*topic_list)(herald_store *s, herald_topic_info **out, size_t *n);
     int (*queue_get)(herald_store *s, const char *name, herald_queue_info *out);
     int (*queue_list)(herald_store *s, herald_queue_info **out, size_t *n);

@@ -20,14 +20,16 @@ enum {
     W_MSG_TO_DLQ, W_MSG_EXTEND, W_SWEEP_COUNT, W_SWEEP_DELETE,
     W_PROCESSED_ADD, W_PROCESSED_PRUNE,
     W_TOPIC_ENSURE, W_TOPIC_SUB, W_TOPIC_UNSUB, W_TOPIC_EXISTS, W_TOPIC_TARGETS, W_TOPIC_COUNT,
-    W_QUEUE_SUBS_DELETE,
+    W_QUEUE_SUBS_DELETE, W_OUTBOX_PUT, W_OUTBOX_MARK, W_OUTBOX_PRUNE,
+    W_ATTEMPT_ADD, W_ATTEMPT_PRUNE, W_DEAD_GET, W_REDRIVE_COPY, W_REDRIVE_EDITED, W_AUDIT_ADD,
     W_N
 };
 
 /* Statements of the reader connection. */
 enum {
     R_QUEUE_BY_NAME, R_QUEUE_LIST, R_STATS, R_PEEK, R_READY_COUNT, R_NEXT_DUE, R_DATA_VERSION,
-    R_TOPIC_LIST, R_TOPIC_SUBS,
+    R_TOPIC_LIST, R_TOPIC_SUBS, R_OUTBOX_PENDING, R_OUTBOX_COUNT,
+    R_ATTEMPTS, R_DEAD_PAGE, R_AUDIT,
     R_N
 };
 
@@ -87,6 +89,9 @@ int herald__sq_processed_prune(herald_store *s, const char *queue, int64_t befor
                                int64_t *n_pruned);
 
 void herald__sq_qcache_clear(sq_store *q);
+/* Records a failed delivery of a message in herald_attempts (store_sqlite_queue.c). */
+int herald__sq_attempt_add(sq_store *q, const char *msg_id, const char *queue, int64_t attempt,
+                           const char *error, int64_t now_ms);
 /* Pending counter deltas (store_sqlite_queue.c): see write_counters. */
 void herald__sq_counters_reset(sq_store *q);
 void herald__sq_counters_savepoint(sq_store *q);
@@ -103,6 +108,27 @@ int herald__sq_topic_publish(herald_store *s, const char *topic, const herald__m
 int herald__sq_topic_list(herald_store *s, herald_topic_info **out, size_t *n);
 /* Does queue `name` exist (writer)? 0 or HERALD_ENOQUEUE. */
 int herald__sq_queue_exists(sq_store *q, const char *name);
+
+/* store_sqlite_outbox.c */
+int herald__sq_outbox_put(herald_store *s, const char *dest, bool is_topic, const char *event_id,
+                          const void *body, size_t len, int64_t now_ms);
+int herald__sq_outbox_mark(herald_store *s, const int64_t *seqs, size_t n, int64_t now_ms);
+int herald__sq_outbox_prune(herald_store *s, int64_t before_ms, int64_t *n_pruned);
+int herald__sq_outbox_pending(herald_store *s, herald__outbox_row *rows, size_t max, size_t *n);
+int herald__sq_outbox_count(herald_store *s, int64_t *n_pending);
+
+/* store_sqlite_dlq.c */
+int herald__sq_redrive_one(herald_store *s, const char *dlq, int64_t seq, const char *to_queue,
+                           const void *body, size_t len, const char *actor, const char *edit,
+                           int64_t now_ms, bool *moved);
+int herald__sq_dead_page(herald_store *s, const char *dlq, int64_t after_visible_ms,
+                         int64_t after_seq, herald__dead_row *rows, size_t max, size_t *n);
+int herald__sq_attempts(herald_store *s, const char *message_id, herald_attempt **out, size_t *n);
+int herald__sq_audit(herald_store *s, const char *dlq, herald_audit_entry **out, size_t *n);
+/* Queue id and retention of a queue (writer); HERALD_ENOQUEUE naming it. */
+int herald__sq_queue_ident(sq_store *q, const char *name, int64_t *id, int64_t *retention_s);
+/* Adds to a queue's sent counter in the current transaction. */
+int herald__sq_count_sent(sq_store *q, int64_t queue_id, int64_t n);
 
 /* store_sqlite_sql.c */
 int herald__sq_user_sql(herald_store *s, bool on_writer, const char *sql, const herald_arg *args,

@@ -47,7 +47,8 @@ const char *const herald__sq_wsql[W_N] = {
     [W_MSG_INSERT] = "INSERT INTO herald_messages (queue_id, visible_at_ms, attempts, expires_at_ms, "
                      "sent_ms, content_type, id, body) VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, ?7)",
     [W_LEASE_SCAN] = "SELECT seq, attempts, expires_at_ms, id, sent_ms, content_type, body, "
-                     "dead_from, dead_attempts, last_error FROM herald_messages "
+                     "dead_from, dead_attempts, last_error, lease_tag IS NOT NULL "
+                     "FROM herald_messages "
                      "WHERE queue_id = ?1 AND visible_at_ms <= ?2 "
                      "ORDER BY visible_at_ms, seq LIMIT ?3",
     /* No RETURNING: SQLite buffers RETURNING rows in an ephemeral table per statement, which
@@ -82,6 +83,23 @@ const char *const herald__sq_wsql[W_N] = {
     [W_TOPIC_COUNT] = "UPDATE herald_topics SET published_total = published_total + ?2, "
                       "unrouted_total = unrouted_total + ?3 WHERE name = ?1",
     [W_QUEUE_SUBS_DELETE] = "DELETE FROM herald_topic_subscriptions WHERE queue = ?1",
+    [W_OUTBOX_PUT] = "INSERT INTO herald_outbox (dest, is_topic, event_id, body, created_ms) "
+                     "VALUES (?1, ?2, ?3, ?4, ?5)",
+    [W_OUTBOX_MARK] = "UPDATE herald_outbox SET published_ms = ?2 "
+                      "WHERE seq = ?1 AND published_ms IS NULL",
+    [W_OUTBOX_PRUNE] = "DELETE FROM herald_outbox WHERE published_ms < ?1",
+    [W_ATTEMPT_ADD] = "INSERT INTO herald_attempts (message_id, queue, attempt, error, at_ms) "
+                      "VALUES (?1, ?2, ?3, ?4, ?5)",
+    [W_ATTEMPT_PRUNE] = "DELETE FROM herald_attempts WHERE at_ms < ?1",
+    [W_DEAD_GET] = "SELECT id, dead_from FROM herald_messages WHERE seq = ?1 AND queue_id = ?2",
+    [W_REDRIVE_COPY] = "INSERT INTO herald_messages (queue_id, visible_at_ms, attempts, "
+                       "expires_at_ms, sent_ms, content_type, id, body) SELECT ?2, ?3, 0, ?4, "
+                       "sent_ms, content_type, id, body FROM herald_messages WHERE seq = ?1",
+    [W_REDRIVE_EDITED] = "INSERT INTO herald_messages (queue_id, visible_at_ms, attempts, "
+                         "expires_at_ms, sent_ms, content_type, id, body) SELECT ?2, ?3, 0, ?4, "
+                         "sent_ms, content_type, id, ?5 FROM herald_messages WHERE seq = ?1",
+    [W_AUDIT_ADD] = "INSERT INTO herald_redrive_audit (at_ms, actor, dlq, message_id, to_queue, "
+                    "edit) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 };
 
 #define QUEUE_COLS                                                                                \
@@ -111,6 +129,18 @@ const char *const herald__sq_rsql[R_N] = {
                      "ORDER BY name",
     [R_TOPIC_SUBS] = "SELECT queue FROM herald_topic_subscriptions WHERE topic = ?1 "
                      "ORDER BY queue",
+    [R_OUTBOX_PENDING] = "SELECT seq, dest, is_topic, body FROM herald_outbox "
+                         "WHERE published_ms IS NULL ORDER BY seq LIMIT ?1",
+    [R_OUTBOX_COUNT] = "SELECT count(*) FROM herald_outbox WHERE published_ms IS NULL",
+    [R_ATTEMPTS] = "SELECT attempt, at_ms, queue, error FROM herald_attempts "
+                   "WHERE message_id = ?1 ORDER BY at_ms, attempt",
+    [R_DEAD_PAGE] = "SELECT m.seq, m.visible_at_ms, m.id, coalesce(m.dead_from, ''), "
+                    "m.content_type, m.body FROM herald_messages m JOIN herald_queues q "
+                    "ON q.queue_id = m.queue_id WHERE q.name = ?1 AND (m.visible_at_ms > ?2 OR "
+                    "(m.visible_at_ms = ?2 AND m.seq > ?3)) ORDER BY m.visible_at_ms, m.seq "
+                    "LIMIT ?4",
+    [R_AUDIT] = "SELECT at_ms, actor, dlq, message_id, to_queue, edit FROM herald_redrive_audit "
+                "WHERE ?1 IS NULL OR dlq = ?1 ORDER BY audit_id",
 };
 
 /* A queue row as the writer needs it. */
@@ -514,8 +544,23 @@ static int dead_letter(sq_store *q, const qrow *src, const char *src_name, int64
     return rc;
 }
 
+#define LEASE_EXPIRED "visibility timeout expired without ack"
+
+int herald__sq_attempt_add(sq_store *q, const char *msg_id, const char *queue, int64_t attempt,
+                           const char *error, int64_t now_ms)
+{
+    sqlite3_stmt *st = q->w[W_ATTEMPT_ADD];
+    sqlite3_bind_text(st, 1, msg_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, queue, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, attempt);
+    sqlite3_bind_text(st, 4, error, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, now_ms);
+    return herald__sq_exec(q, st, "record a failed attempt");
+}
+
 typedef struct cand {
     int64_t seq, attempts, expires_at_ms;
+    bool was_leased; /* its previous lease expired unsettled: a failed attempt */
     herald_message *m; /* pushed into the batch at scan; popped again if not leased */
 } cand;
 
@@ -563,6 +608,7 @@ int herald__sq_lease(herald_store *s, const char *queue, int max_n, int64_t visi
             if (sqlite3_column_type(scan, 9) != SQLITE_NULL)
                 m->last_error = herald__batch_keep(out, sqlite3_column_text(scan, 9),
                                                    (size_t)sqlite3_column_bytes(scan, 9));
+            k->was_leased = sqlite3_column_int(scan, 10) != 0;
         }
         sqlite3_reset(scan);
         if (src != SQLITE_DONE) {
@@ -584,9 +630,15 @@ int herald__sq_lease(herald_store *s, const char *queue, int max_n, int64_t visi
                 c.expired++;
                 continue;
             }
+            if (k->was_leased) {
+                rc = herald__sq_attempt_add(q, k->m->id, queue, k->attempts, LEASE_EXPIRED,
+                                            now_ms);
+                if (rc < 0)
+                    break;
+            }
             if (k->attempts >= max_retries + 1) { /* its last lease expired unsettled */
-                rc = dead_letter(q, &r, queue, k->seq, k->m->id, k->attempts, dlq,
-                                 "visibility timeout expired without ack", now_ms, &c);
+                rc = dead_letter(q, &r, queue, k->seq, k->m->id, k->attempts, dlq, LEASE_EXPIRED,
+                                 now_ms, &c);
                 continue;
             }
             sqlite3_stmt *up = q->w[W_LEASE_ONE];
@@ -671,6 +723,10 @@ int herald__sq_settle(herald_store *s, const char *queue, const herald__settle_i
             res->n_stale++;
             continue;
         }
+        rc = herald__sq_attempt_add(q, id, queue, attempts, it->error ? it->error : "retried",
+                                    now_ms);
+        if (rc < 0)
+            break;
         if (attempts >= max_retries + 1) {
             rc = dead_letter(q, &r, queue, it->ref.seq, id, attempts, dlq, it->error, now_ms, &c);
             res->n_dead++;
@@ -733,6 +789,10 @@ int herald__sq_sweep(herald_store *s, int64_t now_ms, int64_t *n_expired)
     sqlite3_reset(st);
     if (src != SQLITE_DONE)
         return herald__sq_fail(q->wdb, src, "count expired messages");
+    sqlite3_bind_int64(q->w[W_ATTEMPT_PRUNE], 1, now_ms - 14LL * 86400 * 1000);
+    int prc = herald__sq_exec(q, q->w[W_ATTEMPT_PRUNE], "prune attempt history");
+    if (prc < 0)
+        return prc;
     if (total == 0) {
         *n_expired = 0;
         return 0;
@@ -987,6 +1047,23 @@ int herald__sq_processed_prune(herald_store *s, const char *queue, int64_t befor
     if (rc == 0 && n_pruned)
         *n_pruned = sqlite3_changes64(q->wdb);
     return rc;
+}
+
+int herald__sq_queue_ident(sq_store *q, const char *name, int64_t *id, int64_t *retention_s)
+{
+    qrow r;
+    int rc = load_queue(q, name, &r);
+    if (rc == 0) {
+        *id = r.id;
+        *retention_s = r.retention_s;
+    }
+    return rc;
+}
+
+int herald__sq_count_sent(sq_store *q, int64_t queue_id, int64_t n)
+{
+    counters c = { .sent = n };
+    return write_counters(q, queue_id, &c);
 }
 
 int herald__sq_queue_exists(sq_store *q, const char *name)

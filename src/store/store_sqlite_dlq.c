@@ -1,0 +1,169 @@
+// SPDX-License-Identifier: MIT
+/*
+ * store_sqlite_dlq.c - dead-letter tooling on SQLite: page through a dead-letter queue, read a
+ * message's attempt history, move one dead letter back (same id and timestamp, attempts from
+ * zero, the body kept or replaced) together with its audit record in the current transaction,
+ * and list the audit. Threads: redrive on the writer thread; the rest on the reader.
+ */
+#include "store/store_sqlite.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int herald__sq_redrive_one(herald_store *s, const char *dlq, int64_t seq, const char *to_queue,
+                           const void *body, size_t len, const char *actor, const char *edit,
+                           int64_t now_ms, bool *moved)
+{
+    sq_store *q = (sq_store *)s;
+    int64_t dlq_id, dlq_ret, to_id, to_ret;
+    int rc = herald__sq_queue_ident(q, dlq, &dlq_id, &dlq_ret);
+    if (rc < 0)
+        return rc;
+    sqlite3_stmt *st = q->w[W_DEAD_GET];
+    sqlite3_bind_int64(st, 1, seq);
+    sqlite3_bind_int64(st, 2, dlq_id);
+    int src = sqlite3_step(st);
+    char id[HERALD_ID_SIZE] = "", from[HERALD_QUEUE_NAME_MAX + 1] = "";
+    if (src == SQLITE_ROW) {
+        snprintf(id, sizeof id, "%s", sqlite3_column_text(st, 0));
+        if (sqlite3_column_type(st, 1) != SQLITE_NULL)
+            snprintf(from, sizeof from, "%s", sqlite3_column_text(st, 1));
+    }
+    sqlite3_reset(st);
+    if (src == SQLITE_DONE) {
+        *moved = false; /* acked, purged or redriven meanwhile */
+        return 0;
+    }
+    if (src != SQLITE_ROW)
+        return herald__sq_fail(q->wdb, src, "read dead letter");
+    const char *target = to_queue ? to_queue : from;
+    if (!target[0])
+        return herald__err(HERALD_EINVAL,
+                           "message %s in '%s' has no source queue (it was not dead-lettered); "
+                           "give a destination queue",
+                           id, dlq);
+    if ((rc = herald__sq_queue_ident(q, target, &to_id, &to_ret)) < 0)
+        return rc;
+    st = q->w[body ? W_REDRIVE_EDITED : W_REDRIVE_COPY];
+    sqlite3_bind_int64(st, 1, seq);
+    sqlite3_bind_int64(st, 2, to_id);
+    sqlite3_bind_int64(st, 3, now_ms);
+    sqlite3_bind_int64(st, 4, now_ms + to_ret * 1000);
+    if (body)
+        sqlite3_bind_blob64(st, 5, len ? body : "", len, SQLITE_STATIC);
+    if ((rc = herald__sq_exec(q, st, "redrive message")) < 0)
+        return rc;
+    st = q->w[W_MSG_DELETE];
+    sqlite3_bind_int64(st, 1, seq);
+    sqlite3_bind_int64(st, 2, dlq_id);
+    if ((rc = herald__sq_exec(q, st, "remove redriven dead letter")) < 0)
+        return rc;
+    if ((rc = herald__sq_count_sent(q, to_id, 1)) < 0)
+        return rc;
+    st = q->w[W_AUDIT_ADD];
+    sqlite3_bind_int64(st, 1, now_ms);
+    sqlite3_bind_text(st, 2, actor, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, dlq, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 5, target, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 6, edit, -1, SQLITE_STATIC);
+    if ((rc = herald__sq_exec(q, st, "record redrive audit")) == 0)
+        *moved = true;
+    return rc;
+}
+
+int herald__sq_dead_page(herald_store *s, const char *dlq, int64_t after_visible_ms,
+                         int64_t after_seq, herald__dead_row *rows, size_t max, size_t *n)
+{
+    sq_store *q = (sq_store *)s;
+    sqlite3_stmt *st = q->r[R_DEAD_PAGE];
+    sqlite3_bind_text(st, 1, dlq, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, after_visible_ms);
+    sqlite3_bind_int64(st, 3, after_seq);
+    sqlite3_bind_int64(st, 4, (int64_t)max);
+    size_t k = 0;
+    int src = SQLITE_DONE;
+    while (k < max && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        herald__dead_row *r = &rows[k++];
+        r->seq = sqlite3_column_int64(st, 0);
+        r->visible_at_ms = sqlite3_column_int64(st, 1);
+        snprintf(r->id, sizeof r->id, "%s", sqlite3_column_text(st, 2));
+        snprintf(r->dead_from, sizeof r->dead_from, "%s", sqlite3_column_text(st, 3));
+        r->content_type = (herald_content_type)sqlite3_column_int(st, 4);
+        r->len = (size_t)sqlite3_column_bytes(st, 5);
+        r->body = herald__xmemdup(r->len ? sqlite3_column_blob(st, 5) : "", r->len + 1);
+    }
+    sqlite3_reset(st);
+    if (k < max && src != SQLITE_DONE) {
+        for (size_t i = 0; i < k; i++)
+            herald__free(rows[i].body);
+        return herald__sq_fail(q->rdb, src, "read dead letters");
+    }
+    *n = k;
+    return 0;
+}
+
+int herald__sq_attempts(herald_store *s, const char *message_id, herald_attempt **out, size_t *n)
+{
+    sq_store *q = (sq_store *)s;
+    sqlite3_stmt *st = q->r[R_ATTEMPTS];
+    sqlite3_bind_text(st, 1, message_id, -1, SQLITE_STATIC);
+    size_t cap = 8, k = 0;
+    herald_attempt *v = herald__xcalloc(cap, sizeof *v);
+    int src;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (k == cap) {
+            cap *= 2;
+            v = herald__xrealloc(v, cap * sizeof *v);
+        }
+        herald_attempt *a = &v[k++];
+        memset(a, 0, sizeof *a);
+        a->attempt = sqlite3_column_int(st, 0);
+        a->at_ms = sqlite3_column_int64(st, 1);
+        snprintf(a->queue, sizeof a->queue, "%s", sqlite3_column_text(st, 2));
+        snprintf(a->error, sizeof a->error, "%s", sqlite3_column_text(st, 3));
+    }
+    sqlite3_reset(st);
+    if (src != SQLITE_DONE) {
+        herald__free(v);
+        return herald__sq_fail(q->rdb, src, "read attempts");
+    }
+    *out = v;
+    *n = k;
+    return 0;
+}
+
+int herald__sq_audit(herald_store *s, const char *dlq, herald_audit_entry **out, size_t *n)
+{
+    sq_store *q = (sq_store *)s;
+    sqlite3_stmt *st = q->r[R_AUDIT];
+    if (dlq)
+        sqlite3_bind_text(st, 1, dlq, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 1);
+    size_t cap = 8, k = 0;
+    herald_audit_entry *v = herald__xcalloc(cap, sizeof *v);
+    int src;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (k == cap) {
+            cap *= 2;
+            v = herald__xrealloc(v, cap * sizeof *v);
+        }
+        herald_audit_entry *a = &v[k++];
+        memset(a, 0, sizeof *a);
+        a->at_ms = sqlite3_column_int64(st, 0);
+        snprintf(a->actor, sizeof a->actor, "%s", sqlite3_column_text(st, 1));
+        snprintf(a->dlq, sizeof a->dlq, "%s", sqlite3_column_text(st, 2));
+        snprintf(a->message_id, sizeof a->message_id, "%s", sqlite3_column_text(st, 3));
+        snprintf(a->to_queue, sizeof a->to_queue, "%s", sqlite3_column_text(st, 4));
+        snprintf(a->edit, sizeof a->edit, "%s", sqlite3_column_text(st, 5));
+    }
+    sqlite3_reset(st);
+    if (src != SQLITE_DONE) {
+        herald__free(v);
+        return herald__sq_fail(q->rdb, src, "read redrive audit");
+    }
+    *out = v;
+    *n = k;
+    return 0;
+}
