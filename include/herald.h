@@ -626,6 +626,80 @@ HERALD_API int herald_outbox_flusher_start(herald_store *service_db, herald_stor
 HERALD_API void herald_outbox_flusher_stop(herald_outbox_flusher *f);
 
 /* ---------------------------------------------------------------------------------------------
+ * Per-message handlers and middleware
+ * ------------------------------------------------------------------------------------------- */
+
+/* What a per-message handler returns: 0 = done (acked), or an error class that picks the retry
+ * policy (herald_retry_policy): */
+#define HERALD_FAIL_TRANSIENT (-1)    /* retry after transient_delay_s (or the backoff) */
+#define HERALD_FAIL_RATE_LIMITED (-2) /* retry after rate_limited_delay_s */
+#define HERALD_FAIL_PERMANENT (-3)    /* no retry: straight to the dead-letter queue */
+/* Any other value < 0 counts as transient. */
+
+typedef struct herald_msg_ctx herald_msg_ctx;
+HERALD_API const char *herald_msg_ctx_queue(const herald_msg_ctx *c);
+/* Why the message failed (its last_error, the log line). Copied. */
+HERALD_API void herald_msg_ctx_set_error(herald_msg_ctx *c, const char *error);
+
+/* The handler at the end of a chain. env: the parsed envelope, or NULL. Runs on a consumer
+ * worker thread (not in a store transaction: for that, use a tx_handler). */
+typedef int (*herald_msg_handler_cb)(herald_msg_ctx *c, const herald_message *m,
+                                     const herald_envelope *env, void *ud);
+/* A middleware: does its part and calls herald_mw_next() to run the rest of the chain (or not,
+ * to short-circuit), returning the outcome. */
+typedef int (*herald_mw_fn)(herald_msg_ctx *c, const herald_message *m, const herald_envelope *env,
+                            void *state);
+HERALD_API int herald_mw_next(herald_msg_ctx *c, const herald_message *m,
+                              const herald_envelope *env);
+
+/* A chain of middleware around a handler; the first herald_chain_use is the outermost. A chain
+ * serves one consumer (herald_consumer_cfg.chain) and is thread-safe for its workers. */
+typedef struct herald_chain herald_chain;
+HERALD_API int herald_chain_new(herald_msg_handler_cb handler, void *ud, herald_chain **out);
+/* Keeps: state until herald_chain_free(). */
+HERALD_API int herald_chain_use(herald_chain *ch, herald_mw_fn fn, void *state);
+/* Skips a message whose (queue, event_id) was processed; a success is recorded as processed in
+ * the transaction that acks it. (A crash between the handler and that commit can still repeat
+ * the handler's external effects: for exactly-once effects use a tx_handler.) */
+HERALD_API int herald_chain_use_dedup(herald_chain *ch, herald_store *s);
+/* One JSON line per message on stderr: event_id, type, correlation_id, queue, attempts,
+ * duration_ms, outcome, error. */
+HERALD_API int herald_chain_use_logging(herald_chain *ch);
+/* Counts and latency histograms per queue, event type and outcome, written to the store about
+ * once a second and when the chain is freed; read with herald_metrics_list / `herald metrics`. */
+HERALD_API int herald_chain_use_metrics(herald_chain *ch, herald_store *s);
+/* A token bucket per key: key_path is an envelope path ("payload.brand_slug", "type", "source")
+ * or NULL for one bucket; rate_per_s tokens a second, up to burst. Without a token the message
+ * fails as HERALD_FAIL_RATE_LIMITED without reaching the handler. */
+HERALD_API int herald_chain_use_rate_limit(herald_chain *ch, const char *key_path,
+                                           double rate_per_s, double burst);
+/* Flushes pending metrics and frees. Call after the consumer using it stopped. NULL: no-op. */
+HERALD_API void herald_chain_free(herald_chain *ch);
+
+/* How error classes map to retries (per consumer). */
+typedef struct herald_retry_policy {
+    int64_t transient_delay_s;    /* default 10 */
+    int64_t rate_limited_delay_s; /* default 60 */
+    bool is_exponential;          /* transient delay doubles per attempt: d * 2^(attempts-1) */
+    int64_t backoff_cap_s;        /* default 300 */
+} herald_retry_policy;
+
+#define HERALD_METRIC_BUCKETS 13 /* upper bounds (ms): 1 2 5 10 25 50 100 250 500 1000 2500
+                                  * 5000, and above */
+typedef struct herald_metric {
+    char queue[HERALD_QUEUE_NAME_MAX + 1];
+    char type[HERALD_EVENT_TYPE_MAX + 1]; /* "" for messages without an envelope */
+    char outcome[16]; /* ok, duplicate, transient, rate_limited, permanent */
+    int64_t count;
+    double sum_ms;
+    int64_t buckets[HERALD_METRIC_BUCKETS];
+} herald_metric;
+/* All metrics in the store. *out: herald_free(). */
+HERALD_API int herald_metrics_list(herald_store *s, herald_metric **out, size_t *n_out);
+/* Estimated quantile (0..1) in ms from the histogram (bucket upper bound). */
+HERALD_API double herald_metric_quantile(const herald_metric *m, double q);
+
+/* ---------------------------------------------------------------------------------------------
  * Consumer runtime (push consumers)
  * ------------------------------------------------------------------------------------------- */
 
@@ -663,7 +737,11 @@ typedef struct herald_consumer_cfg {
     const char *dead_letter_queue; /* NULL = the queue's setting */
     int64_t visibility_timeout_ms; /* lease per batch, renewed while the handler runs;
                                     * HERALD_UNSET = 30 s */
-    /* Effectively-once instead of `handler` (exactly one of the two): */
+    /* A per-message middleware chain instead of `handler` (exactly one of handler, tx_handler,
+     * chain); its outcomes retry by retry_policy. Keeps: chain until herald_consumer_stop(). */
+    const herald_chain *chain;
+    herald_retry_policy retry_policy; /* set by herald_consumer_cfg_init to the defaults */
+    /* Effectively-once instead of `handler`: */
     herald_tx_handler_cb tx_handler;
     int64_t processed_retention_s; /* how long processed event ids are kept for duplicate
                                     * detection; HERALD_UNSET = 7 days; 60 s .. 365 days */

@@ -30,6 +30,21 @@ typedef struct herald__eo_op {
  * durable. < 0: the transaction failed; nothing of the batch happened (it will be redelivered).*/
 int herald__eo_run_batch(herald__eo_op *o);
 
+/* The context of one message going through a chain (middleware.c, filled by consumer.c). */
+struct herald_msg_ctx {
+    const herald_chain *chain;
+    const char *queue;
+    char error[256];
+    bool is_duplicate;     /* dedup: already processed, the handler did not run */
+    bool record_processed; /* dedup: record (queue, event_id) with the ack */
+    int priv_pos;          /* next layer */
+};
+
+/* Outcome name of a handler result ("ok", "transient", ...). */
+const char *herald__outcome_name(int rc, bool is_duplicate);
+/* Flushes the chain's metrics if a second passed since the last flush. */
+void herald__chain_tick(herald_chain *ch);
+
 /* Runs fn(tx, ud) as one op of s's writer: its SQL (herald_tx_*) commits together; fn < 0 rolls
  * it back. The transactional outbox is built on it. */
 int herald__tx_in_op(herald_store *s, int (*fn)(herald_tx *tx, void *ud), void *ud);

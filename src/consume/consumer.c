@@ -62,6 +62,8 @@ struct herald_consumer {
     size_t n_queues;
     herald_handler_cb handler;
     herald_tx_handler_cb tx_handler;
+    herald_chain *chain;
+    herald_retry_policy retry_policy;
     int64_t processed_retention_s;
     void *ud;
     int max_batch_size;
@@ -98,6 +100,10 @@ void herald_consumer_cfg_init(herald_consumer_cfg *c)
     c->max_concurrency = HERALD_UNSET;
     c->visibility_timeout_ms = HERALD_UNSET;
     c->processed_retention_s = HERALD_UNSET;
+    c->retry_policy = (herald_retry_policy){ .transient_delay_s = 10,
+                                             .rate_limited_delay_s = 60,
+                                             .is_exponential = false,
+                                             .backoff_cap_s = 300 };
 }
 
 /* ---- the delivery API (handler side) ---- */
@@ -253,6 +259,77 @@ static void run_effectively_once(herald_consumer *c, herald_delivery *d)
     delivery_free(d);
 }
 
+/* A middleware chain: one chain run per message, outcomes mapped by the retry policy. */
+static void run_chain(herald_consumer *c, herald_delivery *d)
+{
+    size_t n = d->batch.n;
+    herald__settle_item *items = herald__xcalloc(n, sizeof *items);
+    char **errors = herald__xcalloc(n, sizeof *errors);
+    herald_envelope *envs = herald__xcalloc(n, sizeof *envs);
+    bool *has_env = herald__xcalloc(n, sizeof *has_env);
+    const herald_retry_policy *p = &c->retry_policy;
+    int64_t n_ack = 0, n_retry = 0;
+    bool any_failure = false;
+    for (size_t i = 0; i < n; i++) {
+        const herald_message *m = &d->batch.msgs[i];
+        has_env[i] = m->content_type == HERALD_CONTENT_JSON &&
+                     herald_envelope_parse(m->body, m->body_len, &envs[i]) == 0;
+        herald_msg_ctx ctx = { .chain = c->chain, .queue = d->batch.queue };
+        int rc = herald_mw_next(&ctx, m, has_env[i] ? &envs[i] : NULL);
+        herald__settle_item *it = &items[i];
+        (void)herald__lease_parse(m->lease_id, &it->ref);
+        it->delay_s = HERALD_UNSET;
+        if (rc == 0) {
+            n_ack++;
+            if (ctx.record_processed && has_env[i]) {
+                it->processed_event_id = envs[i].event_id;
+                it->processed_type = envs[i].type;
+            }
+            continue;
+        }
+        any_failure = true;
+        n_retry++;
+        it->is_retry = true;
+        errors[i] = herald__xstrdup(ctx.error[0] ? ctx.error
+                                                 : herald__outcome_name(rc, false));
+        it->error = errors[i];
+        if (rc == HERALD_FAIL_PERMANENT) {
+            it->is_dead = true;
+        } else if (rc == HERALD_FAIL_RATE_LIMITED) {
+            it->delay_s = p->rate_limited_delay_s;
+        } else {
+            int64_t delay = p->transient_delay_s;
+            for (int k = 1; p->is_exponential && k < m->attempts && delay < p->backoff_cap_s;
+                 k++)
+                delay *= 2;
+            if (p->is_exponential && delay > p->backoff_cap_s)
+                delay = p->backoff_cap_s;
+            it->delay_s = delay;
+        }
+    }
+    atomic_fetch_add(&c->n_acked, n_ack);
+    atomic_fetch_add(&c->n_retried, n_retry);
+    if (any_failure)
+        atomic_fetch_add(&c->n_failures, 1);
+    pthread_mutex_lock(&c->mu);
+    held_remove(c, d);
+    c->n_settling++;
+    pthread_mutex_unlock(&c->mu);
+    int rc = herald__queue_settle_async(c->s, d->batch.queue, items, n, &c->policy, settled, d);
+    for (size_t i = 0; i < n; i++) {
+        herald__free(errors[i]);
+        if (has_env[i])
+            herald_envelope_deinit(&envs[i]);
+    }
+    herald__free(errors);
+    herald__free(envs);
+    herald__free(has_env);
+    herald__free(items);
+    if (rc < 0)
+        settled(d, rc, NULL);
+    herald__chain_tick(c->chain);
+}
+
 /* ---- workers ---- */
 
 static void *worker_main(void *arg)
@@ -274,6 +351,8 @@ static void *worker_main(void *arg)
         atomic_fetch_add(&c->n_delivered, (long long)d->batch.n);
         if (c->tx_handler) {
             run_effectively_once(c, d);
+        } else if (c->chain) {
+            run_chain(c, d);
         } else {
             int hrc = c->handler(d, c->ud);
             if (hrc < 0)
@@ -548,11 +627,20 @@ static int check_cfg(const herald_consumer_cfg *cfg)
 {
     if (!cfg)
         return herald__err(HERALD_EINVAL, "consumer config is NULL");
-    if (!cfg->handler && !cfg->tx_handler)
-        return herald__err(HERALD_EINVAL, "consumer handler is missing (handler or tx_handler)");
-    if (cfg->handler && cfg->tx_handler)
+    int n_handlers = (cfg->handler != NULL) + (cfg->tx_handler != NULL) + (cfg->chain != NULL);
+    if (n_handlers == 0)
         return herald__err(HERALD_EINVAL,
-                           "consumer has both handler and tx_handler; give exactly one");
+                           "consumer handler is missing (handler, tx_handler or chain)");
+    if (n_handlers > 1)
+        return herald__err(HERALD_EINVAL, "consumer has more than one of handler, tx_handler and "
+                                          "chain; give exactly one");
+    const herald_retry_policy *rp = &cfg->retry_policy;
+    if (cfg->chain && (rp->transient_delay_s < 0 || rp->transient_delay_s > HERALD_MAX_DELAY_S ||
+                       rp->rate_limited_delay_s < 0 ||
+                       rp->rate_limited_delay_s > HERALD_MAX_DELAY_S || rp->backoff_cap_s < 0 ||
+                       rp->backoff_cap_s > HERALD_MAX_DELAY_S))
+        return herald__err(HERALD_EINVAL, "retry_policy delays must be 0 .. %d s",
+                           HERALD_MAX_DELAY_S);
     if (cfg->tx_handler && cfg->processed_retention_s != HERALD_UNSET &&
         (cfg->processed_retention_s < 60 || cfg->processed_retention_s > HERALD_MAX_DELAY_S))
         return herald__err(HERALD_EINVAL, "processed_retention %lld s is out of range 60..%d",
@@ -661,6 +749,8 @@ int herald_consumer_start(herald_store *s, const herald_consumer_cfg *cfg, heral
     c->pending = herald__xcalloc(cfg->n_queues, sizeof *c->pending);
     c->handler = cfg->handler;
     c->tx_handler = cfg->tx_handler;
+    c->chain = (herald_chain *)cfg->chain;
+    c->retry_policy = cfg->retry_policy;
     c->processed_retention_s = cfg->processed_retention_s == HERALD_UNSET || !cfg->tx_handler
                                    ? 7 * 86400
                                    : cfg->processed_retention_s;

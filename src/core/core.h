@@ -64,6 +64,8 @@ typedef enum herald__log_level {
  * error|off; default warn). Thread: any. */
 void herald__log(herald__log_level lvl, const char *msg, ...);
 bool herald__log_enabled(herald__log_level lvl);
+/* Like herald__log at info level, but printed unless HERALD_LOG=off (middleware logging). */
+void herald__log_always(const char *msg, ...);
 
 /* ---- clock (clock.c) ---- */
 
@@ -95,6 +97,10 @@ int herald__json_check(const void *p, size_t n, const char *what);
 int herald__json_scan(const void *p, size_t n, bool must_be_object, const char *what);
 /* RFC 4648 base64; returns malloc'd NUL-terminated text. */
 char *herald__base64(const void *p, size_t n);
+/* The value at a dot path (relative to the object) of a JSON text, as text: a string's
+ * characters, other values as compact JSON; "" when absent. */
+void herald__json_path_text(const char *json, size_t len, const char *path, char *out,
+                            size_t cap);
 /* Queue names: 1..63 bytes of [A-Za-z0-9_-], first alnum. */
 bool herald__name_valid(const char *name);
 

@@ -32,10 +32,8 @@ bool herald__log_enabled(herald__log_level lvl)
     return lvl >= level;
 }
 
-void herald__log(herald__log_level lvl, const char *msg, ...)
+static void log_line(herald__log_level lvl, const char *msg, va_list ap)
 {
-    if (!herald__log_enabled(lvl))
-        return;
     static const char *names[] = { "debug", "info", "warn", "error", "off" };
     char ts[40];
     herald__iso8601(herald__wall_ms(), ts, sizeof ts);
@@ -43,16 +41,14 @@ void herald__log(herald__log_level lvl, const char *msg, ...)
     json_object_set_new(o, "ts", json_string(ts));
     json_object_set_new(o, "level", json_string(names[lvl]));
     json_object_set_new(o, "msg", json_string(msg));
-    va_list ap;
-    va_start(ap, msg);
     for (;;) {
         const char *k = va_arg(ap, const char *);
         if (!k)
             break;
         const char *v = va_arg(ap, const char *);
-        json_object_set_new(o, k, v ? json_string(v) : json_null());
+        if (v)
+            json_object_set_new(o, k, json_string(v));
     }
-    va_end(ap);
     char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     if (line) {
@@ -65,4 +61,25 @@ void herald__log(herald__log_level lvl, const char *msg, ...)
         herald__free(l2);
         free(line); /* lint:ok jansson allocates with malloc */
     }
+}
+
+void herald__log(herald__log_level lvl, const char *msg, ...)
+{
+    if (!herald__log_enabled(lvl))
+        return;
+    va_list ap;
+    va_start(ap, msg);
+    log_line(lvl, msg, ap);
+    va_end(ap);
+}
+
+void herald__log_always(const char *msg, ...)
+{
+    pthread_once(&level_once, level_init);
+    if (level == HERALD_LOG_OFF)
+        return;
+    va_list ap;
+    va_start(ap, msg);
+    log_line(HERALD_LOG_INFO, msg, ap);
+    va_end(ap);
 }

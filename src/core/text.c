@@ -5,6 +5,10 @@
  */
 #include "core/core.h"
 
+#include <jansson.h>
+
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 bool herald__utf8_valid(const void *p, size_t n)
@@ -309,4 +313,26 @@ bool herald__name_valid(const char *name)
             return false;
     }
     return true;
+}
+
+void herald__json_path_text(const char *json, size_t len, const char *path, char *out,
+                            size_t cap)
+{
+    out[0] = 0;
+    json_t *doc = json_loadb(json, len, 0, NULL);
+    json_t *cur = doc;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", path);
+    char *save = NULL;
+    for (char *seg = strtok_r(buf, ".", &save); seg && cur; seg = strtok_r(NULL, ".", &save))
+        cur = json_is_object(cur) ? json_object_get(cur, seg) : NULL;
+    if (json_is_string(cur)) {
+        snprintf(out, cap, "%s", json_string_value(cur));
+    } else if (cur && !json_is_null(cur)) {
+        char *t = json_dumps(cur, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (t)
+            snprintf(out, cap, "%s", t);
+        free(t); /* lint:ok jansson allocates with malloc */
+    }
+    json_decref(doc);
 }

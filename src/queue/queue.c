@@ -745,8 +745,11 @@ int herald_retry(herald_store *s, const char *queue, const char *const *lease_id
 
 static void settle_op_free(settle_op *st)
 {
-    for (size_t i = 0; i < st->n; i++)
+    for (size_t i = 0; i < st->n; i++) {
         herald__free(st->errors[i]);
+        herald__free((char *)st->items_copy[i].processed_event_id);
+        herald__free((char *)st->items_copy[i].processed_type);
+    }
     herald__free(st->errors);
     herald__free(st->items_copy);
     herald__free(st->queue_copy);
@@ -776,6 +779,11 @@ int herald__queue_settle_async(herald_store *s, const char *queue,
         if (items[i].error) {
             st->errors[i] = herald__xstrdup(items[i].error);
             st->items_copy[i].error = st->errors[i];
+        }
+        if (items[i].processed_event_id) {
+            st->items_copy[i].processed_event_id = herald__xstrdup(items[i].processed_event_id);
+            st->items_copy[i].processed_type =
+                herald__xstrdup(items[i].processed_type ? items[i].processed_type : "");
         }
     }
     st->items = st->items_copy;

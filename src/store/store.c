@@ -506,6 +506,28 @@ int herald__store_audit(herald_store *s, const char *dlq, herald_audit_entry **o
     return rc;
 }
 
+int herald__store_metrics_add(herald_store *s, const herald_metric *m, size_t n)
+{
+    return s->ops->metrics_add(s, m, n);
+}
+
+int herald__store_processed_check(herald_store *s, const char *queue, const char *event_id,
+                                  bool *seen)
+{
+    pthread_mutex_lock(&s->read_mu);
+    int rc = s->ops->processed_check(s, queue, event_id, seen);
+    pthread_mutex_unlock(&s->read_mu);
+    return rc;
+}
+
+int herald__store_metrics_list(herald_store *s, herald_metric **out, size_t *n)
+{
+    pthread_mutex_lock(&s->read_mu);
+    int rc = s->ops->metrics_list(s, out, n);
+    pthread_mutex_unlock(&s->read_mu);
+    return rc;
+}
+
 int herald__store_sp_begin(herald_store *s)
 {
     return s->ops->sp_begin(s);

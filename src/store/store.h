@@ -35,8 +35,11 @@ typedef struct herald__lease_ref {
 typedef struct herald__settle_item {
     herald__lease_ref ref;
     bool is_retry;
+    bool is_dead;      /* retry only: straight to the DLQ (a permanent error) */
     int64_t delay_s;   /* retry only; HERALD_UNSET = policy retry_delay */
     const char *error; /* retry only; may be NULL */
+    const char *processed_event_id; /* ack only: record (queue, id) processed, with the ack */
+    const char *processed_type;
 } herald__settle_item;
 
 /* Formats / parses "hl1.<seq hex>.<tag hex>". Parse returns false when malformed. */
@@ -131,6 +134,9 @@ int herald__store_redrive_one(herald_store *s, const char *dlq, int64_t seq, con
                               const void *body, size_t len, const char *actor, const char *edit,
                               bool *moved);
 
+/* Adds metric deltas (writer side). */
+int herald__store_metrics_add(herald_store *s, const herald_metric *m, size_t n);
+
 /* Nested savepoint around one message of an effectively-once batch. */
 int herald__store_sp_begin(herald_store *s);
 int herald__store_sp_release(herald_store *s);
@@ -162,6 +168,10 @@ int herald__store_topic_list(herald_store *s, herald_topic_info **out, size_t *n
 int herald__store_outbox_pending(herald_store *s, herald__outbox_row *rows, size_t max,
                                  size_t *n);
 int herald__store_outbox_count(herald_store *s, int64_t *n_pending);
+/* Was (queue, event_id) processed? (read side, for the dedup middleware) */
+int herald__store_processed_check(herald_store *s, const char *queue, const char *event_id,
+                                  bool *seen);
+int herald__store_metrics_list(herald_store *s, herald_metric **out, size_t *n);
 /* Runs one read-only user statement on the reader (see herald_sql_query). */
 int herald__store_user_query(herald_store *s, const char *sql, const herald_arg *args, size_t n,
                              herald_row_cb cb, void *ud);

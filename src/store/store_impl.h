@@ -72,7 +72,10 @@ struct herald_store_ops {
     int (*redrive_one)(herald_store *s, const char *dlq, int64_t seq, const char *to_queue,
                        const void *body, size_t len, const char *actor, const char *edit,
                        int64_t now_ms, bool *moved);
+    int (*metrics_add)(herald_store *s, const herald_metric *m, size_t n);
     /* read side */
+    int (*processed_check)(herald_store *s, const char *queue, const char *event_id, bool *seen);
+    int (*metrics_list)(herald_store *s, herald_metric **out, size_t *n);
     int (*dead_page)(herald_store *s, const char *dlq, int64_t after_visible_ms,
                      int64_t after_seq, herald__dead_row *rows, size_t max, size_t *n);
     int (*attempts)(herald_store *s, const char *message_id, herald_attempt **out, size_t *n);

@@ -462,5 +462,8 @@ const herald_store_ops herald__store_sqlite = {
     .dead_page = herald__sq_dead_page,
     .attempts = herald__sq_attempts,
     .audit = herald__sq_audit,
+    .processed_check = herald__sq_processed_check,
+    .metrics_add = herald__sq_metrics_add,
+    .metrics_list = herald__sq_metrics_list,
     .processed_prune = herald__sq_processed_prune,
 };

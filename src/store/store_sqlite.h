@@ -22,6 +22,7 @@ enum {
     W_TOPIC_ENSURE, W_TOPIC_SUB, W_TOPIC_UNSUB, W_TOPIC_EXISTS, W_TOPIC_TARGETS, W_TOPIC_COUNT,
     W_QUEUE_SUBS_DELETE, W_OUTBOX_PUT, W_OUTBOX_MARK, W_OUTBOX_PRUNE,
     W_ATTEMPT_ADD, W_ATTEMPT_PRUNE, W_DEAD_GET, W_REDRIVE_COPY, W_REDRIVE_EDITED, W_AUDIT_ADD,
+    W_METRICS_ADD,
     W_N
 };
 
@@ -29,7 +30,7 @@ enum {
 enum {
     R_QUEUE_BY_NAME, R_QUEUE_LIST, R_STATS, R_PEEK, R_READY_COUNT, R_NEXT_DUE, R_DATA_VERSION,
     R_TOPIC_LIST, R_TOPIC_SUBS, R_OUTBOX_PENDING, R_OUTBOX_COUNT,
-    R_ATTEMPTS, R_DEAD_PAGE, R_AUDIT,
+    R_ATTEMPTS, R_DEAD_PAGE, R_AUDIT, R_PROCESSED_CHECK, R_METRICS,
     R_N
 };
 
@@ -129,6 +130,11 @@ int herald__sq_audit(herald_store *s, const char *dlq, herald_audit_entry **out,
 int herald__sq_queue_ident(sq_store *q, const char *name, int64_t *id, int64_t *retention_s);
 /* Adds to a queue's sent counter in the current transaction. */
 int herald__sq_count_sent(sq_store *q, int64_t queue_id, int64_t n);
+
+int herald__sq_processed_check(herald_store *s, const char *queue, const char *event_id,
+                               bool *seen);
+int herald__sq_metrics_add(herald_store *s, const herald_metric *m, size_t n);
+int herald__sq_metrics_list(herald_store *s, herald_metric **out, size_t *n);
 
 /* store_sqlite_sql.c */
 int herald__sq_user_sql(herald_store *s, bool on_writer, const char *sql, const herald_arg *args,

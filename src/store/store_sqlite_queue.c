@@ -98,6 +98,16 @@ const char *const herald__sq_wsql[W_N] = {
     [W_REDRIVE_EDITED] = "INSERT INTO herald_messages (queue_id, visible_at_ms, attempts, "
                          "expires_at_ms, sent_ms, content_type, id, body) SELECT ?2, ?3, 0, ?4, "
                          "sent_ms, content_type, id, ?5 FROM herald_messages WHERE seq = ?1",
+    [W_METRICS_ADD] = "INSERT INTO herald_metrics (queue, type, outcome, count, sum_ms, b0, b1, "
+                      "b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12) VALUES (?1, ?2, ?3, ?4, "
+                      "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18) "
+                      "ON CONFLICT (queue, type, outcome) DO UPDATE SET count = count + "
+                      "excluded.count, sum_ms = sum_ms + excluded.sum_ms, b0 = b0 + excluded.b0, "
+                      "b1 = b1 + excluded.b1, b2 = b2 + excluded.b2, b3 = b3 + excluded.b3, "
+                      "b4 = b4 + excluded.b4, b5 = b5 + excluded.b5, b6 = b6 + excluded.b6, "
+                      "b7 = b7 + excluded.b7, b8 = b8 + excluded.b8, b9 = b9 + excluded.b9, "
+                      "b10 = b10 + excluded.b10, b11 = b11 + excluded.b11, "
+                      "b12 = b12 + excluded.b12",
     [W_AUDIT_ADD] = "INSERT INTO herald_redrive_audit (at_ms, actor, dlq, message_id, to_queue, "
                     "edit) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 };
@@ -139,6 +149,10 @@ const char *const herald__sq_rsql[R_N] = {
                     "ON q.queue_id = m.queue_id WHERE q.name = ?1 AND (m.visible_at_ms > ?2 OR "
                     "(m.visible_at_ms = ?2 AND m.seq > ?3)) ORDER BY m.visible_at_ms, m.seq "
                     "LIMIT ?4",
+    [R_PROCESSED_CHECK] = "SELECT 1 FROM herald_processed_events p JOIN herald_queues q "
+                          "ON q.queue_id = p.queue_id WHERE q.name = ?1 AND p.event_id = ?2",
+    [R_METRICS] = "SELECT queue, type, outcome, count, sum_ms, b0, b1, b2, b3, b4, b5, b6, b7, "
+                  "b8, b9, b10, b11, b12 FROM herald_metrics ORDER BY queue, type, outcome",
     [R_AUDIT] = "SELECT at_ms, actor, dlq, message_id, to_queue, edit FROM herald_redrive_audit "
                 "WHERE ?1 IS NULL OR dlq = ?1 ORDER BY audit_id",
 };
@@ -694,6 +708,11 @@ int herald__sq_settle(herald_store *s, const char *queue, const herald__settle_i
             } else if (rc == 0) {
                 res->n_missing++;
             }
+            bool is_new;
+            if (rc == 0 && it->processed_event_id)
+                rc = herald__sq_processed_claim(s, queue, it->processed_event_id,
+                                                it->processed_type ? it->processed_type : "",
+                                                now_ms, &is_new);
             continue;
         }
         sqlite3_stmt *st = q->w[W_MSG_STATE];
@@ -727,7 +746,7 @@ int herald__sq_settle(herald_store *s, const char *queue, const herald__settle_i
                                     now_ms);
         if (rc < 0)
             break;
-        if (attempts >= max_retries + 1) {
+        if (it->is_dead || attempts >= max_retries + 1) {
             rc = dead_letter(q, &r, queue, it->ref.seq, id, attempts, dlq, it->error, now_ms, &c);
             res->n_dead++;
             continue;
@@ -1070,4 +1089,71 @@ int herald__sq_queue_exists(sq_store *q, const char *name)
 {
     qrow r;
     return load_queue(q, name, &r);
+}
+
+/* ---- middleware support: processed check, metrics ---- */
+
+int herald__sq_processed_check(herald_store *s, const char *queue, const char *event_id,
+                               bool *seen)
+{
+    sq_store *q = (sq_store *)s;
+    sqlite3_stmt *st = q->r[R_PROCESSED_CHECK];
+    sqlite3_bind_text(st, 1, queue, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, event_id, -1, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (src != SQLITE_ROW && src != SQLITE_DONE)
+        return herald__sq_fail(q->rdb, src, "check processed event");
+    *seen = src == SQLITE_ROW;
+    return 0;
+}
+
+int herald__sq_metrics_add(herald_store *s, const herald_metric *m, size_t n)
+{
+    sq_store *q = (sq_store *)s;
+    sqlite3_stmt *st = q->w[W_METRICS_ADD];
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        sqlite3_bind_text(st, 1, m[i].queue, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, m[i].type, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, m[i].outcome, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, m[i].count);
+        sqlite3_bind_double(st, 5, m[i].sum_ms);
+        for (int b = 0; b < HERALD_METRIC_BUCKETS; b++)
+            sqlite3_bind_int64(st, 6 + b, m[i].buckets[b]);
+        rc = herald__sq_exec(q, st, "add metrics");
+    }
+    return rc;
+}
+
+int herald__sq_metrics_list(herald_store *s, herald_metric **out, size_t *n)
+{
+    sq_store *q = (sq_store *)s;
+    sqlite3_stmt *st = q->r[R_METRICS];
+    size_t cap = 16, k = 0;
+    herald_metric *v = herald__xcalloc(cap, sizeof *v);
+    int src;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (k == cap) {
+            cap *= 2;
+            v = herald__xrealloc(v, cap * sizeof *v);
+        }
+        herald_metric *m = &v[k++];
+        memset(m, 0, sizeof *m);
+        copy_text(m->queue, sizeof m->queue, sqlite3_column_text(st, 0));
+        copy_text(m->type, sizeof m->type, sqlite3_column_text(st, 1));
+        copy_text(m->outcome, sizeof m->outcome, sqlite3_column_text(st, 2));
+        m->count = sqlite3_column_int64(st, 3);
+        m->sum_ms = sqlite3_column_double(st, 4);
+        for (int b = 0; b < HERALD_METRIC_BUCKETS; b++)
+            m->buckets[b] = sqlite3_column_int64(st, 5 + b);
+    }
+    sqlite3_reset(st);
+    if (src != SQLITE_DONE) {
+        herald__free(v);
+        return herald__sq_fail(q->rdb, src, "read metrics");
+    }
+    *out = v;
+    *n = k;
+    return 0;
 }
