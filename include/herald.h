@@ -626,6 +626,29 @@ HERALD_API int herald_outbox_flusher_start(herald_store *service_db, herald_stor
 HERALD_API void herald_outbox_flusher_stop(herald_outbox_flusher *f);
 
 /* ---------------------------------------------------------------------------------------------
+ * Correlation trace
+ * ------------------------------------------------------------------------------------------- */
+
+/* One step in the life of a message whose envelope has a correlation_id. Messages sent while
+ * handling another (herald_tx_send_event) inherit its correlation_id, so one id follows a whole
+ * chain of commands and events. */
+typedef struct herald_trace_entry {
+    int64_t at_ms;
+    char what[16]; /* sent, acked, retried, dead_lettered */
+    char queue[HERALD_QUEUE_NAME_MAX + 1];
+    char message_id[HERALD_ID_SIZE];
+    char event_id[HERALD_ID_SIZE];
+    char type[HERALD_EVENT_TYPE_MAX + 1];
+    char handler[101]; /* consumer name ("" for sends, "pull" for the pull API) */
+    int attempt;       /* delivery the step belongs to (0 for sends) */
+    char detail[256];  /* the error of a retry or dead letter */
+} herald_trace_entry;
+
+/* Every recorded step of correlation_id, in time order (kept 7 days). *out: herald_free(). */
+HERALD_API int herald_trace(herald_store *s, const char *correlation_id,
+                            herald_trace_entry **out, size_t *n_out);
+
+/* ---------------------------------------------------------------------------------------------
  * Per-message handlers and middleware
  * ------------------------------------------------------------------------------------------- */
 
@@ -741,6 +764,7 @@ typedef struct herald_consumer_cfg {
      * chain); its outcomes retry by retry_policy. Keeps: chain until herald_consumer_stop(). */
     const herald_chain *chain;
     herald_retry_policy retry_policy; /* set by herald_consumer_cfg_init to the defaults */
+    const char *name; /* the handler's name in traces; NULL: "consumer:<first queue>" */
     /* Effectively-once instead of `handler`: */
     herald_tx_handler_cb tx_handler;
     int64_t processed_retention_s; /* how long processed event ids are kept for duplicate

@@ -54,6 +54,7 @@ int cmd_catalog(const cli_ctx *ctx, int argc, char **argv);
 int cmd_run(const cli_ctx *ctx, int argc, char **argv);
 int cmd_dlq(const cli_ctx *ctx, int argc, char **argv);
 int cmd_metrics(const cli_ctx *ctx, int argc, char **argv);
+int cmd_trace(const cli_ctx *ctx, int argc, char **argv);
 int cmd_config(const cli_ctx *ctx, int argc, char **argv);
 int cmd_send_batch(const cli_ctx *ctx, int argc, char **argv);
 int cmd_pull(const cli_ctx *ctx, int argc, char **argv);

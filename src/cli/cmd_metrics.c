@@ -74,3 +74,64 @@ int cmd_metrics(const cli_ctx *ctx, int argc, char **argv)
     json_decref(arr);
     return CLI_OK;
 }
+
+static const char *const usage_trace =
+    "usage: herald trace CORRELATION_ID   every message of a correlation chain - sent, handled\n"
+    "                                     by which consumer, retried, dead-lettered - in order\n";
+
+int cmd_trace(const cli_ctx *ctx, int argc, char **argv)
+{
+    char *pos[4];
+    int n_pos = 0;
+    bool help = false;
+    if (argc > 3)
+        return cli_usage(usage_trace, "too many arguments");
+    int rc = cli_parse(argc, argv, NULL, 0, pos, &n_pos, &help);
+    if (rc != CLI_OK)
+        return rc;
+    if (help) {
+        fputs(usage_trace, stdout);
+        return CLI_OK;
+    }
+    if (n_pos != 1)
+        return cli_usage(usage_trace, "trace: needs one CORRELATION_ID");
+    herald_store *s = NULL;
+    if ((rc = cli_open(ctx, &s)) != CLI_OK)
+        return rc;
+    herald_trace_entry *t = NULL;
+    size_t n = 0;
+    int hrc = herald_trace(s, pos[0], &t, &n);
+    herald_store_close(s);
+    if (hrc < 0)
+        return cli_fail("trace", hrc);
+    if (n == 0 && !ctx->json) {
+        herald_free(t);
+        fprintf(stderr, "herald: trace: nothing recorded for correlation id '%s'\n", pos[0]);
+        return CLI_FAIL;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        char ts[40];
+        cli_iso8601(t[i].at_ms, ts, sizeof ts);
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s}", "at",
+                                             ts, "what", t[i].what, "queue", t[i].queue,
+                                             "message_id", t[i].message_id, "event_id",
+                                             t[i].event_id, "type", t[i].type, "handler",
+                                             t[i].handler, "attempt", t[i].attempt, "detail",
+                                             t[i].detail));
+    }
+    if (ctx->json) {
+        cli_print_json(arr);
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            char ts[40];
+            cli_iso8601(t[i].at_ms, ts, sizeof ts);
+            printf("%s  %-13s %-20s %-24s %s%s%s%s\n", ts, t[i].what, t[i].queue, t[i].type,
+                   t[i].handler[0] ? "by " : "", t[i].handler,
+                   t[i].detail[0] ? "  error: " : "", t[i].detail);
+        }
+        json_decref(arr);
+    }
+    herald_free(t);
+    return CLI_OK;
+}

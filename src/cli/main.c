@@ -45,6 +45,7 @@ static const char *const usage_main =
     "  send/publish ... --catalog FILE [--catalog-mode strict|warn]   check events first\n"
     "Observability:\n"
     "  metrics                 handler counts and latency written by the metrics middleware\n"
+    "  trace CORRELATION_ID    a whole chain of messages in time order\n"
     "Other:\n"
     "  bench queue [--messages N] [--durability normal] [--w3-seconds S] [--w3-rate N]\n"
     "  bench eo [--messages N] [--concurrency N]   effectively-once handler benchmark\n"
@@ -184,7 +185,7 @@ static const command commands[] = {
     { "retry", cmd_retry },   { "bench", cmd_bench },
     { "topics", cmd_topics }, { "publish", cmd_publish }, { "catalog", cmd_catalog },
     { "run", cmd_run },       { "config", cmd_config }, { "dlq", cmd_dlq },
-    { "metrics", cmd_metrics },
+    { "metrics", cmd_metrics }, { "trace", cmd_trace },
 };
 
 int main(int argc, char **argv)

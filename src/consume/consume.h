@@ -24,6 +24,7 @@ typedef struct herald__eo_op {
     /* private */
     herald_store *s;
     char **errors;
+    herald__trace_info *traces;
 } herald__eo_op;
 
 /* Runs the batch's handlers, records and settlements in one group commit; returns when it is

@@ -64,6 +64,7 @@ struct herald_consumer {
     herald_tx_handler_cb tx_handler;
     herald_chain *chain;
     herald_retry_policy retry_policy;
+    char *name;
     int64_t processed_retention_s;
     void *ud;
     int max_batch_size;
@@ -199,10 +200,32 @@ static void settled(void *ud, int rc, const herald_settle_result *res)
 }
 
 /* Applies Cloudflare's precedence: per-message call > ack_all/retry_all > handler outcome. */
+/* Trace info for the traced messages of a batch (NULL entries for the others). */
+static herald__trace_info *trace_batch(const herald_batch *b, herald__settle_item *items)
+{
+    herald__trace_info *t = NULL;
+    for (size_t i = 0; i < b->n; i++) {
+        const herald_message *m = &b->msgs[i];
+        herald__trace_info tmp;
+        if (m->content_type != HERALD_CONTENT_JSON ||
+            !herald__envelope_trace(m->body, m->body_len, tmp.correlation_id, tmp.event_id,
+                                    tmp.type))
+            continue;
+        if (!t)
+            t = herald__xcalloc(b->n, sizeof *t);
+        t[i] = tmp;
+        items[i].trace = &t[i];
+        items[i].message_id = m->id;
+        items[i].attempt = m->attempts;
+    }
+    return t;
+}
+
 static void settle(herald_consumer *c, herald_delivery *d, int handler_rc)
 {
     size_t n = d->batch.n;
     herald__settle_item *items = herald__xcalloc(n, sizeof *items);
+    herald__trace_info *traces = trace_batch(&d->batch, items);
     const char *error = d->error[0] ? d->error : handler_rc < 0 ? "handler failed" : NULL;
     int64_t n_ack = 0, n_retry = 0;
     for (size_t i = 0; i < n; i++) {
@@ -232,6 +255,7 @@ static void settle(herald_consumer *c, herald_delivery *d, int handler_rc)
     pthread_mutex_unlock(&c->mu);
     int rc = herald__queue_settle_async(c->s, d->batch.queue, items, n, &c->policy, settled, d);
     herald__free(items);
+    herald__free(traces);
     if (rc < 0)
         settled(d, rc, NULL);
 }
@@ -264,6 +288,7 @@ static void run_chain(herald_consumer *c, herald_delivery *d)
 {
     size_t n = d->batch.n;
     herald__settle_item *items = herald__xcalloc(n, sizeof *items);
+    herald__trace_info *traces = trace_batch(&d->batch, items);
     char **errors = herald__xcalloc(n, sizeof *errors);
     herald_envelope *envs = herald__xcalloc(n, sizeof *envs);
     bool *has_env = herald__xcalloc(n, sizeof *has_env);
@@ -325,6 +350,7 @@ static void run_chain(herald_consumer *c, herald_delivery *d)
     herald__free(envs);
     herald__free(has_env);
     herald__free(items);
+    herald__free(traces);
     if (rc < 0)
         settled(d, rc, NULL);
     herald__chain_tick(c->chain);
@@ -647,6 +673,8 @@ static int check_cfg(const herald_consumer_cfg *cfg)
                            (long long)cfg->processed_retention_s, HERALD_MAX_DELAY_S);
     if (!cfg->queues || cfg->n_queues == 0)
         return herald__err(HERALD_EINVAL, "consumer needs at least one queue");
+    if (cfg->name && (!cfg->name[0] || strlen(cfg->name) > 100))
+        return herald__err(HERALD_EINVAL, "consumer name must be 1..100 characters");
     if (cfg->n_queues > 1000)
         return herald__err(HERALD_EINVAL, "consumer has %zu queues; at most 1000",
                            cfg->n_queues);
@@ -686,6 +714,7 @@ static void consumer_free(herald_consumer *c)
     herald__free(c->pending);
     herald__free(c->workers);
     herald__free(c->dlq_copy);
+    herald__free(c->name);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->job_cv);
     pthread_cond_destroy(&c->settle_cv);
@@ -751,6 +780,14 @@ int herald_consumer_start(herald_store *s, const herald_consumer_cfg *cfg, heral
     c->tx_handler = cfg->tx_handler;
     c->chain = (herald_chain *)cfg->chain;
     c->retry_policy = cfg->retry_policy;
+    if (cfg->name) {
+        c->name = herald__xstrdup(cfg->name);
+    } else {
+        size_t len = strlen(cfg->queues[0]) + 16;
+        c->name = herald__xmalloc(len);
+        snprintf(c->name, len, "consumer:%s", cfg->queues[0]);
+    }
+    c->policy.handler_name = c->name;
     c->processed_retention_s = cfg->processed_retention_s == HERALD_UNSET || !cfg->tx_handler
                                    ? 7 * 86400
                                    : cfg->processed_retention_s;

@@ -141,6 +141,15 @@ static int process_one(herald__eo_op *o, size_t i, herald__settle_item *it)
     const herald_envelope *env = o->has_env[i] ? &o->envs[i] : NULL;
     herald__err_clear();
     (void)herald__lease_parse(m->lease_id, &it->ref);
+    if (env && env->correlation_id[0]) {
+        herald__trace_info *t = &o->traces[i];
+        memcpy(t->correlation_id, env->correlation_id, sizeof t->correlation_id);
+        memcpy(t->event_id, env->event_id, sizeof t->event_id);
+        memcpy(t->type, env->type, sizeof t->type);
+        it->trace = t;
+        it->message_id = m->id;
+        it->attempt = m->attempts;
+    }
     it->is_retry = false;
     it->delay_s = HERALD_UNSET;
     it->error = NULL;
@@ -209,6 +218,7 @@ int herald__eo_run_batch(herald__eo_op *o)
     o->has_env = has_env;
     o->base = (herald__op){ .run = eo_run, .wakes = true };
     o->errors = herald__xcalloc(n, sizeof *o->errors);
+    o->traces = herald__xcalloc(n, sizeof *o->traces);
     int rc = herald__store_exec(o->store, &o->base);
     if (rc == 0)
         herald__fault("eo.after_commit");
@@ -218,6 +228,7 @@ int herald__eo_run_batch(herald__eo_op *o)
             herald_envelope_deinit(&envs[i]);
     }
     herald__free(o->errors);
+    herald__free(o->traces);
     herald__free(envs);
     herald__free(has_env);
     return rc;

@@ -107,6 +107,11 @@ bool herald__name_valid(const char *name);
 /* ---- envelope (envelope.c) ---- */
 
 bool herald__event_type_valid(const char *type);
+/* Fills corr/event_id/type from an envelope body that carries a correlation_id; false (and
+ * nothing written) for any other body. Cheap for bodies that are not envelopes. */
+bool herald__envelope_trace(const void *body, size_t len, char corr[HERALD_CORRELATION_ID_MAX + 1],
+                            char event_id[HERALD_ID_SIZE], char type[HERALD_EVENT_TYPE_MAX + 1]);
+
 /* Validates every field of e (the message names the bad one): HERALD_EENVELOPE. */
 int herald__event_check(const herald_event *e);
 /* Encodes e with timestamp now_ms (see herald_event_encode). */

@@ -231,3 +231,31 @@ void herald_envelope_deinit(herald_envelope *e)
     e->payload_json = NULL;
     e->payload_len = 0;
 }
+
+bool herald__envelope_trace(const void *body, size_t len, char corr[HERALD_CORRELATION_ID_MAX + 1],
+                            char event_id[HERALD_ID_SIZE], char type[HERALD_EVENT_TYPE_MAX + 1])
+{
+    static const char prefix[] = "{\"event_id\":\"";
+    static const char key[] = "\"correlation_id\"";
+    if (len < sizeof prefix || memcmp(body, prefix, sizeof prefix - 1) != 0)
+        return false;
+    const char *b = body;
+    bool has_key = false;
+    for (size_t i = 0; !has_key && i + sizeof key - 1 <= len && i < 400; i++)
+        has_key = b[i] == '"' && memcmp(b + i, key, sizeof key - 1) == 0;
+    if (!has_key) /* Herald writes correlation_id before the payload: near the start */
+        return false;
+    herald_envelope env;
+    if (herald_envelope_parse(body, len, &env) < 0) {
+        herald__err_clear();
+        return false;
+    }
+    bool traced = env.correlation_id[0] != 0;
+    if (traced) {
+        memcpy(corr, env.correlation_id, sizeof env.correlation_id);
+        memcpy(event_id, env.event_id, sizeof env.event_id);
+        memcpy(type, env.type, sizeof env.type);
+    }
+    herald_envelope_deinit(&env);
+    return traced;
+}

@@ -396,6 +396,11 @@ static void mint_ids(herald_store *s, herald__msg_in *in, const herald_msg *msgs
         in[i].body_len = msgs[i].body_len;
         in[i].content_type = msgs[i].content_type;
         in[i].delay_s = msgs[i].delay_s;
+        herald__trace_info *t = &in[i].trace;
+        t->correlation_id[0] = 0;
+        if (msgs[i].content_type == HERALD_CONTENT_JSON)
+            (void)herald__envelope_trace(msgs[i].body, msgs[i].body_len, t->correlation_id,
+                                         t->event_id, t->type);
     }
 }
 
@@ -664,8 +669,10 @@ typedef struct settle_op {
     char *queue_copy;
     herald__settle_item *items_copy;
     herald__policy policy_copy;
-    char *dlq_copy;
+    char *dlq_copy, *handler_copy;
     char **errors;
+    herald__trace_info *traces;
+    char (*msg_ids)[HERALD_ID_SIZE];
 } settle_op;
 
 static int settle_run(herald_store *s, herald__op *op)
@@ -754,6 +761,9 @@ static void settle_op_free(settle_op *st)
     herald__free(st->items_copy);
     herald__free(st->queue_copy);
     herald__free(st->dlq_copy);
+    herald__free(st->handler_copy);
+    herald__free(st->traces);
+    herald__free(st->msg_ids);
     herald__free(st);
 }
 
@@ -785,6 +795,17 @@ int herald__queue_settle_async(herald_store *s, const char *queue,
             st->items_copy[i].processed_type =
                 herald__xstrdup(items[i].processed_type ? items[i].processed_type : "");
         }
+        if (items[i].trace) {
+            if (!st->traces) {
+                st->traces = herald__xcalloc(n, sizeof *st->traces);
+                st->msg_ids = herald__xcalloc(n, sizeof *st->msg_ids);
+            }
+            st->traces[i] = *items[i].trace;
+            st->items_copy[i].trace = &st->traces[i];
+            snprintf(st->msg_ids[i], sizeof st->msg_ids[i], "%s",
+                     items[i].message_id ? items[i].message_id : "");
+            st->items_copy[i].message_id = st->msg_ids[i];
+        }
     }
     st->items = st->items_copy;
     st->n = n;
@@ -793,6 +814,10 @@ int herald__queue_settle_async(herald_store *s, const char *queue,
         if (p->dead_letter_queue) {
             st->dlq_copy = herald__xstrdup(p->dead_letter_queue);
             st->policy_copy.dead_letter_queue = st->dlq_copy;
+        }
+        if (p->handler_name) {
+            st->handler_copy = herald__xstrdup(p->handler_name);
+            st->policy_copy.handler_name = st->handler_copy;
         }
         st->policy = &st->policy_copy;
     }
@@ -890,4 +915,13 @@ int herald_send_event(herald_store *s, const char *queue, const herald_event *e,
     if (rc == 0 && event_id_out)
         memcpy(event_id_out, id, HERALD_ID_SIZE);
     return rc;
+}
+
+int herald_trace(herald_store *s, const char *correlation_id, herald_trace_entry **out,
+                 size_t *n_out)
+{
+    herald__err_clear();
+    if (!s || !correlation_id || !out || !n_out)
+        return herald__err(HERALD_EINVAL, "herald_trace: NULL argument");
+    return herald__store_trace(s, correlation_id, out, n_out);
 }

@@ -520,6 +520,14 @@ int herald__store_processed_check(herald_store *s, const char *queue, const char
     return rc;
 }
 
+int herald__store_trace(herald_store *s, const char *corr, herald_trace_entry **out, size_t *n)
+{
+    pthread_mutex_lock(&s->read_mu);
+    int rc = s->ops->trace(s, corr, out, n);
+    pthread_mutex_unlock(&s->read_mu);
+    return rc;
+}
+
 int herald__store_metrics_list(herald_store *s, herald_metric **out, size_t *n)
 {
     pthread_mutex_lock(&s->read_mu);

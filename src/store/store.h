@@ -11,12 +11,20 @@
 #include "core/core.h"
 
 /* One message to insert (ids are minted by the queue layer). */
+/* What tracing knows of an enveloped message with a correlation id ("" = not traced). */
+typedef struct herald__trace_info {
+    char correlation_id[HERALD_CORRELATION_ID_MAX + 1];
+    char event_id[HERALD_ID_SIZE];
+    char type[HERALD_EVENT_TYPE_MAX + 1];
+} herald__trace_info;
+
 typedef struct herald__msg_in {
     char id[HERALD_ID_SIZE];
     const void *body;
     size_t body_len;
     herald_content_type content_type;
     int64_t delay_s; /* HERALD_UNSET: batch delay, else queue delivery_delay */
+    herald__trace_info trace;
 } herald__msg_in;
 
 /* Consumer-level overrides of a queue's retry settings; UNSET/NULL = the queue's own. */
@@ -24,6 +32,7 @@ typedef struct herald__policy {
     int64_t max_retries;
     int64_t retry_delay_s;
     const char *dead_letter_queue;
+    const char *handler_name; /* for the trace; NULL: "pull" */
 } herald__policy;
 
 /* A lease id, parsed: the message's row and the random tag of that lease. */
@@ -40,6 +49,9 @@ typedef struct herald__settle_item {
     const char *error; /* retry only; may be NULL */
     const char *processed_event_id; /* ack only: record (queue, id) processed, with the ack */
     const char *processed_type;
+    const herald__trace_info *trace; /* NULL: not traced */
+    const char *message_id;          /* with trace */
+    int attempt;                     /* with trace */
 } herald__settle_item;
 
 /* Formats / parses "hl1.<seq hex>.<tag hex>". Parse returns false when malformed. */
@@ -172,6 +184,7 @@ int herald__store_outbox_count(herald_store *s, int64_t *n_pending);
 int herald__store_processed_check(herald_store *s, const char *queue, const char *event_id,
                                   bool *seen);
 int herald__store_metrics_list(herald_store *s, herald_metric **out, size_t *n);
+int herald__store_trace(herald_store *s, const char *corr, herald_trace_entry **out, size_t *n);
 /* Runs one read-only user statement on the reader (see herald_sql_query). */
 int herald__store_user_query(herald_store *s, const char *sql, const herald_arg *args, size_t n,
                              herald_row_cb cb, void *ud);

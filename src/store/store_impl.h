@@ -76,6 +76,7 @@ struct herald_store_ops {
     /* read side */
     int (*processed_check)(herald_store *s, const char *queue, const char *event_id, bool *seen);
     int (*metrics_list)(herald_store *s, herald_metric **out, size_t *n);
+    int (*trace)(herald_store *s, const char *corr, herald_trace_entry **out, size_t *n);
     int (*dead_page)(herald_store *s, const char *dlq, int64_t after_visible_ms,
                      int64_t after_seq, herald__dead_row *rows, size_t max, size_t *n);
     int (*attempts)(herald_store *s, const char *message_id, herald_attempt **out, size_t *n);

@@ -465,5 +465,6 @@ const herald_store_ops herald__store_sqlite = {
     .processed_check = herald__sq_processed_check,
     .metrics_add = herald__sq_metrics_add,
     .metrics_list = herald__sq_metrics_list,
+    .trace = herald__sq_trace,
     .processed_prune = herald__sq_processed_prune,
 };

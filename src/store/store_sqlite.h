@@ -22,7 +22,7 @@ enum {
     W_TOPIC_ENSURE, W_TOPIC_SUB, W_TOPIC_UNSUB, W_TOPIC_EXISTS, W_TOPIC_TARGETS, W_TOPIC_COUNT,
     W_QUEUE_SUBS_DELETE, W_OUTBOX_PUT, W_OUTBOX_MARK, W_OUTBOX_PRUNE,
     W_ATTEMPT_ADD, W_ATTEMPT_PRUNE, W_DEAD_GET, W_REDRIVE_COPY, W_REDRIVE_EDITED, W_AUDIT_ADD,
-    W_METRICS_ADD,
+    W_METRICS_ADD, W_TRACE_ADD, W_TRACE_PRUNE,
     W_N
 };
 
@@ -30,7 +30,7 @@ enum {
 enum {
     R_QUEUE_BY_NAME, R_QUEUE_LIST, R_STATS, R_PEEK, R_READY_COUNT, R_NEXT_DUE, R_DATA_VERSION,
     R_TOPIC_LIST, R_TOPIC_SUBS, R_OUTBOX_PENDING, R_OUTBOX_COUNT,
-    R_ATTEMPTS, R_DEAD_PAGE, R_AUDIT, R_PROCESSED_CHECK, R_METRICS,
+    R_ATTEMPTS, R_DEAD_PAGE, R_AUDIT, R_PROCESSED_CHECK, R_METRICS, R_TRACE,
     R_N
 };
 
@@ -90,6 +90,10 @@ int herald__sq_processed_prune(herald_store *s, const char *queue, int64_t befor
                                int64_t *n_pruned);
 
 void herald__sq_qcache_clear(sq_store *q);
+/* Records one step of a traced message (store_sqlite_queue.c). */
+int herald__sq_trace_add(sq_store *q, const herald__trace_info *t, const char *what,
+                         const char *queue, const char *msg_id, const char *handler, int attempt,
+                         const char *detail, int64_t now_ms);
 /* Records a failed delivery of a message in herald_attempts (store_sqlite_queue.c). */
 int herald__sq_attempt_add(sq_store *q, const char *msg_id, const char *queue, int64_t attempt,
                            const char *error, int64_t now_ms);
@@ -135,6 +139,7 @@ int herald__sq_processed_check(herald_store *s, const char *queue, const char *e
                                bool *seen);
 int herald__sq_metrics_add(herald_store *s, const herald_metric *m, size_t n);
 int herald__sq_metrics_list(herald_store *s, herald_metric **out, size_t *n);
+int herald__sq_trace(herald_store *s, const char *corr, herald_trace_entry **out, size_t *n);
 
 /* store_sqlite_sql.c */
 int herald__sq_user_sql(herald_store *s, bool on_writer, const char *sql, const herald_arg *args,

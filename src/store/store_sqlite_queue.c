@@ -44,8 +44,13 @@ const char *const herald__sq_wsql[W_N] = {
                    "dead_lettered_total = dead_lettered_total + ?5, "
                    "deleted_total = deleted_total + ?6, expired_total = expired_total + ?7 "
                    "WHERE queue_id = ?1",
-    [W_MSG_INSERT] = "INSERT INTO herald_messages (queue_id, visible_at_ms, attempts, expires_at_ms, "
-                     "sent_ms, content_type, id, body) VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, ?7)",
+    [W_MSG_INSERT] = "INSERT INTO herald_messages (queue_id, visible_at_ms, attempts, "
+                     "expires_at_ms, sent_ms, content_type, id, body, correlation_id, event_id, "
+                     "event_type) VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    [W_TRACE_ADD] = "INSERT INTO herald_trace (correlation_id, at_ms, what, queue, message_id, "
+                    "event_id, type, handler, attempt, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+                    "?7, ?8, ?9, ?10)",
+    [W_TRACE_PRUNE] = "DELETE FROM herald_trace WHERE at_ms < ?1",
     [W_LEASE_SCAN] = "SELECT seq, attempts, expires_at_ms, id, sent_ms, content_type, body, "
                      "dead_from, dead_attempts, last_error, lease_tag IS NOT NULL "
                      "FROM herald_messages "
@@ -56,8 +61,8 @@ const char *const herald__sq_wsql[W_N] = {
     [W_LEASE_ONE] = "UPDATE herald_messages SET visible_at_ms = ?2, lease_tag = ?3, "
                     "attempts = attempts + 1 WHERE seq = ?1",
     [W_MSG_DELETE] = "DELETE FROM herald_messages WHERE seq = ?1 AND queue_id = ?2",
-    [W_MSG_STATE] = "SELECT attempts, lease_tag, id FROM herald_messages "
-                    "WHERE seq = ?1 AND queue_id = ?2",
+    [W_MSG_STATE] = "SELECT attempts, lease_tag, id, correlation_id, event_id, event_type "
+                    "FROM herald_messages WHERE seq = ?1 AND queue_id = ?2",
     [W_MSG_RETRY] = "UPDATE herald_messages SET visible_at_ms = ?2, lease_tag = NULL, "
                     "last_error = coalesce(?3, last_error) WHERE seq = ?1",
     [W_MSG_TO_DLQ] = "INSERT INTO herald_messages (queue_id, visible_at_ms, attempts, expires_at_ms, "
@@ -153,6 +158,8 @@ const char *const herald__sq_rsql[R_N] = {
                           "ON q.queue_id = p.queue_id WHERE q.name = ?1 AND p.event_id = ?2",
     [R_METRICS] = "SELECT queue, type, outcome, count, sum_ms, b0, b1, b2, b3, b4, b5, b6, b7, "
                   "b8, b9, b10, b11, b12 FROM herald_metrics ORDER BY queue, type, outcome",
+    [R_TRACE] = "SELECT at_ms, what, queue, message_id, event_id, type, handler, attempt, detail "
+                "FROM herald_trace WHERE correlation_id = ?1 ORDER BY at_ms, seq",
     [R_AUDIT] = "SELECT at_ms, actor, dlq, message_id, to_queue, edit FROM herald_redrive_audit "
                 "WHERE ?1 IS NULL OR dlq = ?1 ORDER BY audit_id",
 };
@@ -472,10 +479,23 @@ int herald__sq_msg_put(herald_store *s, const char *queue, const herald__msg_in 
         sqlite3_bind_int(st, 5, (int)m[i].content_type);
         sqlite3_bind_text(st, 6, m[i].id, HERALD_ID_SIZE - 1, SQLITE_STATIC);
         sqlite3_bind_blob64(st, 7, m[i].body_len ? m[i].body : "", m[i].body_len, SQLITE_STATIC);
+        const herald__trace_info *t = &m[i].trace;
+        if (t->correlation_id[0]) {
+            sqlite3_bind_text(st, 8, t->correlation_id, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 9, t->event_id, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 10, t->type, -1, SQLITE_STATIC);
+        } else {
+            sqlite3_bind_null(st, 8);
+            sqlite3_bind_null(st, 9);
+            sqlite3_bind_null(st, 10);
+        }
         int src = sqlite3_step(st);
         sqlite3_reset(st);
         if (src != SQLITE_DONE)
             return herald__sq_fail(q->wdb, src, "insert message");
+        if (t->correlation_id[0] &&
+            (rc = herald__sq_trace_add(q, t, "sent", queue, m[i].id, "", 0, "", now_ms)) < 0)
+            return rc;
     }
     counters c = { .sent = (int64_t)n };
     return write_counters(q, r.id, &c);
@@ -559,6 +579,24 @@ static int dead_letter(sq_store *q, const qrow *src, const char *src_name, int64
 }
 
 #define LEASE_EXPIRED "visibility timeout expired without ack"
+
+int herald__sq_trace_add(sq_store *q, const herald__trace_info *t, const char *what,
+                         const char *queue, const char *msg_id, const char *handler, int attempt,
+                         const char *detail, int64_t now_ms)
+{
+    sqlite3_stmt *st = q->w[W_TRACE_ADD];
+    sqlite3_bind_text(st, 1, t->correlation_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, now_ms);
+    sqlite3_bind_text(st, 3, what, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, queue, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, msg_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, t->event_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, t->type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 8, handler ? handler : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 9, attempt);
+    sqlite3_bind_text(st, 10, detail ? detail : "", -1, SQLITE_STATIC);
+    return herald__sq_exec(q, st, "record trace");
+}
 
 int herald__sq_attempt_add(sq_store *q, const char *msg_id, const char *queue, int64_t attempt,
                            const char *error, int64_t now_ms)
@@ -681,6 +719,26 @@ int herald__sq_lease(herald_store *s, const char *queue, int max_n, int64_t visi
     return rc;
 }
 
+/* Trace columns of row seq, if it is traced. */
+static bool read_trace(sq_store *q, int64_t seq, int64_t queue_id, herald__trace_info *t,
+                       char id[HERALD_ID_SIZE], int *attempts)
+{
+    sqlite3_stmt *st = q->w[W_MSG_STATE];
+    sqlite3_bind_int64(st, 1, seq);
+    sqlite3_bind_int64(st, 2, queue_id);
+    bool traced = false;
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 3) != SQLITE_NULL) {
+        *attempts = sqlite3_column_int(st, 0);
+        copy_text(id, HERALD_ID_SIZE, sqlite3_column_text(st, 2));
+        copy_text(t->correlation_id, sizeof t->correlation_id, sqlite3_column_text(st, 3));
+        copy_text(t->event_id, sizeof t->event_id, sqlite3_column_text(st, 4));
+        copy_text(t->type, sizeof t->type, sqlite3_column_text(st, 5));
+        traced = true;
+    }
+    sqlite3_reset(st);
+    return traced;
+}
+
 int herald__sq_settle(herald_store *s, const char *queue, const herald__settle_item *items,
                       size_t n, const herald__policy *p, int64_t now_ms,
                       herald_settle_result *res)
@@ -697,17 +755,32 @@ int herald__sq_settle(herald_store *s, const char *queue, const herald__settle_i
     memset(res, 0, sizeof *res);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         const herald__settle_item *it = &items[i];
+        herald__trace_info looked_up;
+        const herald__trace_info *trace = it->trace;
+        char looked_id[HERALD_ID_SIZE] = "";
+        int looked_attempt = 0;
+        if (!trace && !it->is_retry && !(p && p->handler_name)) {
+            /* the pull API: find out here whether the message is traced */
+            if (read_trace(q, it->ref.seq, r.id, &looked_up, looked_id, &looked_attempt))
+                trace = &looked_up;
+        }
         if (!it->is_retry) {
             sqlite3_stmt *del = q->w[W_MSG_DELETE];
             sqlite3_bind_int64(del, 1, it->ref.seq);
             sqlite3_bind_int64(del, 2, r.id);
             rc = herald__sq_exec(q, del, "ack message");
-            if (rc == 0 && sqlite3_changes(q->wdb) > 0) {
+            bool deleted = rc == 0 && sqlite3_changes(q->wdb) > 0;
+            if (deleted) {
                 res->n_acked++;
                 c.acked++;
             } else if (rc == 0) {
                 res->n_missing++;
             }
+            if (deleted && trace)
+                rc = herald__sq_trace_add(q, trace, "acked", queue,
+                                          it->trace ? it->message_id : looked_id,
+                                          p && p->handler_name ? p->handler_name : "pull",
+                                          it->trace ? it->attempt : looked_attempt, "", now_ms);
             bool is_new;
             if (rc == 0 && it->processed_event_id)
                 rc = herald__sq_processed_claim(s, queue, it->processed_event_id,
@@ -728,6 +801,14 @@ int herald__sq_settle(herald_store *s, const char *queue, const herald__settle_i
             has_tag = sqlite3_column_type(st, 1) != SQLITE_NULL;
             tag = sqlite3_column_int64(st, 1);
             copy_text(id, sizeof id, sqlite3_column_text(st, 2));
+            if (!trace && sqlite3_column_type(st, 3) != SQLITE_NULL) {
+                copy_text(looked_up.correlation_id, sizeof looked_up.correlation_id,
+                          sqlite3_column_text(st, 3));
+                copy_text(looked_up.event_id, sizeof looked_up.event_id,
+                          sqlite3_column_text(st, 4));
+                copy_text(looked_up.type, sizeof looked_up.type, sqlite3_column_text(st, 5));
+                trace = &looked_up;
+            }
         }
         sqlite3_reset(st);
         if (src == SQLITE_DONE) {
@@ -746,6 +827,14 @@ int herald__sq_settle(herald_store *s, const char *queue, const herald__settle_i
                                     now_ms);
         if (rc < 0)
             break;
+        if (trace) {
+            bool dies = it->is_dead || attempts >= max_retries + 1;
+            rc = herald__sq_trace_add(q, trace, dies ? "dead_lettered" : "retried", queue, id,
+                                      p && p->handler_name ? p->handler_name : "pull",
+                                      (int)attempts, it->error, now_ms);
+            if (rc < 0)
+                break;
+        }
         if (it->is_dead || attempts >= max_retries + 1) {
             rc = dead_letter(q, &r, queue, it->ref.seq, id, attempts, dlq, it->error, now_ms, &c);
             res->n_dead++;
@@ -810,6 +899,10 @@ int herald__sq_sweep(herald_store *s, int64_t now_ms, int64_t *n_expired)
         return herald__sq_fail(q->wdb, src, "count expired messages");
     sqlite3_bind_int64(q->w[W_ATTEMPT_PRUNE], 1, now_ms - 14LL * 86400 * 1000);
     int prc = herald__sq_exec(q, q->w[W_ATTEMPT_PRUNE], "prune attempt history");
+    if (prc == 0) {
+        sqlite3_bind_int64(q->w[W_TRACE_PRUNE], 1, now_ms - 7LL * 86400 * 1000);
+        prc = herald__sq_exec(q, q->w[W_TRACE_PRUNE], "prune traces");
+    }
     if (prc < 0)
         return prc;
     if (total == 0) {
@@ -1152,6 +1245,41 @@ int herald__sq_metrics_list(herald_store *s, herald_metric **out, size_t *n)
     if (src != SQLITE_DONE) {
         herald__free(v);
         return herald__sq_fail(q->rdb, src, "read metrics");
+    }
+    *out = v;
+    *n = k;
+    return 0;
+}
+
+int herald__sq_trace(herald_store *s, const char *corr, herald_trace_entry **out, size_t *n)
+{
+    sq_store *q = (sq_store *)s;
+    sqlite3_stmt *st = q->r[R_TRACE];
+    sqlite3_bind_text(st, 1, corr, -1, SQLITE_STATIC);
+    size_t cap = 16, k = 0;
+    herald_trace_entry *v = herald__xcalloc(cap, sizeof *v);
+    int src;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (k == cap) {
+            cap *= 2;
+            v = herald__xrealloc(v, cap * sizeof *v);
+        }
+        herald_trace_entry *e = &v[k++];
+        memset(e, 0, sizeof *e);
+        e->at_ms = sqlite3_column_int64(st, 0);
+        copy_text(e->what, sizeof e->what, sqlite3_column_text(st, 1));
+        copy_text(e->queue, sizeof e->queue, sqlite3_column_text(st, 2));
+        copy_text(e->message_id, sizeof e->message_id, sqlite3_column_text(st, 3));
+        copy_text(e->event_id, sizeof e->event_id, sqlite3_column_text(st, 4));
+        copy_text(e->type, sizeof e->type, sqlite3_column_text(st, 5));
+        copy_text(e->handler, sizeof e->handler, sqlite3_column_text(st, 6));
+        e->attempt = sqlite3_column_int(st, 7);
+        copy_text(e->detail, sizeof e->detail, sqlite3_column_text(st, 8));
+    }
+    sqlite3_reset(st);
+    if (src != SQLITE_DONE) {
+        herald__free(v);
+        return herald__sq_fail(q->rdb, src, "read trace");
     }
     *out = v;
     *n = k;
