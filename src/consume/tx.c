@@ -81,7 +81,14 @@ int herald_tx_send_event(herald_tx *tx, const char *queue, const herald_event *e
         herald__free(body);
         return rc;
     }
-    rc = herald__queue_put_envelope_in_tx(tx->s, queue, body, len, NULL);
+    herald__trace_info t;
+    bool traced = ev.correlation_id && ev.correlation_id[0];
+    if (traced) {
+        snprintf(t.correlation_id, sizeof t.correlation_id, "%s", ev.correlation_id);
+        memcpy(t.event_id, id, HERALD_ID_SIZE);
+        snprintf(t.type, sizeof t.type, "%s", ev.type);
+    }
+    rc = herald__queue_put_envelope_in_tx(tx->s, queue, body, len, traced ? &t : NULL, NULL);
     herald__free(body);
     if (rc == 0 && event_id_out)
         memcpy(event_id_out, id, HERALD_ID_SIZE);

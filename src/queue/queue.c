@@ -455,15 +455,22 @@ int herald__queue_put_in_tx(herald_store *s, const char *queue, const herald_msg
 }
 
 int herald__queue_put_envelope_in_tx(herald_store *s, const char *queue, const char *body,
-                                     size_t len, char id_out[HERALD_ID_SIZE])
+                                     size_t len, const herald__trace_info *trace,
+                                     char id_out[HERALD_ID_SIZE])
 {
     int rc = check_read_name(s, queue);
     if (rc < 0)
         return rc;
-    herald_msg m = { .body = body, .body_len = len, .content_type = HERALD_CONTENT_JSON,
-                     .delay_s = HERALD_UNSET };
     herald__msg_in in[1];
-    mint_ids(s, in, &m, 1);
+    herald__uuid7_at(herald__store_now(s), in[0].id);
+    in[0].body = body;
+    in[0].body_len = len;
+    in[0].content_type = HERALD_CONTENT_JSON;
+    in[0].delay_s = HERALD_UNSET;
+    if (trace)
+        in[0].trace = *trace; /* known to the caller: no need to parse the body again */
+    else
+        in[0].trace.correlation_id[0] = 0;
     rc = herald__store_msg_put(s, queue, in, 1, HERALD_UNSET);
     if (rc == 0 && id_out)
         memcpy(id_out, in[0].id, HERALD_ID_SIZE);

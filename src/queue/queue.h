@@ -45,7 +45,8 @@ int herald__queue_put_in_tx(herald_store *s, const char *queue, const herald_msg
                             int64_t batch_delay_s, char (*ids_out)[HERALD_ID_SIZE]);
 /* Same for one envelope Herald just encoded (its JSON is known valid: not parsed again). */
 int herald__queue_put_envelope_in_tx(herald_store *s, const char *queue, const char *body,
-                                     size_t len, char id_out[HERALD_ID_SIZE]);
+                                     size_t len, const herald__trace_info *trace,
+                                     char id_out[HERALD_ID_SIZE]);
 
 /* Validates a batch as herald_send_batch does (no queue name) and mints ids into in[n]. */
 int herald__queue_prepare_batch(herald_store *s, const herald_msg *msgs, size_t n,
