@@ -428,6 +428,11 @@ typedef struct herald_attempt {
     char error[512];    /* truncated */
 } herald_attempt;
 
+/* One message of queue by id, in any state (not leased by this call): b->n is 1, or 0 when the
+ * queue does not hold it. Errors: HERALD_ENOQUEUE. */
+HERALD_API int herald_message_get(herald_store *s, const char *queue, const char *message_id,
+                                  herald_batch *b);
+
 /* The failed attempts of message_id in time order (kept 14 days). *out: herald_free(). */
 HERALD_API int herald_message_attempts(herald_store *s, const char *message_id,
                                        herald_attempt **out, size_t *n_out);
@@ -603,14 +608,16 @@ typedef int (*herald_tx_handler_cb)(herald_tx *tx, const herald_message *m,
 typedef int (*herald_outbox_fn)(herald_tx *tx, void *ud);
 HERALD_API int herald_outbox_run(herald_store *service_db, herald_outbox_fn fn, void *ud);
 
-/* Inside herald_outbox_run: adds an event for queue (is_topic false) or topic `dest`.
- * Errors: HERALD_EENVELOPE, HERALD_EINVAL (bad name). */
+/* Inside herald_outbox_run: adds an event for queue (is_topic false) or topic `dest`. If a
+ * catalog is set on the service database's store (herald_store_set_catalog), the event is
+ * checked against it here. Errors: HERALD_EENVELOPE, HERALD_EINVAL (bad name), HERALD_ETOOBIG
+ * (an envelope over 128,000 bytes), HERALD_ECATALOG (strict catalog). */
 HERALD_API int herald_outbox_add(herald_tx *tx, const char *dest, bool is_topic,
                                  const herald_event *e, char event_id_out[HERALD_ID_SIZE]);
 
 /* One pass: publishes every pending row (in order) to `bus` and marks it published.
- * n_published may be NULL. Errors of the bus (an unknown queue...) stop the pass; the row stays
- * pending and the error is returned. */
+ * n_published (may be NULL) is set also on failure, to what was published before it. Errors of
+ * the bus (an unknown queue...) stop the pass; the row stays pending and the error is returned.*/
 HERALD_API int herald_outbox_flush(herald_store *service_db, herald_store *bus,
                                    int64_t *n_published);
 /* Rows not yet published. */

@@ -45,6 +45,10 @@ static int list(const cli_ctx *ctx, herald_store *s, const char *dlq)
         json_t *arr = json_array();
         for (size_t i = 0; i < b.n; i++)
             json_array_append_new(arr, dead_json(&b.msgs[i]));
+        herald_queue_stats qs;
+        if (herald_queue_stats_get(s, dlq, &qs) == 0 && qs.backlog_count > (int64_t)b.n)
+            fprintf(stderr, "herald: dlq list: showing the first %zu of %lld dead letters\n",
+                    b.n, (long long)qs.backlog_count);
         if (ctx->json) {
             cli_print_json(arr);
         } else {
@@ -101,14 +105,11 @@ static int list(const cli_ctx *ctx, herald_store *s, const char *dlq)
 
 static int show(const cli_ctx *ctx, herald_store *s, const char *dlq, const char *id)
 {
-    const herald_message *found = NULL;
     herald_batch b;
-    int rc = herald_peek(s, dlq, 100, &b);
+    int rc = herald_message_get(s, dlq, id, &b);
     if (rc < 0)
         return cli_fail("dlq show", rc);
-    for (size_t i = 0; i < b.n && !found; i++)
-        if (strcmp(b.msgs[i].id, id) == 0)
-            found = &b.msgs[i];
+    const herald_message *found = b.n ? &b.msgs[0] : NULL;
     if (!found) {
         fprintf(stderr, "herald: dlq show: message %s is not in '%s'\n", id, dlq);
         herald_batch_deinit(&b);

@@ -30,6 +30,17 @@ int herald_message_attempts(herald_store *s, const char *message_id, herald_atte
     return herald__store_attempts(s, message_id, out, n_out);
 }
 
+int herald_message_get(herald_store *s, const char *queue, const char *message_id,
+                       herald_batch *b)
+{
+    herald__err_clear();
+    if (!s || !queue || !message_id || !b)
+        return herald__err(HERALD_EINVAL, "herald_message_get: NULL argument");
+    herald_queue_info qi;
+    int rc = herald_queue_get(s, queue, &qi);
+    return rc < 0 ? rc : herald__store_msg_get(s, queue, message_id, b);
+}
+
 int herald_redrive_audit(herald_store *s, const char *dlq, herald_audit_entry **out,
                          size_t *n_out)
 {
@@ -234,7 +245,7 @@ static int select_and_edit(herald_store *s, const char *dlq, const herald_redriv
             herald__dead_row *r = &rows[i];
             after_vis = r->visible_at_ms;
             after_seq = r->seq;
-            if (rc < 0 || (o->max > 0 && (int64_t)n >= o->max) || !wanted(o, r->id, found))
+            if (rc < 0 || !wanted(o, r->id, found) || (o->max > 0 && (int64_t)n >= o->max))
                 continue;
             pick p = { .seq = r->seq };
             herald_queue_info qi;

@@ -484,7 +484,16 @@ int herald__store_dead_page(herald_store *s, const char *dlq, int64_t after_visi
                             int64_t after_seq, herald__dead_row *rows, size_t max, size_t *n)
 {
     pthread_mutex_lock(&s->read_mu);
-    int rc = s->ops->dead_page(s, dlq, after_visible_ms, after_seq, rows, max, n);
+    int rc = s->ops->dead_page(s, dlq, after_visible_ms, after_seq, herald__store_now(s), rows,
+                               max, n);
+    pthread_mutex_unlock(&s->read_mu);
+    return rc;
+}
+
+int herald__store_msg_get(herald_store *s, const char *queue, const char *id, herald_batch *out)
+{
+    pthread_mutex_lock(&s->read_mu);
+    int rc = s->ops->msg_get(s, queue, id, herald__store_now(s), out);
     pthread_mutex_unlock(&s->read_mu);
     return rc;
 }

@@ -137,6 +137,8 @@ typedef struct herald__dead_row {
 /* Dead letters of dlq after the position (visible_at_ms, seq) in delivery order. */
 int herald__store_dead_page(herald_store *s, const char *dlq, int64_t after_visible_ms,
                             int64_t after_seq, herald__dead_row *rows, size_t max, size_t *n);
+/* The message `id` of queue (any state) as a one-message batch; empty batch when absent. */
+int herald__store_msg_get(herald_store *s, const char *queue, const char *id, herald_batch *out);
 int herald__store_attempts(herald_store *s, const char *message_id, herald_attempt **out,
                            size_t *n);
 int herald__store_audit(herald_store *s, const char *dlq, herald_audit_entry **out, size_t *n);

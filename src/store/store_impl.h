@@ -78,7 +78,10 @@ struct herald_store_ops {
     int (*metrics_list)(herald_store *s, herald_metric **out, size_t *n);
     int (*trace)(herald_store *s, const char *corr, herald_trace_entry **out, size_t *n);
     int (*dead_page)(herald_store *s, const char *dlq, int64_t after_visible_ms,
-                     int64_t after_seq, herald__dead_row *rows, size_t max, size_t *n);
+                     int64_t after_seq, int64_t now_ms, herald__dead_row *rows, size_t max,
+                     size_t *n);
+    int (*msg_get)(herald_store *s, const char *queue, const char *id, int64_t now_ms,
+                   herald_batch *out);
     int (*attempts)(herald_store *s, const char *message_id, herald_attempt **out, size_t *n);
     int (*audit)(herald_store *s, const char *dlq, herald_audit_entry **out, size_t *n);
     int (*outbox_pending)(herald_store *s, herald__outbox_row *rows, size_t max, size_t *n);

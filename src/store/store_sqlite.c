@@ -461,6 +461,7 @@ const herald_store_ops herald__store_sqlite = {
     .redrive_one = herald__sq_redrive_one,
     .dead_page = herald__sq_dead_page,
     .attempts = herald__sq_attempts,
+    .msg_get = herald__sq_msg_get,
     .audit = herald__sq_audit,
     .processed_check = herald__sq_processed_check,
     .metrics_add = herald__sq_metrics_add,

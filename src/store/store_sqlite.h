@@ -30,7 +30,7 @@ enum {
 enum {
     R_QUEUE_BY_NAME, R_QUEUE_LIST, R_STATS, R_PEEK, R_READY_COUNT, R_NEXT_DUE, R_DATA_VERSION,
     R_TOPIC_LIST, R_TOPIC_SUBS, R_OUTBOX_PENDING, R_OUTBOX_COUNT,
-    R_ATTEMPTS, R_DEAD_PAGE, R_AUDIT, R_PROCESSED_CHECK, R_METRICS, R_TRACE,
+    R_ATTEMPTS, R_DEAD_PAGE, R_AUDIT, R_PROCESSED_CHECK, R_METRICS, R_TRACE, R_MSG_GET,
     R_N
 };
 
@@ -127,8 +127,11 @@ int herald__sq_redrive_one(herald_store *s, const char *dlq, int64_t seq, const 
                            const void *body, size_t len, const char *actor, const char *edit,
                            int64_t now_ms, bool *moved);
 int herald__sq_dead_page(herald_store *s, const char *dlq, int64_t after_visible_ms,
-                         int64_t after_seq, herald__dead_row *rows, size_t max, size_t *n);
+                         int64_t after_seq, int64_t now_ms, herald__dead_row *rows, size_t max,
+                         size_t *n);
 int herald__sq_attempts(herald_store *s, const char *message_id, herald_attempt **out, size_t *n);
+int herald__sq_msg_get(herald_store *s, const char *queue, const char *id, int64_t now_ms,
+                       herald_batch *out);
 int herald__sq_audit(herald_store *s, const char *dlq, herald_audit_entry **out, size_t *n);
 /* Queue id and retention of a queue (writer); HERALD_ENOQUEUE naming it. */
 int herald__sq_queue_ident(sq_store *q, const char *name, int64_t *id, int64_t *retention_s);

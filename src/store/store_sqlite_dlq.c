@@ -73,7 +73,8 @@ int herald__sq_redrive_one(herald_store *s, const char *dlq, int64_t seq, const 
 }
 
 int herald__sq_dead_page(herald_store *s, const char *dlq, int64_t after_visible_ms,
-                         int64_t after_seq, herald__dead_row *rows, size_t max, size_t *n)
+                         int64_t after_seq, int64_t now_ms, herald__dead_row *rows, size_t max,
+                         size_t *n)
 {
     sq_store *q = (sq_store *)s;
     sqlite3_stmt *st = q->r[R_DEAD_PAGE];
@@ -81,6 +82,7 @@ int herald__sq_dead_page(herald_store *s, const char *dlq, int64_t after_visible
     sqlite3_bind_int64(st, 2, after_visible_ms);
     sqlite3_bind_int64(st, 3, after_seq);
     sqlite3_bind_int64(st, 4, (int64_t)max);
+    sqlite3_bind_int64(st, 5, now_ms);
     size_t k = 0;
     int src = SQLITE_DONE;
     while (k < max && (src = sqlite3_step(st)) == SQLITE_ROW) {
@@ -165,5 +167,42 @@ int herald__sq_audit(herald_store *s, const char *dlq, herald_audit_entry **out,
     }
     *out = v;
     *n = k;
+    return 0;
+}
+
+int herald__sq_msg_get(herald_store *s, const char *queue, const char *id, int64_t now_ms,
+                       herald_batch *out)
+{
+    sq_store *q = (sq_store *)s;
+    sqlite3_stmt *st = q->r[R_MSG_GET];
+    sqlite3_bind_text(st, 1, queue, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, now_ms);
+    herald_batch b;
+    herald__batch_init(&b, queue, 1);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        herald_message *m = herald__batch_push(&b);
+        snprintf(m->id, sizeof m->id, "%s", sqlite3_column_text(st, 1));
+        m->timestamp_ms = sqlite3_column_int64(st, 2);
+        m->content_type = (herald_content_type)sqlite3_column_int(st, 3);
+        m->body_len = (size_t)sqlite3_column_bytes(st, 4);
+        m->body = herald__batch_keep(&b, sqlite3_column_blob(st, 4), m->body_len);
+        m->attempts = sqlite3_column_int(st, 5);
+        if (sqlite3_column_type(st, 6) != SQLITE_NULL)
+            snprintf(m->dead_from_queue, sizeof m->dead_from_queue, "%s",
+                     sqlite3_column_text(st, 6));
+        m->dead_attempts = sqlite3_column_int(st, 7);
+        if (sqlite3_column_type(st, 8) != SQLITE_NULL)
+            m->last_error = herald__batch_keep(&b, sqlite3_column_text(st, 8),
+                                               (size_t)sqlite3_column_bytes(st, 8));
+        m->visible_at_ms = sqlite3_column_int64(st, 9);
+    }
+    sqlite3_reset(st);
+    if (src != SQLITE_ROW && src != SQLITE_DONE) {
+        herald_batch_deinit(&b);
+        return herald__sq_fail(q->rdb, src, "read message");
+    }
+    *out = b;
     return 0;
 }

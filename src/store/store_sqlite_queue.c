@@ -152,8 +152,12 @@ const char *const herald__sq_rsql[R_N] = {
     [R_DEAD_PAGE] = "SELECT m.seq, m.visible_at_ms, m.id, coalesce(m.dead_from, ''), "
                     "m.content_type, m.body FROM herald_messages m JOIN herald_queues q "
                     "ON q.queue_id = m.queue_id WHERE q.name = ?1 AND (m.visible_at_ms > ?2 OR "
-                    "(m.visible_at_ms = ?2 AND m.seq > ?3)) ORDER BY m.visible_at_ms, m.seq "
-                    "LIMIT ?4",
+                    "(m.visible_at_ms = ?2 AND m.seq > ?3)) AND m.expires_at_ms > ?5 "
+                    "ORDER BY m.visible_at_ms, m.seq LIMIT ?4",
+    [R_MSG_GET] = "SELECT m.seq, m.id, m.sent_ms, m.content_type, m.body, m.attempts, "
+                  "m.dead_from, m.dead_attempts, m.last_error, m.visible_at_ms "
+                  "FROM herald_messages m JOIN herald_queues q ON q.queue_id = m.queue_id "
+                  "WHERE q.name = ?1 AND m.id = ?2 AND m.expires_at_ms > ?3",
     [R_PROCESSED_CHECK] = "SELECT 1 FROM herald_processed_events p JOIN herald_queues q "
                           "ON q.queue_id = p.queue_id WHERE q.name = ?1 AND p.event_id = ?2",
     [R_METRICS] = "SELECT queue, type, outcome, count, sum_ms, b0, b1, b2, b3, b4, b5, b6, b7, "

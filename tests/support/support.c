@@ -90,7 +90,12 @@ char *hx_url(const char *dir, const char *name)
 
 herald_store *hx_open(const char *dir, hx_clock *clock)
 {
-    char *url = hx_url(dir, "herald.db");
+    return hx_open_file(dir, "herald.db", clock);
+}
+
+herald_store *hx_open_file(const char *dir, const char *file, hx_clock *clock)
+{
+    char *url = hx_url(dir, file);
     herald_store_cfg cfg = { 0 };
     cfg.clock = clock ? &clock->clock : NULL;
     herald_store *s = NULL;

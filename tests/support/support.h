@@ -32,6 +32,8 @@ char *hx_url(const char *dir, const char *name);
 
 /* Opens DIR/herald.db with the fake clock (clock may be NULL = real clock); asserts success. */
 herald_store *hx_open(const char *dir, hx_clock *clock);
+/* Opens DIR/FILE (e.g. "service.db", "bus.db") like hx_open; asserts success. */
+herald_store *hx_open_file(const char *dir, const char *file, hx_clock *clock);
 
 /* Runs the herald CLI (HERALD_BIN) with argv (NULL-terminated, without argv[0]), feeding
  * stdin_text (may be NULL = empty stdin). Captures stdout/stderr (malloc'd, NUL-terminated,
