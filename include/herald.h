@@ -575,7 +575,7 @@ HERALD_API int herald_tx_query(herald_tx *tx, const char *sql, const herald_arg 
 HERALD_API int herald_tx_send(herald_tx *tx, const char *queue, const herald_msg *m,
                               char id_out[HERALD_ID_SIZE]);
 /* Sends an event in the handler's transaction. Without a correlation_id it inherits the handled
- * event's correlation_id, or, when that has none, the handled event's event_id. */
+ * event's correlation_id (if it has one: a chain starts where a producer sets one). */
 HERALD_API int herald_tx_send_event(herald_tx *tx, const char *queue, const herald_event *e,
                                     char event_id_out[HERALD_ID_SIZE]);
 /* Records why the handler fails (the message's last_error). */

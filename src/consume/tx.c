@@ -68,9 +68,8 @@ int herald_tx_send_event(herald_tx *tx, const char *queue, const herald_event *e
     if (!tx || !e)
         return herald__err(HERALD_EINVAL, "herald_tx_send_event: NULL argument");
     herald_event ev = *e;
-    if ((!ev.correlation_id || !ev.correlation_id[0]) && tx->env)
-        ev.correlation_id = tx->env->correlation_id[0] ? tx->env->correlation_id
-                                                       : tx->env->event_id;
+    if ((!ev.correlation_id || !ev.correlation_id[0]) && tx->env && tx->env->correlation_id[0])
+        ev.correlation_id = tx->env->correlation_id;
     char *body = NULL;
     size_t len = 0;
     char id[HERALD_ID_SIZE];

@@ -329,6 +329,8 @@ static int sq_open(const char *rest, const herald__store_opts *o, herald_store *
         rc = open_conn(path, SQLITE_OPEN_READWRITE, &q->rdb);
     if (rc == 0)
         rc = prepare_all(q);
+    if (rc == 0)
+        herald__sq_install_authorizer(q);
     if (rc == 0) {
         sqlite3_wal_autocheckpoint(q->wdb, 0); /* sq_after_commit() does it between groups */
         sqlite3_wal_hook(q->wdb, wal_hook, q);

@@ -45,6 +45,7 @@ typedef struct sq_store {
     int wal_pages; /* writer thread: WAL size after the last commit (wal_hook) */
     void *wcache, *rcache; /* user-statement caches (store_sqlite_sql.c) */
     void *qcache;          /* writer: queue rows of the current transaction */
+    bool w_user_mode, r_user_mode; /* the authorizer applies (store_sqlite_sql.c) */
     void *pending;         /* writer: counter deltas of the current transaction */
 } sq_store;
 
@@ -151,5 +152,7 @@ int herald__sq_sp_begin(herald_store *s);
 int herald__sq_sp_release(herald_store *s);
 int herald__sq_sp_rollback(herald_store *s);
 void herald__sq_cache_free(void *cache);
+/* Installs the user-SQL authorizer on both connections (once, at open). */
+void herald__sq_install_authorizer(sq_store *q);
 
 #endif

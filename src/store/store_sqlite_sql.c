@@ -8,12 +8,14 @@
  * Statement cache: per connection, a fixed open-addressing table of SQL text -> prepared
  * statement (CACHE_SLOTS). When it fills up it is emptied (statements finalized) and refilled:
  * programs use a bounded set of SQL texts, so this is rare and keeps the code small.
- * Authorizer: installed for the whole of every user call - prepare AND step, because SQLite
+ * Authorizer: installed once per connection at open (sqlite3_set_authorizer expires every
+ * prepared statement, so it must not be toggled per call) and active while the connection's
+ * user_mode flag is set - for the whole of every user call, prepare AND step, because SQLite
  * recompiles a cached statement after any schema change (a user may create a view or trigger
- * that reaches Herald's tables after the statement was first checked), and it codes trigger
- * bodies into the statement that fires them. It denies any action on a table or index named
- * herald_*, transaction control, ATTACH/DETACH and PRAGMA. Herald's own statements never run
- * while it is installed.
+ * that reaches Herald's tables after the statement was first checked) and codes trigger bodies
+ * into the statement that fires them. It then denies any action on a table or index named
+ * herald_*, transaction control, ATTACH/DETACH and PRAGMA. Herald's own statements never run in
+ * user mode.
  * Threads: the writer connection on the writer thread; the reader under read_mu.
  */
 #include "store/store_sqlite.h"
@@ -57,9 +59,10 @@ static bool is_reserved(const char *name)
 static int authorize(void *ud, int action, const char *a1, const char *a2, const char *db,
                      const char *trigger)
 {
-    (void)ud;
     (void)db;
     (void)trigger;
+    if (!*(const bool *)ud)
+        return SQLITE_OK; /* Herald's own statement */
     switch (action) {
     case SQLITE_TRANSACTION:
     case SQLITE_SAVEPOINT:
@@ -257,9 +260,11 @@ int herald__sq_user_sql(herald_store *s, bool on_writer, const char *sql, const 
     sqlite3 *db = on_writer ? q->wdb : q->rdb;
     if (!sql)
         return herald__err(HERALD_EINVAL, "SQL text is NULL");
-    sqlite3_set_authorizer(db, authorize, NULL);
+    (void)db;
+    bool *user_mode = on_writer ? &q->w_user_mode : &q->r_user_mode;
+    *user_mode = true;
     int rc = user_sql(q, on_writer, sql, args, n, is_multi, changes, cb, ud);
-    sqlite3_set_authorizer(db, NULL, NULL);
+    *user_mode = false;
     return rc;
 }
 
@@ -333,4 +338,10 @@ int herald__sq_sp_rollback(herald_store *s)
     if (rc == 0)
         rc = herald__sq_exec(q, q->w[W_SP_RELEASE], "release msg");
     return rc;
+}
+
+void herald__sq_install_authorizer(sq_store *q)
+{
+    sqlite3_set_authorizer(q->wdb, authorize, &q->w_user_mode);
+    sqlite3_set_authorizer(q->rdb, authorize, &q->r_user_mode);
 }
