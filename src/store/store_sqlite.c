@@ -70,6 +70,32 @@ int herald__sq_exec(sq_store *q, sqlite3_stmt *st, const char *what)
     return rc;
 }
 
+int herald__sq_collect(sqlite3 *db, sqlite3_stmt *st, size_t elem_size,
+                       void (*fill)(sqlite3_stmt *st, void *elem), void **out, size_t *n,
+                       const char *what)
+{
+    size_t cap = 16, k = 0;
+    char *v = herald__xcalloc(cap, elem_size);
+    int src;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (k == cap) {
+            cap *= 2;
+            v = herald__xrealloc(v, cap * elem_size);
+        }
+        memset(v + k * elem_size, 0, elem_size);
+        fill(st, v + k * elem_size);
+        k++;
+    }
+    sqlite3_reset(st);
+    if (src != SQLITE_DONE) {
+        herald__free(v);
+        return herald__sq_fail(db, src, what);
+    }
+    *out = v;
+    *n = k;
+    return 0;
+}
+
 static int exec_sql(sqlite3 *db, const char *sql, const char *what)
 {
     char *emsg = NULL;

@@ -51,6 +51,11 @@ typedef struct sq_store {
 
 /* Maps a SQLite result code to HERALD_E* (keeping the native text in the detail). */
 int herald__sq_fail(sqlite3 *db, int src, const char *what);
+/* Steps st to the end, one elem_size element per row written by fill (zeroed first); *out is
+ * herald__free'd by the caller. Resets st. */
+int herald__sq_collect(sqlite3 *db, sqlite3_stmt *st, size_t elem_size,
+                       void (*fill)(sqlite3_stmt *st, void *elem), void **out, size_t *n,
+                       const char *what);
 /* Steps a statement that returns no row; resets it. */
 int herald__sq_exec(sq_store *q, sqlite3_stmt *st, const char *what);
 

@@ -105,34 +105,33 @@ int herald__sq_dead_page(herald_store *s, const char *dlq, int64_t after_visible
     return 0;
 }
 
+static void fill_attempt(sqlite3_stmt *st, void *elem)
+{
+    herald_attempt *a = elem;
+    a->attempt = sqlite3_column_int(st, 0);
+    a->at_ms = sqlite3_column_int64(st, 1);
+    snprintf(a->queue, sizeof a->queue, "%s", sqlite3_column_text(st, 2));
+    snprintf(a->error, sizeof a->error, "%s", sqlite3_column_text(st, 3));
+}
+
 int herald__sq_attempts(herald_store *s, const char *message_id, herald_attempt **out, size_t *n)
 {
     sq_store *q = (sq_store *)s;
     sqlite3_stmt *st = q->r[R_ATTEMPTS];
     sqlite3_bind_text(st, 1, message_id, -1, SQLITE_STATIC);
-    size_t cap = 8, k = 0;
-    herald_attempt *v = herald__xcalloc(cap, sizeof *v);
-    int src;
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        if (k == cap) {
-            cap *= 2;
-            v = herald__xrealloc(v, cap * sizeof *v);
-        }
-        herald_attempt *a = &v[k++];
-        memset(a, 0, sizeof *a);
-        a->attempt = sqlite3_column_int(st, 0);
-        a->at_ms = sqlite3_column_int64(st, 1);
-        snprintf(a->queue, sizeof a->queue, "%s", sqlite3_column_text(st, 2));
-        snprintf(a->error, sizeof a->error, "%s", sqlite3_column_text(st, 3));
-    }
-    sqlite3_reset(st);
-    if (src != SQLITE_DONE) {
-        herald__free(v);
-        return herald__sq_fail(q->rdb, src, "read attempts");
-    }
-    *out = v;
-    *n = k;
-    return 0;
+    return herald__sq_collect(q->rdb, st, sizeof **out, fill_attempt, (void **)out, n,
+                              "read attempts");
+}
+
+static void fill_audit(sqlite3_stmt *st, void *elem)
+{
+    herald_audit_entry *a = elem;
+    a->at_ms = sqlite3_column_int64(st, 0);
+    snprintf(a->actor, sizeof a->actor, "%s", sqlite3_column_text(st, 1));
+    snprintf(a->dlq, sizeof a->dlq, "%s", sqlite3_column_text(st, 2));
+    snprintf(a->message_id, sizeof a->message_id, "%s", sqlite3_column_text(st, 3));
+    snprintf(a->to_queue, sizeof a->to_queue, "%s", sqlite3_column_text(st, 4));
+    snprintf(a->edit, sizeof a->edit, "%s", sqlite3_column_text(st, 5));
 }
 
 int herald__sq_audit(herald_store *s, const char *dlq, herald_audit_entry **out, size_t *n)
@@ -143,31 +142,8 @@ int herald__sq_audit(herald_store *s, const char *dlq, herald_audit_entry **out,
         sqlite3_bind_text(st, 1, dlq, -1, SQLITE_STATIC);
     else
         sqlite3_bind_null(st, 1);
-    size_t cap = 8, k = 0;
-    herald_audit_entry *v = herald__xcalloc(cap, sizeof *v);
-    int src;
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        if (k == cap) {
-            cap *= 2;
-            v = herald__xrealloc(v, cap * sizeof *v);
-        }
-        herald_audit_entry *a = &v[k++];
-        memset(a, 0, sizeof *a);
-        a->at_ms = sqlite3_column_int64(st, 0);
-        snprintf(a->actor, sizeof a->actor, "%s", sqlite3_column_text(st, 1));
-        snprintf(a->dlq, sizeof a->dlq, "%s", sqlite3_column_text(st, 2));
-        snprintf(a->message_id, sizeof a->message_id, "%s", sqlite3_column_text(st, 3));
-        snprintf(a->to_queue, sizeof a->to_queue, "%s", sqlite3_column_text(st, 4));
-        snprintf(a->edit, sizeof a->edit, "%s", sqlite3_column_text(st, 5));
-    }
-    sqlite3_reset(st);
-    if (src != SQLITE_DONE) {
-        herald__free(v);
-        return herald__sq_fail(q->rdb, src, "read redrive audit");
-    }
-    *out = v;
-    *n = k;
-    return 0;
+    return herald__sq_collect(q->rdb, st, sizeof **out, fill_audit, (void **)out, n,
+                              "read redrive audit");
 }
 
 int herald__sq_msg_get(herald_store *s, const char *queue, const char *id, int64_t now_ms,

@@ -979,28 +979,16 @@ int herald__sq_queue_get(herald_store *s, const char *name, herald_queue_info *o
     return read_queue((sq_store *)s, name, &qid, out, NULL);
 }
 
+static void fill_info(sqlite3_stmt *st, void *elem)
+{
+    read_info(st, elem);
+}
+
 int herald__sq_queue_list(herald_store *s, herald_queue_info **out, size_t *n)
 {
     sq_store *q = (sq_store *)s;
-    sqlite3_stmt *st = q->r[R_QUEUE_LIST];
-    size_t cap = 16, cnt = 0;
-    herald_queue_info *v = herald__xmalloc(cap * sizeof *v);
-    int src;
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        if (cnt == cap) {
-            cap *= 2;
-            v = herald__xrealloc(v, cap * sizeof *v);
-        }
-        read_info(st, &v[cnt++]);
-    }
-    sqlite3_reset(st);
-    if (src != SQLITE_DONE) {
-        herald__free(v);
-        return herald__sq_fail(q->rdb, src, "list queues");
-    }
-    *out = v;
-    *n = cnt;
-    return 0;
+    return herald__sq_collect(q->rdb, q->r[R_QUEUE_LIST], sizeof **out, fill_info, (void **)out,
+                              n, "list queues");
 }
 
 int herald__sq_queue_stats(herald_store *s, const char *name, int64_t now_ms,
@@ -1223,36 +1211,37 @@ int herald__sq_metrics_add(herald_store *s, const herald_metric *m, size_t n)
     return rc;
 }
 
+static void fill_metric(sqlite3_stmt *st, void *elem)
+{
+    herald_metric *m = elem;
+    copy_text(m->queue, sizeof m->queue, sqlite3_column_text(st, 0));
+    copy_text(m->type, sizeof m->type, sqlite3_column_text(st, 1));
+    copy_text(m->outcome, sizeof m->outcome, sqlite3_column_text(st, 2));
+    m->count = sqlite3_column_int64(st, 3);
+    m->sum_ms = sqlite3_column_double(st, 4);
+    for (int b = 0; b < HERALD_METRIC_BUCKETS; b++)
+        m->buckets[b] = sqlite3_column_int64(st, 5 + b);
+}
+
 int herald__sq_metrics_list(herald_store *s, herald_metric **out, size_t *n)
 {
     sq_store *q = (sq_store *)s;
-    sqlite3_stmt *st = q->r[R_METRICS];
-    size_t cap = 16, k = 0;
-    herald_metric *v = herald__xcalloc(cap, sizeof *v);
-    int src;
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        if (k == cap) {
-            cap *= 2;
-            v = herald__xrealloc(v, cap * sizeof *v);
-        }
-        herald_metric *m = &v[k++];
-        memset(m, 0, sizeof *m);
-        copy_text(m->queue, sizeof m->queue, sqlite3_column_text(st, 0));
-        copy_text(m->type, sizeof m->type, sqlite3_column_text(st, 1));
-        copy_text(m->outcome, sizeof m->outcome, sqlite3_column_text(st, 2));
-        m->count = sqlite3_column_int64(st, 3);
-        m->sum_ms = sqlite3_column_double(st, 4);
-        for (int b = 0; b < HERALD_METRIC_BUCKETS; b++)
-            m->buckets[b] = sqlite3_column_int64(st, 5 + b);
-    }
-    sqlite3_reset(st);
-    if (src != SQLITE_DONE) {
-        herald__free(v);
-        return herald__sq_fail(q->rdb, src, "read metrics");
-    }
-    *out = v;
-    *n = k;
-    return 0;
+    return herald__sq_collect(q->rdb, q->r[R_METRICS], sizeof **out, fill_metric, (void **)out,
+                              n, "read metrics");
+}
+
+static void fill_trace(sqlite3_stmt *st, void *elem)
+{
+    herald_trace_entry *e = elem;
+    e->at_ms = sqlite3_column_int64(st, 0);
+    copy_text(e->what, sizeof e->what, sqlite3_column_text(st, 1));
+    copy_text(e->queue, sizeof e->queue, sqlite3_column_text(st, 2));
+    copy_text(e->message_id, sizeof e->message_id, sqlite3_column_text(st, 3));
+    copy_text(e->event_id, sizeof e->event_id, sqlite3_column_text(st, 4));
+    copy_text(e->type, sizeof e->type, sqlite3_column_text(st, 5));
+    copy_text(e->handler, sizeof e->handler, sqlite3_column_text(st, 6));
+    e->attempt = sqlite3_column_int(st, 7);
+    copy_text(e->detail, sizeof e->detail, sqlite3_column_text(st, 8));
 }
 
 int herald__sq_trace(herald_store *s, const char *corr, herald_trace_entry **out, size_t *n)
@@ -1260,32 +1249,6 @@ int herald__sq_trace(herald_store *s, const char *corr, herald_trace_entry **out
     sq_store *q = (sq_store *)s;
     sqlite3_stmt *st = q->r[R_TRACE];
     sqlite3_bind_text(st, 1, corr, -1, SQLITE_STATIC);
-    size_t cap = 16, k = 0;
-    herald_trace_entry *v = herald__xcalloc(cap, sizeof *v);
-    int src;
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        if (k == cap) {
-            cap *= 2;
-            v = herald__xrealloc(v, cap * sizeof *v);
-        }
-        herald_trace_entry *e = &v[k++];
-        memset(e, 0, sizeof *e);
-        e->at_ms = sqlite3_column_int64(st, 0);
-        copy_text(e->what, sizeof e->what, sqlite3_column_text(st, 1));
-        copy_text(e->queue, sizeof e->queue, sqlite3_column_text(st, 2));
-        copy_text(e->message_id, sizeof e->message_id, sqlite3_column_text(st, 3));
-        copy_text(e->event_id, sizeof e->event_id, sqlite3_column_text(st, 4));
-        copy_text(e->type, sizeof e->type, sqlite3_column_text(st, 5));
-        copy_text(e->handler, sizeof e->handler, sqlite3_column_text(st, 6));
-        e->attempt = sqlite3_column_int(st, 7);
-        copy_text(e->detail, sizeof e->detail, sqlite3_column_text(st, 8));
-    }
-    sqlite3_reset(st);
-    if (src != SQLITE_DONE) {
-        herald__free(v);
-        return herald__sq_fail(q->rdb, src, "read trace");
-    }
-    *out = v;
-    *n = k;
-    return 0;
+    return herald__sq_collect(q->rdb, st, sizeof **out, fill_trace, (void **)out, n,
+                              "read trace");
 }
