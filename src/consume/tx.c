@@ -73,13 +73,9 @@ int herald_tx_send_event(herald_tx *tx, const char *queue, const herald_event *e
     char *body = NULL;
     size_t len = 0;
     char id[HERALD_ID_SIZE];
-    int rc = herald__event_encode_at(&ev, herald__store_now(tx->s), id, &body, &len);
+    int rc = herald__queue_encode_event(tx->s, &ev, id, &body, &len);
     if (rc < 0)
         return rc;
-    if ((rc = herald__store_check_event(tx->s, &ev)) < 0) {
-        herald__free(body);
-        return rc;
-    }
     herald__trace_info t;
     bool traced = ev.correlation_id && ev.correlation_id[0];
     if (traced) {

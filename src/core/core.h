@@ -90,6 +90,8 @@ void herald__uuid_format(const uint8_t in[16], char out[HERALD_ID_SIZE]);
 /* ---- text (text.c) ---- */
 
 bool herald__utf8_valid(const void *p, size_t n);
+/* The value of 4 hex digits at s (either case), or -1. */
+int herald__hex4(const void *s);
 /* 0 if p[0..n) is exactly one JSON value (RFC 8259, UTF-8; duplicate keys accepted); else
  * HERALD_EBADJSON with detail naming `what`, line and column. No allocation. */
 int herald__json_check(const void *p, size_t n, const char *what);

@@ -94,20 +94,6 @@ static bool skip_ws(parser *ps)
     return true;
 }
 
-static int hexval4(const char *s)
-{
-    int v = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = s[i];
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-        if (d < 0)
-            return -1;
-        v = v << 4 | d;
-    }
-    return v;
-}
-
 static size_t put_utf8(char *d, uint32_t cp)
 {
     if (cp < 0x80) {
@@ -164,16 +150,16 @@ static char *parse_string(parser *ps, size_t *len)
             buf[n++] = out[simple - "\"\\/bfnrt"];
             continue;
         }
-        if (e != 'u' || ps->end - ps->p < 4 || hexval4(ps->p) < 0) {
+        if (e != 'u' || ps->end - ps->p < 4 || herald__hex4(ps->p) < 0) {
             herald__free(buf);
             fail(ps, "invalid escape in string");
             return NULL;
         }
-        uint32_t cp = (uint32_t)hexval4(ps->p);
+        uint32_t cp = (uint32_t)herald__hex4(ps->p);
         ps->p += 4;
         if (cp >= 0xd800 && cp <= 0xdbff) {
             int lo = ps->end - ps->p >= 6 && ps->p[0] == '\\' && ps->p[1] == 'u'
-                         ? hexval4(ps->p + 2)
+                         ? herald__hex4(ps->p + 2)
                          : -1;
             if (lo < 0xdc00 || lo > 0xdfff) {
                 herald__free(buf);

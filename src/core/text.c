@@ -75,8 +75,9 @@ static void js_ws(jscan *j)
     }
 }
 
-static int hex4(const uint8_t *p)
+int herald__hex4(const void *s)
 {
+    const uint8_t *p = s;
     int v = 0;
     for (int i = 0; i < 4; i++) {
         uint8_t c = p[i];
@@ -110,13 +111,13 @@ static bool js_string(jscan *j)
                 return (j->err = "unterminated string", false);
             uint8_t e = j->p[1];
             if (e == 'u') {
-                if (j->end - j->p < 6 || hex4(j->p + 2) < 0)
+                if (j->end - j->p < 6 || herald__hex4(j->p + 2) < 0)
                     return (j->err = "invalid \\u escape", false);
-                int cp = hex4(j->p + 2);
+                int cp = herald__hex4(j->p + 2);
                 j->p += 6;
                 if (cp >= 0xd800 && cp <= 0xdbff) {
                     if (j->end - j->p < 6 || j->p[0] != '\\' || j->p[1] != 'u' ||
-                        hex4(j->p + 2) < 0xdc00 || hex4(j->p + 2) > 0xdfff)
+                        herald__hex4(j->p + 2) < 0xdc00 || herald__hex4(j->p + 2) > 0xdfff)
                         return (j->err = "invalid Unicode surrogate pair", false);
                     j->p += 6;
                 } else if (cp >= 0xdc00 && cp <= 0xdfff) {

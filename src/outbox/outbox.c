@@ -54,13 +54,9 @@ int herald_outbox_add(herald_tx *tx, const char *dest, bool is_topic, const hera
     char *body = NULL;
     size_t len = 0;
     char id[HERALD_ID_SIZE];
-    int rc = herald__event_encode_at(e, herald__store_now(s), id, &body, &len);
+    int rc = herald__queue_encode_event(s, e, id, &body, &len);
     if (rc < 0)
         return rc;
-    if ((rc = herald__store_check_event(s, e)) < 0) {
-        herald__free(body);
-        return rc;
-    }
     if (len > HERALD_MAX_MESSAGE_BYTES) {
         herald__free(body);
         return herald__err(HERALD_ETOOBIG, "outbox event of %zu bytes exceeds %d bytes", len,

@@ -899,6 +899,17 @@ int herald_event_encode(herald_store *s, const herald_event *e, char event_id_ou
     return herald__event_encode_at(e, now, event_id_out, json_out, len_out);
 }
 
+int herald__queue_encode_event(herald_store *s, const herald_event *e, char id[HERALD_ID_SIZE],
+                               char **body, size_t *len)
+{
+    int rc = herald__event_encode_at(e, herald__store_now(s), id, body, len);
+    if (rc == 0 && (rc = herald__store_check_event(s, e)) < 0) {
+        herald__free(*body);
+        *body = NULL;
+    }
+    return rc;
+}
+
 int herald_send_event(herald_store *s, const char *queue, const herald_event *e, int64_t delay_s,
                       char event_id_out[HERALD_ID_SIZE])
 {
@@ -908,13 +919,9 @@ int herald_send_event(herald_store *s, const char *queue, const herald_event *e,
     char *body = NULL;
     size_t len = 0;
     char id[HERALD_ID_SIZE];
-    int rc = herald__event_encode_at(e, herald__store_now(s), id, &body, &len);
+    int rc = herald__queue_encode_event(s, e, id, &body, &len);
     if (rc < 0)
         return rc;
-    if ((rc = herald__store_check_event(s, e)) < 0) {
-        herald__free(body);
-        return rc;
-    }
     herald_msg m = { .body = body, .body_len = len, .content_type = HERALD_CONTENT_JSON,
                      .delay_s = delay_s };
     rc = herald_send(s, queue, &m, NULL);

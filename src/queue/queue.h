@@ -39,6 +39,11 @@ int herald__queue_extend(herald_store *s, const char *queue, const herald__lease
 /* Deletes messages past their retention in every queue; n_expired may be NULL. */
 int herald__queue_sweep(herald_store *s, int64_t *n_expired);
 
+/* Encodes an event's envelope (timestamp from the store clock) and checks it against the
+ * store's catalog: what every event-sending call does first. *body: herald__free. */
+int herald__queue_encode_event(herald_store *s, const herald_event *e, char id[HERALD_ID_SIZE],
+                               char **body, size_t *len);
+
 /* Writer thread only (inside an op): validates and inserts messages as herald_send_batch would,
  * in the current transaction. ids_out: n slots. */
 int herald__queue_put_in_tx(herald_store *s, const char *queue, const herald_msg *msgs, size_t n,

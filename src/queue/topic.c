@@ -117,12 +117,8 @@ int herald_publish_event(herald_store *s, const char *topic, const herald_event 
     char *body = NULL;
     size_t len = 0;
     char id[HERALD_ID_SIZE];
-    if ((rc = herald__event_encode_at(e, herald__store_now(s), id, &body, &len)) < 0)
+    if ((rc = herald__queue_encode_event(s, e, id, &body, &len)) < 0)
         return rc;
-    if ((rc = herald__store_check_event(s, e)) < 0) {
-        herald__free(body);
-        return rc;
-    }
     herald_msg m = { .body = body, .body_len = len, .content_type = HERALD_CONTENT_JSON,
                      .delay_s = delay_s };
     rc = herald_publish(s, topic, &m, 1, HERALD_UNSET, NULL);
