@@ -44,7 +44,7 @@ int cmd_metrics(const cli_ctx *ctx, int argc, char **argv)
             json_array_append_new(b, json_integer(m[i].buckets[k]));
         double p50 = herald_metric_quantile(&m[i], 0.5), p99 = herald_metric_quantile(&m[i], 0.99);
         json_array_append_new(
-            arr, json_pack("{s:s, s:s, s:s, s:I, s:f, s:O, s:O, s:o}", "queue", m[i].queue, "type",
+            arr, json_pack("{s:s, s:s, s:s, s:I, s:f, s:o, s:o, s:o}", "queue", m[i].queue, "type",
                            m[i].type, "outcome", m[i].outcome, "count", (json_int_t)m[i].count,
                            "mean_ms", m[i].count ? m[i].sum_ms / (double)m[i].count : 0.0,
                            "p50_ms_le", isinf(p50) ? json_null() : json_real(p50), "p99_ms_le",

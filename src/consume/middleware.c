@@ -361,7 +361,7 @@ static int rate_mw(herald_msg_ctx *c, const herald_message *m, const herald_enve
         b->tokens -= 1.0;
     pthread_mutex_unlock(&r->mu);
     if (!ok) {
-        char err[200];
+        char err[256];
         snprintf(err, sizeof err, "rate limited (key '%s')", key);
         herald_msg_ctx_set_error(c, err);
         return HERALD_FAIL_RATE_LIMITED;
