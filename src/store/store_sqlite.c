@@ -331,6 +331,13 @@ static int sq_open(const char *rest, const herald__store_opts *o, herald_store *
         int src = sqlite3_prepare_v2(q->wdb, "PRAGMA journal_mode=WAL", -1, &st, NULL);
         if (src == SQLITE_OK)
             src = sqlite3_step(st);
+        /* Two processes creating the same new file race for the switch to WAL; the loser gets
+         * SQLITE_BUSY without the busy handler: wait and try again (bounded, ~5 s). */
+        for (int tries = 0; (src & 0xff) == SQLITE_BUSY && tries < 500; tries++) {
+            sqlite3_reset(st);
+            usleep(10000);
+            src = sqlite3_step(st);
+        }
         if (src == SQLITE_ROW &&
             strcmp((const char *)sqlite3_column_text(st, 0), "wal") != 0)
             rc = herald__err(HERALD_EREADONLY,

@@ -122,12 +122,16 @@ Test(catalog, check_accepts_matching_payloads_and_names_the_field_that_is_wrong)
     herald_catalog_free(c);
 }
 
+/* A research.completed event that the example catalog refuses: research_ids is missing. */
+#define BAD_RESEARCH                                                                              \
+    ((herald_event){ .type = "research.completed", .source = "gatherfeed",                        \
+                     .payload_json = "{\"brand_slug\":\"b\"}" })
+
 Test(catalog, strict_mode_refuses_bad_events_and_stores_nothing)
 {
     herald_catalog *c = example();
     herald_store_set_catalog(S, c, HERALD_CATALOG_STRICT);
-    herald_event bad = { .type = "research.completed", .source = "gatherfeed",
-                         .payload_json = "{\"brand_slug\":\"b\"}" };
+    herald_event bad = BAD_RESEARCH;
     cr_assert_eq(herald_send_event(S, "sm-commands", &bad, HERALD_UNSET, NULL), HERALD_ECATALOG);
     cr_assert(hx_mentions(herald_last_error(), "research_ids"), "%s", herald_last_error());
     herald_event unknown = { .type = "made.up", .source = "s", .payload_json = "{}" };
@@ -150,8 +154,7 @@ Test(catalog, warn_mode_sends_the_bad_event_anyway)
 {
     herald_catalog *c = example();
     herald_store_set_catalog(S, c, HERALD_CATALOG_WARN);
-    herald_event bad = { .type = "research.completed", .source = "gatherfeed",
-                         .payload_json = "{\"brand_slug\":\"b\"}" };
+    herald_event bad = BAD_RESEARCH;
     cr_assert_eq(herald_send_event(S, "sm-commands", &bad, HERALD_UNSET, NULL), 0);
     cr_assert_eq(hx_stats(S, "sm-commands").sent_total, 1);
     herald_store_set_catalog(S, NULL, HERALD_CATALOG_STRICT);

@@ -147,21 +147,22 @@ static void setup(void)
     g_c = NULL;
 }
 
-static void teardown(void)
+static void stop(void)
 {
     herald_consumer_stop(g_c);
     g_c = NULL;
+}
+
+static void teardown(void)
+{
+    stop();
     hx_env_teardown(&env);
 }
 
 TestSuite(consumer, .init = setup, .fini = teardown, .timeout = 60);
 
 /* Polls cond every 5 ms for up to 10 s. */
-#define WAIT_UNTIL(cond)                                                                          \
-    do {                                                                                          \
-        for (int w_ = 0; w_ < 2000 && !(cond); w_++)                                              \
-            hx_sleep_ms(5);                                                                       \
-    } while (0)
+#define WAIT_UNTIL(cond) HX_WAIT_UNTIL(cond, 10000)
 
 static void create_queue(const char *name, int64_t retry_delay_s)
 {
@@ -218,15 +219,7 @@ static herald_consumer_cfg cfg_for(const char *const *queues, size_t n, herald_h
 
 static void start(const herald_consumer_cfg *c)
 {
-    int rc = herald_consumer_start(env.store, c, &g_c);
-    cr_assert_eq(rc, 0, "consumer_start: %s: %s", herald_err_name(rc), herald_last_error());
-    cr_assert_not_null(g_c);
-}
-
-static void stop(void)
-{
-    herald_consumer_stop(g_c);
-    g_c = NULL;
+    g_c = hx_consumer_start(env.store, c);
 }
 
 static const char *const QS_Q[] = { "q" }; /* the queue most tests consume */
@@ -257,6 +250,16 @@ static void start_settlement(herald_handler_cb h, const char *const *bodies, siz
 static void wait_acked_and_empty(int64_t n)
 {
     WAIT_UNTIL(stats("q").acked_total == n && stats("q").backlog_count == 0);
+}
+
+/* Waits (bounded) until n messages of "q" were acked, and asserts that they were; why: what
+ * it means when they were not (NULL: nothing to add). */
+static void assert_acked_soon(int64_t n, const char *why)
+{
+    WAIT_UNTIL(stats("q").acked_total == n);
+    int64_t got = stats("q").acked_total;
+    cr_assert_eq(got, n, "acked %lld of %lld%s%s", (long long)got, (long long)n, why ? ": " : "",
+                 why ? why : "");
 }
 
 /* visible_at of the message with this body in q, via peek (-1 if absent). */
@@ -438,9 +441,8 @@ Test(consumer, batch_is_delivered_as_soon_as_max_batch_size_messages_are_availab
     /* a timeout of 60 s: only a full batch can be delivered within the wait */
     herald_consumer_cfg c = cfg_q(h_record_ok, 5, 60000);
     start(&c);
-    WAIT_UNTIL(stats("q").acked_total == 10);
-    cr_assert_eq(stats("q").acked_total, 10, "full batches were not delivered without waiting "
-                                             "for the 60 s timeout");
+    assert_acked_soon(10, "full batches were not delivered without waiting for the 60 s "
+                          "timeout");
     cr_assert_eq(n_batches(), 2);
     cr_assert_eq(R.batch_sizes[0], 5);
     cr_assert_eq(R.batch_sizes[1], 5);
@@ -454,8 +456,7 @@ Test(consumer, fewer_than_max_batch_size_are_delivered_after_max_batch_timeout)
     send_all("q", bodies, 3);
     herald_consumer_cfg c = cfg_q(h_record_ok, 10, 200);
     start(&c);
-    WAIT_UNTIL(stats("q").acked_total == 3);
-    cr_assert_eq(stats("q").acked_total, 3, "a partial batch was never delivered");
+    assert_acked_soon(3, "a partial batch was never delivered");
     cr_assert_eq(n_batches(), 1);
     cr_assert_eq(R.batch_sizes[0], 3);
 }
@@ -468,8 +469,7 @@ Test(consumer, empty_batches_are_never_delivered)
     hx_sleep_ms(300);
     cr_assert_eq(n_batches(), 0, "handler called on an empty queue");
     send_json("q", "{}", NULL);
-    WAIT_UNTIL(stats("q").acked_total == 1);
-    cr_assert_eq(stats("q").acked_total, 1);
+    assert_acked_soon(1, NULL);
     hx_sleep_ms(100);
     cr_assert_eq(n_batches(), 1);
     cr_assert_eq(R.empty_batches, 0);
@@ -713,8 +713,7 @@ Test(consumer, max_concurrency_caps_concurrent_handlers_and_is_reached)
     herald_consumer_cfg c = cfg_q(h_slow_tracked, 1, 0);
     c.max_concurrency = 2;
     start(&c);
-    WAIT_UNTIL(stats("q").acked_total == 6);
-    cr_assert_eq(stats("q").acked_total, 6);
+    assert_acked_soon(6, NULL);
     int mx = atomic_load(&R.max_in_flight);
     cr_assert_leq(mx, 2, "%d handlers ran at once with max_concurrency 2", mx);
     cr_assert_eq(mx, 2, "max_concurrency 2 never ran two handlers at once");
@@ -727,8 +726,7 @@ Test(consumer, default_concurrency_runs_one_handler_at_a_time)
     send_all("q", bodies, 3);
     herald_consumer_cfg c = cfg_q(h_slow_tracked, 1, 0);
     start(&c);
-    WAIT_UNTIL(stats("q").acked_total == 3);
-    cr_assert_eq(stats("q").acked_total, 3);
+    assert_acked_soon(3, NULL);
     cr_assert_eq(atomic_load(&R.max_in_flight), 1);
 }
 
@@ -742,8 +740,7 @@ Test(consumer, message_sent_while_the_consumer_is_idle_is_delivered)
     hx_sleep_ms(400); /* long enough for any poll interval to back off to idle */
     char id[HERALD_ID_SIZE];
     send_json("q", "\"wake\"", id);
-    WAIT_UNTIL(stats("q").acked_total == 1);
-    cr_assert_eq(stats("q").acked_total, 1, "idle consumer never picked up the message");
+    assert_acked_soon(1, "idle consumer never picked up the message");
     cr_assert_str_eq(R.recs[0].id, id);
 }
 
@@ -834,8 +831,7 @@ Test(consumer, paused_queue_is_not_delivered_until_resumed)
     cr_assert_eq(n_batches(), 0, "a paused queue was delivered");
     cr_assert_eq(stats("q").backlog_count, 1);
     cr_assert_eq(herald_queue_resume(env.store, "q"), 0);
-    WAIT_UNTIL(stats("q").acked_total == 1);
-    cr_assert_eq(stats("q").acked_total, 1, "resume did not restart delivery");
+    assert_acked_soon(1, "resume did not restart delivery");
     cr_assert_eq(n_recs(), 1);
 }
 

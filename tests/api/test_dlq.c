@@ -651,19 +651,25 @@ Test(dlq, redrive_by_ids_moves_only_those)
     cr_expect_eq(audit_count("dlq"), 2);
 }
 
+/* Sends n "{}" messages to src, 1 ms apart, then kills them one at a time, 1 ms apart, so that
+ * the DLQ order is the send order; their ids go to ids. */
+static void dead_in_order(const char *src, int n, char (*ids)[HERALD_ID_SIZE])
+{
+    for (int i = 0; i < n; i++) {
+        hx_send_json(env.store, src, "{}", HERALD_UNSET, ids[i]);
+        hx_clock_advance(&env.clock, 1);
+    }
+    for (int i = 0; i < n; i++) {
+        fail_once(src, ids[i], "x");
+        hx_clock_advance(&env.clock, 1);
+    }
+}
+
 Test(dlq, redrive_max_limits_the_count_oldest_first)
 {
     mkq("src", 0, "dlq");
     char ids[5][HERALD_ID_SIZE];
-    for (int i = 0; i < 5; i++) {
-        hx_send_json(env.store, "src", "{}", HERALD_UNSET, ids[i]);
-        hx_clock_advance(&env.clock, 1);
-    }
-    /* Die one at a time, so that the DLQ order is the send order. */
-    for (int i = 0; i < 5; i++) {
-        fail_once("src", ids[i], "x");
-        hx_clock_advance(&env.clock, 1);
-    }
+    dead_in_order("src", 5, ids);
     cr_assert_eq(count_of("dlq"), 5);
     herald_redrive_opts o = ropts();
     o.max = 2;
@@ -679,14 +685,7 @@ Test(dlq, redrive_max_with_more_ids_moves_max_of_them)
 {
     mkq("src", 0, "dlq");
     char ids[3][HERALD_ID_SIZE];
-    for (int i = 0; i < 3; i++) {
-        hx_send_json(env.store, "src", "{}", HERALD_UNSET, ids[i]);
-        hx_clock_advance(&env.clock, 1);
-    }
-    for (int i = 0; i < 3; i++) {
-        fail_once("src", ids[i], "x");
-        hx_clock_advance(&env.clock, 1);
-    }
+    dead_in_order("src", 3, ids);
     /* max together with ids: at most max of the given ones (every id is in the DLQ). */
     const char *sel[] = { ids[0], ids[1], ids[2] };
     herald_redrive_opts o = ropts();

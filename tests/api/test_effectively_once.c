@@ -173,10 +173,15 @@ static void setup_fake(void)
     setup_with(0);
 }
 
-static void teardown(void)
+static void stop(void)
 {
     herald_consumer_stop(g_c);
     g_c = NULL;
+}
+
+static void teardown(void)
+{
+    stop();
     hx_env_teardown(&env);
 }
 
@@ -185,11 +190,7 @@ TestSuite(eo_fake, .init = setup_fake, .fini = teardown, .timeout = 60);
 TestSuite(sql, .init = setup_fake, .fini = teardown, .timeout = 30);
 
 /* Polls cond every 5 ms for up to 15 s. */
-#define WAIT_UNTIL(cond)                                                                          \
-    do {                                                                                          \
-        for (int w_ = 0; w_ < 3000 && !(cond); w_++)                                              \
-            hx_sleep_ms(5);                                                                       \
-    } while (0)
+#define WAIT_UNTIL(cond) HX_WAIT_UNTIL(cond, 15000)
 
 static herald_queue_stats stats(const char *q)
 {
@@ -229,15 +230,7 @@ static herald_consumer_cfg tx_cfg(const char *const *queues, size_t n, herald_tx
 
 static void start(const herald_consumer_cfg *c)
 {
-    int rc = herald_consumer_start(env.store, c, &g_c);
-    cr_assert_eq(rc, 0, "consumer_start: %s: %s", herald_err_name(rc), herald_last_error());
-    cr_assert_not_null(g_c);
-}
-
-static void stop(void)
-{
-    herald_consumer_stop(g_c);
-    g_c = NULL;
+    g_c = hx_consumer_start(env.store, c);
 }
 
 static const char *const Q_IN[] = { "in" };
@@ -269,20 +262,12 @@ static void send_ev(const char *q, const char *event_id, const char *corr, const
     cr_assert_eq(rc, 0, "send_event: %s: %s", herald_err_name(rc), herald_last_error());
 }
 
-static int cb_ints(void *ud, const herald_row *r)
-{
-    int64_t *out = ud;
-    for (int i = 0; i < herald_row_columns(r) && i < 4; i++)
-        out[i] = herald_row_get(r, i).i;
-    return 0;
-}
-
 /* Rows of effects, and how many distinct event ids they hold. */
 static void effects_count(int64_t *rows, int64_t *distinct)
 {
     int64_t v[4] = { -1, -1, -1, -1 };
     int rc = herald_sql_query(env.store, "SELECT count(*), count(DISTINCT event_id) FROM effects",
-                              NULL, 0, cb_ints, v);
+                              NULL, 0, hx_cb_ints, v);
     cr_assert_eq(rc, 0, "count effects: %s: %s", herald_err_name(rc), herald_last_error());
     *rows = v[0];
     if (distinct)
@@ -336,7 +321,7 @@ Test(eo, handler_sql_sends_and_ack_commit_together)
         int64_t v[4] = { 0 };
         herald_arg a = HERALD_ARG_S(ids[i]);
         cr_assert_eq(herald_sql_query(env.store, "SELECT count(*) FROM effects WHERE event_id = ?",
-                                      &a, 1, cb_ints, v),
+                                      &a, 1, hx_cb_ints, v),
                      0, "%s", herald_last_error());
         cr_assert_eq(v[0], 1, "event %s has %lld effect rows", ids[i], (long long)v[0]);
     }
@@ -398,7 +383,7 @@ Test(eo, failing_handler_is_rolled_back_and_retried)
     /* the surviving effect of each event is the one of attempt 2 */
     int64_t v[4] = { 0 };
     cr_assert_eq(herald_sql_query(env.store, "SELECT min(attempts), max(attempts) FROM effects",
-                                  NULL, 0, cb_ints, v),
+                                  NULL, 0, hx_cb_ints, v),
                  0);
     cr_assert_eq(v[0], 2, "min attempts %lld", (long long)v[0]);
     cr_assert_eq(v[1], 2, "max attempts %lld", (long long)v[1]);
@@ -754,14 +739,14 @@ static int h_deny_probe(herald_tx *tx, const herald_message *m, const herald_env
     int rcs[N_PROBES];
     for (size_t i = 0; i < N_DENY; i++)
         rcs[i] = herald_tx_exec(tx, DENY_SQL[i], NULL, 0, NULL);
-    int rq = herald_tx_query(tx, "SELECT count(*) FROM herald_messages", NULL, 0, cb_ints,
+    int rq = herald_tx_query(tx, "SELECT count(*) FROM herald_messages", NULL, 0, hx_cb_ints,
                              (int64_t[4]){ 0 });
     /* its own write is visible to its own query */
     herald_arg a[2] = { HERALD_ARG_S("probe"), HERALD_ARG_I(1) };
     int ri = herald_tx_exec(tx, "INSERT INTO effects(event_id, attempts) VALUES (?, ?)", a, 2,
                             NULL);
     int64_t v[4] = { -1 };
-    int rs = herald_tx_query(tx, "SELECT count(*) FROM effects", NULL, 0, cb_ints, v);
+    int rs = herald_tx_query(tx, "SELECT count(*) FROM effects", NULL, 0, hx_cb_ints, v);
     pthread_mutex_lock(&R.mu);
     R.n_calls++;
     for (size_t i = 0; i < N_DENY; i++)
@@ -962,7 +947,7 @@ Test(sql, multi_statement_exec_without_args_works_and_callback_can_stop)
             NULL, 0, NULL);
     exec_ok("UPDATE a SET x = x + 10 WHERE x >= 2", NULL, 0, NULL);
     int64_t v[4] = { 0 };
-    cr_assert_eq(herald_sql_query(env.store, "SELECT sum(x), count(*) FROM a", NULL, 0, cb_ints,
+    cr_assert_eq(herald_sql_query(env.store, "SELECT sum(x), count(*) FROM a", NULL, 0, hx_cb_ints,
                                   v),
                  0);
     cr_assert_eq(v[0], 1 + 12 + 13);
@@ -976,7 +961,7 @@ Test(sql, multi_statement_exec_without_args_works_and_callback_can_stop)
     hx_env_close(&env);
     hx_env_reopen(&env);
     memset(v, 0, sizeof v);
-    cr_assert_eq(herald_sql_query(env.store, "SELECT count(*) FROM a", NULL, 0, cb_ints, v), 0);
+    cr_assert_eq(herald_sql_query(env.store, "SELECT count(*) FROM a", NULL, 0, hx_cb_ints, v), 0);
     cr_assert_eq(v[0], 3);
 }
 
@@ -1001,7 +986,7 @@ Test(sql, sql_errors_are_esql_naming_the_error)
     cr_assert_eq(rc, HERALD_ESQL, "rc %s", herald_err_name(rc));
     cr_assert(hx_contains_ci(herald_last_error(), "syntax error"), "error: %s",
               herald_last_error());
-    rc = herald_sql_query(env.store, "SELEC 1", NULL, 0, cb_ints, (int64_t[4]){ 0 });
+    rc = herald_sql_query(env.store, "SELEC 1", NULL, 0, hx_cb_ints, (int64_t[4]){ 0 });
     cr_assert_eq(rc, HERALD_ESQL, "rc %s", herald_err_name(rc));
     cr_assert(hx_contains_ci(herald_last_error(), "syntax error"), "error: %s",
               herald_last_error());
@@ -1027,7 +1012,7 @@ Test(sql, failed_multi_statement_exec_changes_nothing)
                          NULL, 0, NULL);
     cr_assert_eq(rc, HERALD_EDENIED, "rc %s", herald_err_name(rc));
     int64_t v[4] = { -1 };
-    cr_assert_eq(herald_sql_query(env.store, "SELECT count(*) FROM m", NULL, 0, cb_ints, v), 0);
+    cr_assert_eq(herald_sql_query(env.store, "SELECT count(*) FROM m", NULL, 0, hx_cb_ints, v), 0);
     cr_assert_eq(v[0], 0, "a failed exec left %lld rows: it runs in its own transaction",
                  (long long)v[0]);
 }
@@ -1040,13 +1025,13 @@ Test(sql, wrong_number_of_args_is_einval)
     cr_assert_eq(rc, HERALD_EINVAL, "3 args for 2: rc %s", herald_err_name(rc));
     rc = herald_sql_exec(env.store, "INSERT INTO w VALUES (?, ?)", a, 1, NULL);
     cr_assert_eq(rc, HERALD_EINVAL, "1 arg for 2: rc %s", herald_err_name(rc));
-    rc = herald_sql_query(env.store, "SELECT * FROM w WHERE a = ?", a, 2, cb_ints,
+    rc = herald_sql_query(env.store, "SELECT * FROM w WHERE a = ?", a, 2, hx_cb_ints,
                           (int64_t[4]){ 0 });
     cr_assert_eq(rc, HERALD_EINVAL, "query 2 args for 1: rc %s", herald_err_name(rc));
     rc = herald_sql_exec(env.store, "INSERT INTO w VALUES (1, 2)", a, 1, NULL);
     cr_assert_eq(rc, HERALD_EINVAL, "1 arg for 0: rc %s", herald_err_name(rc));
     int64_t v[4] = { -1 };
-    cr_assert_eq(herald_sql_query(env.store, "SELECT count(*) FROM w", NULL, 0, cb_ints, v), 0);
+    cr_assert_eq(herald_sql_query(env.store, "SELECT count(*) FROM w", NULL, 0, hx_cb_ints, v), 0);
     cr_assert_eq(v[0], 0);
 }
 
@@ -1057,7 +1042,7 @@ Test(sql, no_args_for_a_statement_with_parameters_is_einval)
     cr_assert_eq(rc, HERALD_EINVAL, "0 args for 1 parameter: rc %s (a NULL was bound?)",
                  herald_err_name(rc));
     int64_t v[4] = { -1 };
-    cr_assert_eq(herald_sql_query(env.store, "SELECT count(*) FROM w", NULL, 0, cb_ints, v), 0);
+    cr_assert_eq(herald_sql_query(env.store, "SELECT count(*) FROM w", NULL, 0, hx_cb_ints, v), 0);
     cr_assert_eq(v[0], 0, "a row was inserted");
 }
 
@@ -1069,7 +1054,7 @@ Test(sql, herald_tables_transactions_attach_pragma_are_denied)
         int rc = herald_sql_exec(env.store, DENY_SQL[i], NULL, 0, NULL);
         cr_assert_eq(rc, HERALD_EDENIED, "sql_exec(\"%s\"): %s (%s), want EDENIED", DENY_SQL[i],
                      herald_err_name(rc), herald_last_error());
-        rc = herald_sql_query(env.store, DENY_SQL[i], NULL, 0, cb_ints, (int64_t[4]){ 0 });
+        rc = herald_sql_query(env.store, DENY_SQL[i], NULL, 0, hx_cb_ints, (int64_t[4]){ 0 });
         cr_assert_eq(rc, HERALD_EDENIED, "sql_query(\"%s\"): %s (%s), want EDENIED", DENY_SQL[i],
                      herald_err_name(rc), herald_last_error());
     }
@@ -1077,8 +1062,8 @@ Test(sql, herald_tables_transactions_attach_pragma_are_denied)
     herald_arg a = HERALD_ARG_S("q");
     int rc = herald_sql_exec(env.store, "DELETE FROM herald_queues WHERE name = ?", &a, 1, NULL);
     cr_assert_eq(rc, HERALD_EDENIED, "rc %s", herald_err_name(rc));
-    rc = herald_sql_query(env.store, "SELECT * FROM herald_queues WHERE name = ?", &a, 1, cb_ints,
-                          (int64_t[4]){ 0 });
+    rc = herald_sql_query(env.store, "SELECT * FROM herald_queues WHERE name = ?", &a, 1,
+                          hx_cb_ints, (int64_t[4]){ 0 });
     cr_assert_eq(rc, HERALD_EDENIED, "rc %s", herald_err_name(rc));
     rc = herald_sql_exec(env.store, "DETACH DATABASE main", NULL, 0, NULL);
     cr_assert_eq(rc, HERALD_EDENIED, "DETACH: rc %s", herald_err_name(rc));
@@ -1096,15 +1081,15 @@ Test(sql, herald_tables_transactions_attach_pragma_are_denied)
 Test(sql, query_with_a_write_is_denied_and_writes_nothing)
 {
     exec_ok("CREATE TABLE qw(x)", NULL, 0, NULL);
-    int rc = herald_sql_query(env.store, "INSERT INTO qw VALUES (1)", NULL, 0, cb_ints,
+    int rc = herald_sql_query(env.store, "INSERT INTO qw VALUES (1)", NULL, 0, hx_cb_ints,
                               (int64_t[4]){ 0 });
     cr_assert_eq(rc, HERALD_EDENIED, "rc %s", herald_err_name(rc));
-    rc = herald_sql_query(env.store, "CREATE TABLE qw2(x)", NULL, 0, cb_ints, (int64_t[4]){ 0 });
+    rc = herald_sql_query(env.store, "CREATE TABLE qw2(x)", NULL, 0, hx_cb_ints, (int64_t[4]){ 0 });
     cr_assert_eq(rc, HERALD_EDENIED, "CREATE via query: rc %s", herald_err_name(rc));
-    rc = herald_sql_query(env.store, "DELETE FROM qw", NULL, 0, cb_ints, (int64_t[4]){ 0 });
+    rc = herald_sql_query(env.store, "DELETE FROM qw", NULL, 0, hx_cb_ints, (int64_t[4]){ 0 });
     cr_assert_eq(rc, HERALD_EDENIED, "DELETE via query: rc %s", herald_err_name(rc));
     int64_t v[4] = { -1 };
-    cr_assert_eq(herald_sql_query(env.store, "SELECT count(*) FROM qw", NULL, 0, cb_ints, v), 0);
+    cr_assert_eq(herald_sql_query(env.store, "SELECT count(*) FROM qw", NULL, 0, hx_cb_ints, v), 0);
     cr_assert_eq(v[0], 0);
 }
 
@@ -1117,7 +1102,7 @@ Test(sql, a_view_or_trigger_cannot_reach_herald_tables)
                                0, NULL);
     if (rc_c == 0) {
         int64_t v[4] = { -1 };
-        int rc = herald_sql_query(env.store, "SELECT count(*) FROM v", NULL, 0, cb_ints, v);
+        int rc = herald_sql_query(env.store, "SELECT count(*) FROM v", NULL, 0, hx_cb_ints, v);
         cr_assert_eq(rc, HERALD_EDENIED, "reading herald_messages through a view: rc %s, count "
                      "%lld", herald_err_name(rc), (long long)v[0]);
     } else {
@@ -1178,14 +1163,14 @@ Test(sql, a_cached_query_recompiled_after_a_view_change_is_still_checked)
     /* cache a query over a harmless view, then point the view at Herald's table */
     exec_ok("CREATE VIEW v2 AS SELECT 1 AS x", NULL, 0, NULL);
     int64_t v[4] = { -1 };
-    cr_assert_eq(herald_sql_query(env.store, "SELECT count(*) FROM v2", NULL, 0, cb_ints, v), 0);
+    cr_assert_eq(herald_sql_query(env.store, "SELECT count(*) FROM v2", NULL, 0, hx_cb_ints, v), 0);
     int rc_c = herald_sql_exec(env.store,
                            "DROP VIEW v2; CREATE VIEW v2 AS SELECT 1 AS x FROM herald_messages",
                            NULL, 0, NULL);
     cr_assert(rc_c == 0 || rc_c == HERALD_EDENIED, "rc %s", herald_err_name(rc_c));
     if (rc_c == 0) {
         v[0] = -1;
-        rc = herald_sql_query(env.store, "SELECT count(*) FROM v2", NULL, 0, cb_ints, v);
+        rc = herald_sql_query(env.store, "SELECT count(*) FROM v2", NULL, 0, hx_cb_ints, v);
         cr_assert_eq(rc, HERALD_EDENIED,
                      "the cached query, recompiled after the view changed, read herald_messages: "
                      "rc %s, count %lld",

@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -287,6 +288,26 @@ Test(events, encode_uses_payload_len_when_given)
 
 /* ---- encode: refused input ----------------------------------------------------------------- */
 
+/* Each of the n values bad[] (NULL where listed), then long_value, in the string field at offset
+ * `field` of an otherwise good event is refused, naming `name`. */
+static void assert_values_refused(size_t field, const char *name, const char *const *bad,
+                                  size_t n, const char *long_value)
+{
+    char what[96];
+    for (size_t i = 0; i < n; i++) {
+        herald_event e = good();
+        *(const char **)((char *)&e + field) = bad[i];
+        snprintf(what, sizeof what, "%s #%zu '%s'", name, i, bad[i] ? bad[i] : "(null)");
+        assert_refused(&e, name, what);
+    }
+    herald_event e = good();
+    *(const char **)((char *)&e + field) = long_value;
+    snprintf(what, sizeof what, "%s of %zu bytes", name, strlen(long_value));
+    assert_refused(&e, name, what);
+}
+
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+
 Test(events, type_not_in_dot_notation_is_refused_naming_type)
 {
     char *long_type = repeat('a', HERALD_EVENT_TYPE_MAX + 1);
@@ -294,16 +315,7 @@ Test(events, type_not_in_dot_notation_is_refused_naming_type)
     static const char *const bad[] = { "Research", "research", "a.", ".a", "a..b",
                                        "Research.Completed", "research.Completed", "1a.b",
                                        "a.1b", "a-b.c", "a.b ", "", NULL };
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        herald_event e = good();
-        e.type = bad[i];
-        char what[64];
-        snprintf(what, sizeof what, "type '%s'", bad[i] ? bad[i] : "(null)");
-        assert_refused(&e, "type", what);
-    }
-    herald_event e = good();
-    e.type = long_type;
-    assert_refused(&e, "type", "type of 101 bytes");
+    assert_values_refused(offsetof(herald_event, type), "type", bad, N_OF(bad), long_type);
     free(long_type);
 }
 
@@ -312,16 +324,7 @@ Test(events, bad_source_is_refused_naming_source)
     char *long_src = repeat('s', HERALD_EVENT_SOURCE_MAX + 1);
     static const char *const bad[] = { "", "svc name", "svc@host", "svc\n", "svc\"", "sv\xc3\xa9",
                                        NULL };
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        herald_event e = good();
-        e.source = bad[i];
-        char what[64];
-        snprintf(what, sizeof what, "source #%zu", i);
-        assert_refused(&e, "source", what);
-    }
-    herald_event e = good();
-    e.source = long_src;
-    assert_refused(&e, "source", "source of 101 bytes");
+    assert_values_refused(offsetof(herald_event, source), "source", bad, N_OF(bad), long_src);
     free(long_src);
 }
 
@@ -329,16 +332,8 @@ Test(events, bad_correlation_id_is_refused_naming_it)
 {
     char *long_corr = repeat('c', HERALD_CORRELATION_ID_MAX + 1);
     static const char *const bad[] = { "a b", " ", "a\tb", "a\x01" "b", "a\x7f", "caf\xc3\xa9" };
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        herald_event e = good();
-        e.correlation_id = bad[i];
-        char what[64];
-        snprintf(what, sizeof what, "correlation_id #%zu", i);
-        assert_refused(&e, "correlation_id", what);
-    }
-    herald_event e = good();
-    e.correlation_id = long_corr;
-    assert_refused(&e, "correlation_id", "correlation_id of 129 bytes");
+    assert_values_refused(offsetof(herald_event, correlation_id), "correlation_id", bad,
+                          N_OF(bad), long_corr);
     free(long_corr);
 }
 

@@ -93,21 +93,17 @@ static void note(const char *s)
     pthread_mutex_unlock(&g_order.mu);
 }
 
-static int mw_a(herald_msg_ctx *c, const herald_message *m, const herald_envelope *env, void *st)
+/* Notes "<tag><" before and "><tag>" after the rest of the chain; st is the tag ("a", "b"). */
+static int mw_tagged(herald_msg_ctx *c, const herald_message *m, const herald_envelope *env,
+                     void *st)
 {
-    (void)st;
-    note("a<");
+    const char *tag = st;
+    char mark[16];
+    snprintf(mark, sizeof mark, "%s<", tag);
+    note(mark);
     int rc = herald_mw_next(c, m, env);
-    note(">a");
-    return rc;
-}
-
-static int mw_b(herald_msg_ctx *c, const herald_message *m, const herald_envelope *env, void *st)
-{
-    (void)st;
-    note("b<");
-    int rc = herald_mw_next(c, m, env);
-    note(">b");
+    snprintf(mark, sizeof mark, ">%s", tag);
+    note(mark);
     return rc;
 }
 
@@ -125,8 +121,8 @@ Test(middleware, the_first_middleware_added_is_the_outermost)
 {
     herald_chain *ch = NULL;
     cr_assert_eq(herald_chain_new(h_ok, NULL, &ch), 0);
-    cr_assert_eq(herald_chain_use(ch, mw_a, NULL), 0);
-    cr_assert_eq(herald_chain_use(ch, mw_b, NULL), 0);
+    cr_assert_eq(herald_chain_use(ch, mw_tagged, (void *)"a"), 0);
+    cr_assert_eq(herald_chain_use(ch, mw_tagged, (void *)"b"), 0);
     send_ev("job.run", "{}", NULL, NULL);
     herald_consumer *c = start(ch, NULL);
     wait_settled(c, 1);
@@ -323,7 +319,7 @@ Test(middleware, metrics_count_outcomes_per_queue_and_type_and_are_readable_from
 
 /* ---- logging ---- */
 
-Test(middleware, logging_writes_one_json_line_per_message, .init = setup, .fini = teardown)
+Test(middleware, logging_writes_one_json_line_per_message)
 {
     cr_redirect_stderr();
     herald_chain *ch = NULL;

@@ -87,11 +87,7 @@ TestSuite(outbox, .init = setup_fake, .fini = teardown, .timeout = 60);
 TestSuite(outbox_rt, .init = setup_real, .fini = teardown, .timeout = 90);
 
 /* Polls cond every 5 ms for up to 15 s. */
-#define WAIT_UNTIL(cond)                                                                          \
-    do {                                                                                          \
-        for (int w_ = 0; w_ < 3000 && !(cond); w_++)                                              \
-            hx_sleep_ms(5);                                                                       \
-    } while (0)
+#define WAIT_UNTIL(cond) HX_WAIT_UNTIL(cond, 15000)
 
 /* ---- what one herald_outbox_run does ---------------------------------------------------------- */
 
@@ -171,23 +167,9 @@ static void add_one(herald_store *s, const char *dest, bool is_topic, int64_t n,
 
 /* ---- reading back ---------------------------------------------------------------------------- */
 
-static int cb_int(void *ud, const herald_row *r)
-{
-    *(int64_t *)ud = herald_row_get(r, 0).i;
-    return 0;
-}
-
-static int64_t sql_int(herald_store *s, const char *sql)
-{
-    int64_t v = -1;
-    int rc = herald_sql_query(s, sql, NULL, 0, cb_int, &v);
-    cr_assert_eq(rc, 0, "%s: %s: %s", sql, herald_err_name(rc), herald_last_error());
-    return v;
-}
-
 static int64_t orders(void)
 {
-    return sql_int(svc, "SELECT count(*) FROM orders");
+    return hx_sql_int(svc, "SELECT count(*) FROM orders");
 }
 
 static int64_t pending(void)
@@ -274,7 +256,7 @@ Test(outbox, run_commits_the_business_row_and_the_event_together)
     cr_assert_eq(p.add_rc[0], 0, "outbox_add: %s", p.add_err[0]);
     cr_assert(hx_is_uuid(p.ids[0]), "event id [%s]", p.ids[0]);
     cr_assert_eq(orders(), 1);
-    cr_assert_eq(sql_int(svc, "SELECT n FROM orders"), 7);
+    cr_assert_eq(hx_sql_int(svc, "SELECT n FROM orders"), 7);
     cr_assert_eq(pending(), 1);
     cr_assert_eq(backlog(bus, "orders"), 0, "nothing reaches the bus before a flush");
 
@@ -891,18 +873,6 @@ Test(outbox_rt, flusher_stop_interrupts_the_backoff)
 
 static atomic_int g_calls;
 
-static int eo_handler(herald_tx *tx, const herald_message *m, const herald_envelope *en,
-                      void *ud)
-{
-    (void)m;
-    (void)ud;
-    atomic_fetch_add(&g_calls, 1);
-    if (!en)
-        return -1;
-    herald_arg a = HERALD_ARG_S(en->event_id);
-    return herald_tx_exec(tx, "INSERT INTO effects(event_id) VALUES (?)", &a, 1, NULL);
-}
-
 Test(outbox_rt, a_published_event_sent_again_is_processed_once)
 {
     atomic_store(&g_calls, 0);
@@ -934,19 +904,19 @@ Test(outbox_rt, a_published_event_sent_again_is_processed_once)
     herald_consumer_cfg_init(&c);
     c.queues = qs;
     c.n_queues = 1;
-    c.tx_handler = eo_handler;
+    c.tx_handler = hx_effects_handler;
+    c.ud = &g_calls;
     c.max_batch_size = 10;
     c.max_batch_timeout_ms = 0;
     c.retry_delay_s = 0;
-    int rc = herald_consumer_start(bus, &c, &g_c);
-    cr_assert_eq(rc, 0, "consumer_start: %s: %s", herald_err_name(rc), herald_last_error());
+    g_c = hx_consumer_start(bus, &c);
     WAIT_UNTIL(hx_stats(bus, "orders").acked_total >= 2);
     herald_consumer_stop(g_c);
     g_c = NULL;
     herald_queue_stats st = hx_stats(bus, "orders");
     cr_assert_eq(st.acked_total, 2, "acked %lld of 2", (long long)st.acked_total);
     cr_assert_eq(st.backlog_count, 0);
-    cr_assert_eq(sql_int(bus, "SELECT count(*) FROM effects"), 1,
+    cr_assert_eq(hx_sql_int(bus, "SELECT count(*) FROM effects"), 1,
                  "the duplicate was processed again");
     cr_assert_eq(atomic_load(&g_calls), 1, "the handler ran %d times", atomic_load(&g_calls));
 }

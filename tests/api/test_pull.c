@@ -228,6 +228,21 @@ Test(pull, expired_lease_makes_message_visible_again_with_attempts_plus_one)
 
 /* ---- ack ------------------------------------------------------------------------------------ */
 
+/* q holds nothing any more: peek shows nothing, nothing comes back even later_ms on, and `lease`
+ * (which held a message of q) now refers to nothing. what: "acked", "purged". */
+static void assert_gone_for_good(const char *q, int64_t later_ms, const char *lease,
+                                 const char *what)
+{
+    herald_batch b = { 0 };
+    cr_assert_eq(peek_n(q, &b), 0, "%s message still shows in a peek", what);
+    hx_clock_advance(&env.clock, later_ms);
+    cr_assert_eq(pull_n(q, 10, &b), 0, "%s message came back", what);
+    herald_settle_result r = ack1(q, lease);
+    cr_assert_eq(r.n_acked, 0);
+    cr_assert_eq(r.n_missing, 1);
+    herald_batch_deinit(&b);
+}
+
 Test(pull, ack_deletes_the_message)
 {
     char id[HERALD_ID_SIZE];
@@ -294,16 +309,23 @@ Test(pull, late_ack_after_lease_expiry_is_accepted)
     herald_batch_deinit(&b);
 }
 
+/* Sends one message to q (its id to id), leases it for 1 s, lets that lease expire and leases it
+ * again for 60 s: the first lease goes to old_lease, *b holds the redelivery. */
+static void lease_twice(const char *q, char id[HERALD_ID_SIZE],
+                        char old_lease[HERALD_LEASE_ID_SIZE], herald_batch *b)
+{
+    send1(q, "{}", id);
+    cr_assert_eq(pull_v(q, 1, 1000, b), 1);
+    snprintf(old_lease, HERALD_LEASE_ID_SIZE, "%s", b->msgs[0].lease_id);
+    hx_clock_advance(&env.clock, 2000);
+    cr_assert_eq(pull_v(q, 1, 60000, b), 1);
+}
+
 Test(pull, late_ack_after_redelivery_is_accepted_and_deletes_the_message)
 {
-    char id[HERALD_ID_SIZE];
-    send1("q", "{}", id);
+    char id[HERALD_ID_SIZE], old_lease[HERALD_LEASE_ID_SIZE];
     herald_batch b = { 0 };
-    cr_assert_eq(pull_v("q", 1, 1000, &b), 1);
-    char old_lease[HERALD_LEASE_ID_SIZE];
-    snprintf(old_lease, sizeof old_lease, "%s", b.msgs[0].lease_id);
-    hx_clock_advance(&env.clock, 2000);
-    cr_assert_eq(pull_v("q", 1, 60000, &b), 1);
+    lease_twice("q", id, old_lease, &b);
     cr_assert_str_eq(b.msgs[0].id, id);
     cr_assert_eq(b.msgs[0].attempts, 2);
     char new_lease[HERALD_LEASE_ID_SIZE];
@@ -315,15 +337,9 @@ Test(pull, late_ack_after_redelivery_is_accepted_and_deletes_the_message)
     herald_queue_stats st = stats("q");
     cr_assert_eq(st.backlog_count, 0);
     cr_assert_eq(st.acked_total, 1);
-    cr_assert_eq(peek_n("q", &b), 0);
-    hx_clock_advance(&env.clock, 120 * 1000);
-    cr_assert_eq(pull_n("q", 1, &b), 0, "acked message came back");
-
-    /* now the current lease refers to nothing */
-    herald_settle_result r2 = ack1("q", new_lease);
-    cr_assert_eq(r2.n_acked, 0);
-    cr_assert_eq(r2.n_missing, 1);
     herald_batch_deinit(&b);
+    /* gone, and now the current lease refers to nothing */
+    assert_gone_for_good("q", 120 * 1000, new_lease, "acked");
 }
 
 Test(pull, ack_of_unknown_but_wellformed_lease_counts_missing)
@@ -472,14 +488,9 @@ Test(pull, retry_with_delay_out_of_range_is_edelay_and_changes_nothing)
 
 Test(pull, retry_with_a_stale_lease_is_ignored)
 {
-    char id[HERALD_ID_SIZE];
-    send1("q", "{}", id);
+    char id[HERALD_ID_SIZE], old_lease[HERALD_LEASE_ID_SIZE];
     herald_batch b = { 0 };
-    cr_assert_eq(pull_v("q", 1, 1000, &b), 1);
-    char old_lease[HERALD_LEASE_ID_SIZE];
-    snprintf(old_lease, sizeof old_lease, "%s", b.msgs[0].lease_id);
-    hx_clock_advance(&env.clock, 2000);
-    cr_assert_eq(pull_v("q", 1, 60000, &b), 1);
+    lease_twice("q", id, old_lease, &b);
     herald_settle_result r = retry1("q", old_lease, 0, NULL);
     cr_assert_eq(r.n_stale, 1, "n_stale %lld n_retried %lld n_missing %lld",
                  (long long)r.n_stale, (long long)r.n_retried, (long long)r.n_missing);
@@ -724,13 +735,8 @@ Test(pull, purge_removes_visible_delayed_and_leased_messages)
     cr_assert_eq(st.leased_count, 0);
     cr_assert_eq(st.delayed_count, 0);
     cr_assert_eq(st.visible_count, 0);
-    cr_assert_eq(peek_n("q", &b), 0);
-    hx_clock_advance(&env.clock, 200 * 1000);
-    cr_assert_eq(pull_n("q", 10, &b), 0, "purged message came back");
-    herald_settle_result r = ack1("q", lease);
-    cr_assert_eq(r.n_missing, 1);
-    cr_assert_eq(r.n_acked, 0);
     herald_batch_deinit(&b);
+    assert_gone_for_good("q", 200 * 1000, lease, "purged");
 }
 
 /* ---- stats ---------------------------------------------------------------------------------- */

@@ -83,6 +83,35 @@ static void assert_same_settings(herald_queue_info now, const herald_queue_info 
     cr_assert_eq(a->modified_ms, b->modified_ms);
 }
 
+/* The documented defaults, as settings. */
+static const herald_queue_settings DEFAULTS = {
+    .delivery_delay_s = 0, .message_retention_period_s = 345600, .max_message_bytes = 128000,
+    .max_retries = 3, .retry_delay_s = 0, .dead_letter_queue = "",
+};
+
+/* Settings with every field given (dlq NULL: left unset). */
+static herald_queue_settings settings(int64_t delay_s, int64_t retention_s, int64_t max_bytes,
+                                      int64_t max_retries, int64_t retry_delay_s, const char *dlq)
+{
+    return (herald_queue_settings){ .delivery_delay_s = delay_s,
+                                    .message_retention_period_s = retention_s,
+                                    .max_message_bytes = max_bytes,
+                                    .max_retries = max_retries,
+                                    .retry_delay_s = retry_delay_s,
+                                    .dead_letter_queue = dlq };
+}
+
+/* The six settings of qi are those of want (a NULL dead_letter_queue: none, ""). */
+static void assert_info_has(herald_queue_info qi, herald_queue_settings want)
+{
+    cr_assert_eq(qi.delivery_delay_s, want.delivery_delay_s);
+    cr_assert_eq(qi.message_retention_period_s, want.message_retention_period_s);
+    cr_assert_eq(qi.max_message_bytes, want.max_message_bytes);
+    cr_assert_eq(qi.max_retries, want.max_retries);
+    cr_assert_eq(qi.retry_delay_s, want.retry_delay_s);
+    cr_assert_str_eq(qi.dead_letter_queue, want.dead_letter_queue ? want.dead_letter_queue : "");
+}
+
 /* ---- create / get: defaults and stored values ----------------------------------------------- */
 
 Test(queue_admin, create_with_null_settings_applies_documented_defaults)
@@ -92,13 +121,8 @@ Test(queue_admin, create_with_null_settings_applies_documented_defaults)
     herald_queue_info qi = get_info("orders");
     cr_assert_str_eq(qi.name, "orders");
     cr_assert(hx_is_uuid(qi.queue_id), "queue_id '%s' is not a UUID", qi.queue_id);
-    cr_assert_eq(qi.delivery_delay_s, 0);
-    cr_assert_eq(qi.message_retention_period_s, 345600);
+    assert_info_has(qi, DEFAULTS);
     cr_assert_eq(qi.message_retention_period_s, HERALD_DEFAULT_RETENTION_S);
-    cr_assert_eq(qi.max_message_bytes, 128000);
-    cr_assert_eq(qi.max_retries, 3);
-    cr_assert_eq(qi.retry_delay_s, 0);
-    cr_assert_str_eq(qi.dead_letter_queue, "");
     cr_assert_not(qi.is_paused);
     cr_assert_eq(qi.created_ms, now, "created_ms %lld, clock %lld", (long long)qi.created_ms,
                  (long long)now);
@@ -115,33 +139,15 @@ Test(queue_admin, create_with_all_unset_settings_equals_defaults)
     cr_assert_eq(st.retry_delay_s, HERALD_UNSET);
     cr_assert_null(st.dead_letter_queue);
     create_ok("q1", &st);
-    herald_queue_info qi = get_info("q1");
-    cr_assert_eq(qi.delivery_delay_s, 0);
-    cr_assert_eq(qi.message_retention_period_s, 345600);
-    cr_assert_eq(qi.max_message_bytes, 128000);
-    cr_assert_eq(qi.max_retries, 3);
-    cr_assert_eq(qi.retry_delay_s, 0);
-    cr_assert_str_eq(qi.dead_letter_queue, "");
+    assert_info_has(get_info("q1"), DEFAULTS);
 }
 
 Test(queue_admin, create_stores_every_given_setting)
 {
-    herald_queue_settings st;
-    herald_queue_settings_init(&st);
-    st.delivery_delay_s = 10;
-    st.message_retention_period_s = 3600;
-    st.max_message_bytes = 5000;
-    st.max_retries = 7;
-    st.retry_delay_s = 20;
-    st.dead_letter_queue = "orders-dlq";
+    herald_queue_settings st = settings(10, 3600, 5000, 7, 20, "orders-dlq");
     create_ok("orders", &st);
     herald_queue_info qi = get_info("orders");
-    cr_assert_eq(qi.delivery_delay_s, 10);
-    cr_assert_eq(qi.message_retention_period_s, 3600);
-    cr_assert_eq(qi.max_message_bytes, 5000);
-    cr_assert_eq(qi.max_retries, 7);
-    cr_assert_eq(qi.retry_delay_s, 20);
-    cr_assert_str_eq(qi.dead_letter_queue, "orders-dlq");
+    assert_info_has(qi, st);
     cr_assert_not(qi.is_paused);
 }
 
@@ -153,33 +159,16 @@ Test(queue_admin, create_accepts_boundary_values)
     create_ok(name63, NULL);
     cr_assert_str_eq(get_info(name63).name, name63);
 
-    herald_queue_settings lo;
-    herald_queue_settings_init(&lo);
-    lo.delivery_delay_s = 0;
-    lo.message_retention_period_s = 60;
-    lo.max_message_bytes = 1;
-    lo.max_retries = 0;
-    lo.retry_delay_s = 0;
+    /* the lowest and the highest value of every setting */
+    herald_queue_settings lo = settings(0, 60, 1, 0, 0, NULL);
     create_ok("lo", &lo);
-    herald_queue_info a = get_info("lo");
-    cr_assert_eq(a.message_retention_period_s, 60);
-    cr_assert_eq(a.max_message_bytes, 1);
-    cr_assert_eq(a.max_retries, 0);
+    assert_info_has(get_info("lo"), lo);
 
-    herald_queue_settings hi;
-    herald_queue_settings_init(&hi);
-    hi.delivery_delay_s = HERALD_MAX_DELAY_S;
-    hi.message_retention_period_s = HERALD_MAX_RETENTION_S;
-    hi.max_message_bytes = 1048576;
-    hi.max_retries = 100;
-    hi.retry_delay_s = HERALD_MAX_DELAY_S;
+    herald_queue_settings hi = settings(HERALD_MAX_DELAY_S, HERALD_MAX_RETENTION_S, 1048576, 100,
+                                        HERALD_MAX_DELAY_S, NULL);
     create_ok("hi", &hi);
-    herald_queue_info b = get_info("hi");
-    cr_assert_eq(b.delivery_delay_s, 365LL * 86400);
-    cr_assert_eq(b.message_retention_period_s, 365LL * 86400);
-    cr_assert_eq(b.max_message_bytes, 1048576);
-    cr_assert_eq(b.max_retries, 100);
-    cr_assert_eq(b.retry_delay_s, 365LL * 86400);
+    assert_info_has(get_info("hi"), settings(365LL * 86400, 365LL * 86400, 1048576, 100,
+                                             365LL * 86400, NULL));
 }
 
 Test(queue_admin, names_may_use_letters_digits_underscore_and_dash)
@@ -274,12 +263,7 @@ Test(queue_admin, update_changes_only_the_given_fields_and_bumps_modified)
     cr_assert_eq(herald_queue_update(env.store, "q", &up), 0, "%s", herald_last_error());
 
     herald_queue_info after = get_info("q");
-    cr_assert_eq(after.max_retries, 9);
-    cr_assert_eq(after.message_retention_period_s, 7200);
-    cr_assert_eq(after.delivery_delay_s, 5);
-    cr_assert_eq(after.retry_delay_s, 7);
-    cr_assert_eq(after.max_message_bytes, 128000);
-    cr_assert_str_eq(after.dead_letter_queue, "dlq");
+    assert_info_has(after, settings(5, 7200, 128000, 9, 7, "dlq"));
     cr_assert_str_eq(after.queue_id, before.queue_id);
     cr_assert_eq(after.created_ms, before.created_ms);
     cr_assert_eq(after.modified_ms, hx_clock_now(&env.clock), "modified_ms %lld, clock %lld",

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "herald.h"
+#include "worker.h"
 
 static int handler(herald_tx *tx, const herald_message *m, const herald_envelope *env, void *ud)
 {
@@ -35,20 +36,6 @@ static int handler(herald_tx *tx, const herald_message *m, const herald_envelope
     snprintf(payload, sizeof payload, "{\"from\":\"%s\"}", env->event_id);
     herald_event e = { .type = "effect.done", .source = "eo-worker", .payload_json = payload };
     return herald_tx_send_event(tx, "out", &e, NULL);
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) != 0) {
-    }
 }
 
 int main(int argc, char **argv)

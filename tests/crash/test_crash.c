@@ -28,7 +28,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -62,72 +61,8 @@ TestSuite(crash, .init = setup, .fini = teardown, .timeout = 120);
  * Time, processes, pipes
  * ------------------------------------------------------------------------------------------- */
 
-static void write_all(int fd, const void *p, size_t n)
-{
-    const char *c = p;
-    while (n > 0) {
-        ssize_t w = write(fd, c, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            _exit(90); /* the parent went away */
-        c += w;
-        n -= (size_t)w;
-    }
-}
-
-/* fork() with a pipe child -> parent. Returns the pid; *rfd is the parent's read end. The
- * child gets the write end in *wfd and dies when the test process dies. */
-static pid_t fork_child(int *rfd, int *wfd)
-{
-    int p[2];
-    cr_assert_eq(pipe(p), 0);
-    fflush(stdout);
-    fflush(stderr);
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    cr_assert(pid >= 0, "fork: %s", strerror(errno));
-    if (pid == 0) {
-        close(p[0]);
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(91);
-        *wfd = p[1];
-        *rfd = -1;
-        return 0;
-    }
-    close(p[1]);
-    *rfd = p[0];
-    *wfd = -1;
-    return pid;
-}
-
-/* Waits (bounded) for a child to end; returns its wait status. */
-static int reap(pid_t pid, int64_t timeout_ms)
-{
-    int64_t end = hx_mono_ms() + timeout_ms;
-    for (;;) {
-        int st = 0;
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid)
-            return st;
-        cr_assert(r == 0 || (r < 0 && errno == EINTR), "waitpid: %s", strerror(errno));
-        if (hx_mono_ms() > end) {
-            kill(pid, SIGKILL);
-            cr_assert_fail("child %d did not end within %lld ms", (int)pid, (long long)timeout_ms);
-        }
-        hx_sleep_ms(5);
-    }
-}
-
-static void assert_killed(int st)
-{
-    if (WIFEXITED(st))
-        cr_assert_fail("the child exited by itself with code %d before it was killed "
-                       "(20+: a send/pull failed, 10: open failed, 9x: setup)",
-                       WEXITSTATUS(st));
-    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "child ended with status 0x%x", st);
-}
+/* The child's exit codes, for a failed hx_assert_killed(). */
+#define CHILD_CODES "20+: a send/pull failed, 10: open failed, 9x: setup"
 
 /* Reads one short marker (bounded wait). Returns the bytes read, 0 on EOF/timeout. */
 static size_t read_marker(int fd, char *buf, size_t cap, int64_t timeout_ms)
@@ -143,15 +78,6 @@ static size_t read_marker(int fd, char *buf, size_t cap, int64_t timeout_ms)
     return (size_t)n;
 }
 
-/* The child's last step: waits "forever" (60 s) for the parent's SIGKILL, then gives up with
- * `code`. */
-_Noreturn static void child_wait_for_kill(int code)
-{
-    for (int i = 0; i < 600; i++)
-        hx_sleep_ms(100);
-    _exit(code);
-}
-
 /* SIGKILLs the child, closes the parent's end of the pipe and reaps the child (bounded). Returns
  * its wait status; *killed_at (may be NULL) gets the time of the kill. */
 static int kill_and_reap(pid_t pid, int rfd, int64_t *killed_at)
@@ -160,7 +86,7 @@ static int kill_and_reap(pid_t pid, int rfd, int64_t *killed_at)
     if (killed_at)
         *killed_at = hx_mono_ms();
     close(rfd);
-    return reap(pid, 10000);
+    return hx_reap(pid, 10000);
 }
 
 /* ------------------------------------------------------------------------------------------- *
@@ -440,7 +366,7 @@ static void producer_child(int wfd)
         memset(ids, 0, sizeof ids);
         if (herald_send_batch(s, "q", msgs, PROD_BATCH, HERALD_UNSET, ids) < 0)
             _exit(20);
-        write_all(wfd, ids, sizeof ids); /* 3,700 bytes <= PIPE_BUF: one atomic write */
+        hx_write_all(wfd, ids, sizeof ids); /* 3,700 bytes <= PIPE_BUF: one atomic write */
     }
     _exit(21);
 }
@@ -452,7 +378,7 @@ Test(crash, producer_killed_mid_load_loses_no_confirmed_message)
     prepare(queues, 1, 0, NULL);
 
     int rfd, wfd;
-    pid_t pid = fork_child(&rfd, &wfd);
+    pid_t pid = hx_fork_child(&rfd, &wfd);
     if (pid == 0)
         producer_child(wfd);
 
@@ -466,8 +392,8 @@ Test(crash, producer_killed_mid_load_loses_no_confirmed_message)
     if (open)
         drain_to_eof(rfd, &confirmed);
     close(rfd);
-    int st = reap(pid, 10000);
-    assert_killed(st);
+    int st = hx_reap(pid, 10000);
+    hx_assert_killed(st, NULL, CHILD_CODES);
     cr_assert_geq(confirmed.n, 2000, "the producer confirmed only %zu ids in 60 s", confirmed.n);
     cr_assert_eq(confirmed.n % PROD_BATCH, 0);
 
@@ -538,7 +464,7 @@ static void gc_write_error(int wfd, int rc)
 {
     char rec[REC] = { 0 };
     snprintf(rec, sizeof rec, "!%d", rc);
-    write_all(wfd, rec, REC);
+    hx_write_all(wfd, rec, REC);
 }
 
 static void gc_fill(herald_msg *msgs, char (*bodies)[48], int tag, long b)
@@ -563,7 +489,7 @@ static void *gc_sync_sender(void *arg)
             gc_write_error(t->ctx->wfd, rc);
             return NULL;
         }
-        write_all(t->ctx->wfd, ids, sizeof ids);
+        hx_write_all(t->ctx->wfd, ids, sizeof ids);
     }
     return NULL;
 }
@@ -574,7 +500,7 @@ static void gc_async_done(void *ud, int rc, const char (*ids)[HERALD_ID_SIZE], s
     if (rc < 0 || n != GC_BATCH || ids == NULL)
         gc_write_error(c->wfd, rc < 0 ? rc : -1);
     else
-        write_all(c->wfd, ids, n * HERALD_ID_SIZE);
+        hx_write_all(c->wfd, ids, n * HERALD_ID_SIZE);
     pthread_mutex_lock(&c->mu);
     c->inflight--;
     pthread_cond_signal(&c->cv);
@@ -664,7 +590,7 @@ Test(crash, kill_during_group_commit_loses_and_duplicates_nothing, .timeout = 18
             delay = 1;
 
         int rfd, wfd;
-        pid_t pid = fork_child(&rfd, &wfd);
+        pid_t pid = hx_fork_child(&rfd, &wfd);
         if (pid == 0)
             gc_child(queues[r], wfd);
 
@@ -681,10 +607,10 @@ Test(crash, kill_during_group_commit_loses_and_duplicates_nothing, .timeout = 18
         if (open)
             drain_to_eof(rfd, &confirmed);
         close(rfd);
-        int st = reap(pid, 10000);
+        int st = hx_reap(pid, 10000);
         cr_assert_eq(confirmed.errors, 0, "round %d: a send failed in the child: %s", r,
                      confirmed.first_error);
-        assert_killed(st);
+        hx_assert_killed(st, NULL, CHILD_CODES);
         cr_assert_gt(confirmed.n, 0, "round %d: nothing was confirmed within 30 s", r);
         cr_log_info("round %d: killed %d ms into the load, %zu ids confirmed", r, delay,
                     confirmed.n);
@@ -726,14 +652,20 @@ Test(crash, kill_during_group_commit_loses_and_duplicates_nothing, .timeout = 18
  * c) consumer killed between pull and ack
  * ------------------------------------------------------------------------------------------- */
 
-Test(crash, consumer_killed_before_ack_gets_messages_redelivered_after_the_lease)
+/* The store of the consumer tests: queue "q" holding 10 messages (ids into *sent; may be NULL). */
+static void prepare_q10(idset *sent)
 {
     const char *queues[] = { "q" };
+    prepare(queues, 1, 10, sent);
+}
+
+Test(crash, consumer_killed_before_ack_gets_messages_redelivered_after_the_lease)
+{
     idset sent = { 0 };
-    prepare(queues, 1, 10, &sent);
+    prepare_q10(&sent);
 
     int rfd, wfd;
-    pid_t pid = fork_child(&rfd, &wfd);
+    pid_t pid = hx_fork_child(&rfd, &wfd);
     if (pid == 0) {
         herald_store *s = child_open();
         herald_batch b = { 0 };
@@ -741,8 +673,8 @@ Test(crash, consumer_killed_before_ack_gets_messages_redelivered_after_the_lease
             _exit(24);
         if (b.n != 10)
             _exit(25);
-        write_all(wfd, "P", 1);
-        child_wait_for_kill(26); /* never acks */
+        hx_write_all(wfd, "P", 1);
+        hx_child_wait_for_kill(26); /* never acks */
     }
 
     char m[16];
@@ -750,7 +682,7 @@ Test(crash, consumer_killed_before_ack_gets_messages_redelivered_after_the_lease
     int64_t leased_at = hx_mono_ms(); /* the lease started before the marker was written */
     int st = kill_and_reap(pid, rfd, NULL);
     cr_assert(got == 1 && m[0] == 'P', "the child never reported its pull (status 0x%x)", st);
-    assert_killed(st);
+    hx_assert_killed(st, NULL, CHILD_CODES);
 
     herald_store *s = reopen();
     assert_lease_still_live(s, "q", leased_at, 800);
@@ -789,18 +721,17 @@ static int hang_handler(herald_delivery *d, void *ud)
     char m[8];
     size_t n = herald_delivery_count(d);
     snprintf(m, sizeof m, "S%03zu", n > 999 ? (size_t)999 : n);
-    write_all(h->wfd, m, 4);
-    child_wait_for_kill(27); /* inside the handler: the consumer never settles */
+    hx_write_all(h->wfd, m, 4);
+    hx_child_wait_for_kill(27); /* inside the handler: the consumer never settles */
 }
 
 Test(crash, consumer_runtime_killed_mid_handler_loses_nothing)
 {
-    const char *queues[] = { "q" };
     idset sent = { 0 };
-    prepare(queues, 1, 10, &sent);
+    prepare_q10(&sent);
 
     int rfd, wfd;
-    pid_t pid = fork_child(&rfd, &wfd);
+    pid_t pid = hx_fork_child(&rfd, &wfd);
     if (pid == 0) {
         herald_store *s = child_open();
         static hang_ud ud;
@@ -819,7 +750,7 @@ Test(crash, consumer_runtime_killed_mid_handler_loses_nothing)
         herald_consumer *c = NULL;
         if (herald_consumer_start(s, &cfg, &c) < 0)
             _exit(28);
-        child_wait_for_kill(29);
+        hx_child_wait_for_kill(29);
     }
 
     char m[16];
@@ -827,7 +758,7 @@ Test(crash, consumer_runtime_killed_mid_handler_loses_nothing)
     int64_t killed_at;
     int st = kill_and_reap(pid, rfd, &killed_at);
     cr_assert(got >= 4 && m[0] == 'S', "the handler never started (status 0x%x)", st);
-    assert_killed(st);
+    hx_assert_killed(st, NULL, CHILD_CODES);
     int delivered = (int)strtol(m + 1, NULL, 10);
     cr_assert_eq(delivered, 10, "the handler got %d messages, want one batch of 10", delivered);
 
@@ -866,11 +797,10 @@ Test(crash, consumer_runtime_killed_mid_handler_loses_nothing)
 
 Test(crash, acked_messages_stay_acked_after_a_kill)
 {
-    const char *queues[] = { "q" };
-    prepare(queues, 1, 10, NULL);
+    prepare_q10(NULL);
 
     int rfd, wfd;
-    pid_t pid = fork_child(&rfd, &wfd);
+    pid_t pid = hx_fork_child(&rfd, &wfd);
     if (pid == 0) {
         herald_store *s = child_open();
         herald_batch b = { 0 };
@@ -882,14 +812,14 @@ Test(crash, acked_messages_stay_acked_after_a_kill)
         herald_settle_result res;
         if (herald_ack(s, "q", leases, 10, &res) < 0 || res.n_acked != 10)
             _exit(31);
-        write_all(wfd, "A", 1);
-        child_wait_for_kill(32);
+        hx_write_all(wfd, "A", 1);
+        hx_child_wait_for_kill(32);
     }
     char m[16];
     size_t got = read_marker(rfd, m, sizeof m, 20000);
     int st = kill_and_reap(pid, rfd, NULL);
     cr_assert(got == 1 && m[0] == 'A', "the child never reported its ack (status 0x%x)", st);
-    assert_killed(st);
+    hx_assert_killed(st, NULL, CHILD_CODES);
 
     herald_store *s = reopen();
     herald_queue_stats qs = hx_stats(s, "q");
@@ -912,7 +842,7 @@ Test(crash, kill_while_the_store_is_first_created_leaves_it_openable)
         g_url = hx_url(g_dir, name);
 
         int rfd, wfd;
-        pid_t pid = fork_child(&rfd, &wfd);
+        pid_t pid = hx_fork_child(&rfd, &wfd);
         if (pid == 0) {
             herald_store *s = child_open();
             if (herald_queue_create(s, "q", NULL) < 0)
@@ -920,7 +850,7 @@ Test(crash, kill_while_the_store_is_first_created_leaves_it_openable)
             herald_msg msg = { "{}", 2, HERALD_CONTENT_JSON, HERALD_UNSET };
             if (herald_send(s, "q", &msg, NULL) < 0)
                 _exit(34);
-            write_all(wfd, "D", 1);
+            hx_write_all(wfd, "D", 1);
             herald_store_close(s);
             _exit(0);
         }
@@ -929,7 +859,7 @@ Test(crash, kill_while_the_store_is_first_created_leaves_it_openable)
         char m[4];
         size_t got = read_marker(rfd, m, sizeof m, 10000);
         close(rfd);
-        int st = reap(pid, 10000);
+        int st = hx_reap(pid, 10000);
         cr_assert(!WIFEXITED(st) || WEXITSTATUS(st) == 0, "round %zu: child failed with %d", r,
                   WEXITSTATUS(st));
 

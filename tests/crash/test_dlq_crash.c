@@ -21,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -98,9 +97,7 @@ _Noreturn static void child_redrive(const char *dir)
     if (herald_dlq_redrive(s, "dlq", &o, &moved) != 0)
         _exit(20);
     /* Finished before the kill: stay alive so the parent can tell (it reads the counts). */
-    for (int i = 0; i < 600; i++)
-        hx_sleep_ms(100);
-    _exit(30);
+    hx_child_wait_for_kill(30);
 }
 
 /* Where each message is, read with SQLite directly from the closed store. */
@@ -153,17 +150,9 @@ static int cmp_audit(const void *a, const void *b)
 static int64_t run_round(char (*ids)[HERALD_ID_SIZE], int64_t kill_after)
 {
     make_dead_letters(ids);
-    fflush(stdout);
-    fflush(stderr);
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    cr_assert(pid >= 0, "fork: %s", strerror(errno));
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(91);
+    pid_t pid = hx_fork_child(NULL, NULL);
+    if (pid == 0)
         child_redrive(g_dir);
-    }
     /* Opened after the fork: this handle only watches. */
     herald_store *w = hx_open(g_dir, NULL);
     int64_t deadline = hx_mono_ms() + 60000;
@@ -181,8 +170,7 @@ static int64_t run_round(char (*ids)[HERALD_ID_SIZE], int64_t kill_after)
             break;
         }
         if (hx_mono_ms() > deadline) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &st, 0);
+            (void)hx_kill_and_reap(pid, 10000);
             herald_store_close(w);
             cr_assert_fail("the child moved only %lld messages in 60 s", (long long)seen);
         }
@@ -190,18 +178,10 @@ static int64_t run_round(char (*ids)[HERALD_ID_SIZE], int64_t kill_after)
     }
     if (!exited) {
         hx_sleep_us(rand() % 500); /* land anywhere within the next move */
-        kill(pid, SIGKILL);
-        int64_t end = hx_mono_ms() + 10000;
-        while (waitpid(pid, &st, WNOHANG) != pid) {
-            cr_assert(hx_mono_ms() < end, "the killed child did not end");
-            hx_sleep_ms(2);
-        }
+        st = hx_kill_and_reap(pid, 10000);
     }
     herald_store_close(w);
-    if (WIFEXITED(st))
-        cr_assert_fail("the child exited by itself with code %d (10: open, 20: redrive failed)",
-                       WEXITSTATUS(st));
-    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "child status 0x%x", st);
+    hx_assert_killed(st, NULL, "10: open, 20: redrive failed");
 
     /* Reopen (recovery), then check the invariants. */
     herald_store *s = hx_open(g_dir, NULL);

@@ -22,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -84,20 +83,12 @@ static void prepare_store(void)
     herald_store_close(s);
 }
 
-static int cb_ints(void *ud, const herald_row *r)
-{
-    int64_t *out = ud;
-    for (int i = 0; i < herald_row_columns(r) && i < 4; i++)
-        out[i] = herald_row_get(r, i).i;
-    return 0;
-}
-
 static void assert_processed_once(const char *label)
 {
     herald_store *s = hx_open(g_dir, NULL);
     int64_t v[4] = { -1, -1 };
     int rc = herald_sql_query(s, "SELECT count(*), count(DISTINCT event_id) FROM effects", NULL,
-                              0, cb_ints, v);
+                              0, hx_cb_ints, v);
     cr_assert_eq(rc, 0, "%s: count effects: %s", label, herald_last_error());
     cr_assert_eq(v[0], N_EVENTS, "%s: effects has %lld rows, want %d", label, (long long)v[0],
                  N_EVENTS);
@@ -107,7 +98,7 @@ static void assert_processed_once(const char *label)
         herald_arg a = HERALD_ARG_S(g_ids[i]);
         int64_t n[4] = { -1 };
         rc = herald_sql_query(s, "SELECT count(*) FROM effects WHERE event_id = ?", &a, 1,
-                              cb_ints, n);
+                              hx_cb_ints, n);
         cr_assert_eq(rc, 0, "%s", herald_last_error());
         cr_assert_eq(n[0], 1, "%s: event %d (%s) has %lld effects", label, i, g_ids[i],
                      (long long)n[0]);
@@ -152,37 +143,8 @@ static void assert_processed_once(const char *label)
  * status (bounded: 60 s). */
 static int run_worker(const char *fault)
 {
-    fflush(stdout);
-    fflush(stderr);
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    cr_assert(pid >= 0, "fork: %s", strerror(errno));
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(91);
-        if (fault)
-            setenv("HERALD_FAULT", fault, 1);
-        else
-            unsetenv("HERALD_FAULT");
-        char *argv[] = { (char *)HERALD_EO_WORKER, g_url, NULL };
-        execv(HERALD_EO_WORKER, argv);
-        _exit(127);
-    }
-    int64_t end = hx_mono_ms() + 60000;
-    for (;;) {
-        int st = 0;
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid)
-            return st;
-        cr_assert(r == 0 || (r < 0 && errno == EINTR), "waitpid: %s", strerror(errno));
-        if (hx_mono_ms() > end) {
-            kill(pid, SIGKILL);
-            (void)waitpid(pid, &st, 0);
-            cr_assert_fail("worker (fault %s) did not end within 60 s", fault ? fault : "none");
-        }
-        hx_sleep_ms(5);
-    }
+    const char *const argv[] = { HERALD_EO_WORKER, g_url, NULL };
+    return hx_reap(hx_exec_worker(argv, fault), 60000);
 }
 
 static void assert_exit_0(int st, const char *what)
@@ -199,10 +161,8 @@ static void crash_then_recover(const char *fault)
 {
     prepare_store();
     int st = run_worker(fault);
-    if (WIFEXITED(st))
-        cr_assert_fail("fault %s: the worker exited %d instead of being killed at the point",
-                       fault, WEXITSTATUS(st));
-    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "fault %s: status 0x%x", fault, st);
+    hx_assert_killed(st, fault, "not killed at the fault point; 3: \"in\" not drained in 20 s, "
+                                "1x: setup, 127: exec");
     st = run_worker(NULL);
     char what[80];
     snprintf(what, sizeof what, "recovery after %s", fault);

@@ -28,7 +28,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -74,91 +73,8 @@ static herald_store *open_bus(void)
 
 /* ---- processes and pipes --------------------------------------------------------------------- */
 
-static void write_all(int fd, const void *p, size_t n)
-{
-    const char *c = p;
-    while (n > 0) {
-        ssize_t w = write(fd, c, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            _exit(90); /* the parent went away */
-        c += w;
-        n -= (size_t)w;
-    }
-}
-
-/* fork() with a pipe child -> parent (wfd NULL: no pipe). Returns the pid (0 in the child).
- * The child dies when the test process dies. */
-static pid_t fork_child(int *rfd, int *wfd)
-{
-    int p[2] = { -1, -1 };
-    if (wfd)
-        cr_assert_eq(pipe(p), 0);
-    fflush(stdout);
-    fflush(stderr);
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    cr_assert(pid >= 0, "fork: %s", strerror(errno));
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(91);
-        if (wfd) {
-            close(p[0]);
-            *wfd = p[1];
-        }
-        return 0;
-    }
-    if (wfd) {
-        close(p[1]);
-        *rfd = p[0];
-    }
-    return pid;
-}
-
-/* Waits (bounded) for a child to end; returns its wait status. */
-static int reap(pid_t pid, int64_t timeout_ms)
-{
-    int64_t end = hx_mono_ms() + timeout_ms;
-    for (;;) {
-        int st = 0;
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid)
-            return st;
-        cr_assert(r == 0 || (r < 0 && errno == EINTR), "waitpid: %s", strerror(errno));
-        if (hx_mono_ms() > end) {
-            kill(pid, SIGKILL);
-            (void)waitpid(pid, &st, 0);
-            cr_assert_fail("child %d did not end within %lld ms", (int)pid, (long long)timeout_ms);
-        }
-        hx_sleep_ms(2);
-    }
-}
-
-static void assert_killed(int st, const char *what)
-{
-    if (WIFEXITED(st))
-        cr_assert_fail("%s: the child exited by itself with code %d before it was killed "
-                       "(0: it finished, 2x: a Herald call failed, 10: open, 9x: setup)",
-                       what, WEXITSTATUS(st));
-    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "%s: child ended with status 0x%x",
-              what, st);
-}
-
-static int cb_int(void *ud, const herald_row *r)
-{
-    *(int64_t *)ud = herald_row_get(r, 0).i;
-    return 0;
-}
-
-static int64_t sql_int(herald_store *s, const char *sql)
-{
-    int64_t v = -1;
-    int rc = herald_sql_query(s, sql, NULL, 0, cb_int, &v);
-    cr_assert_eq(rc, 0, "%s: %s: %s", sql, herald_err_name(rc), herald_last_error());
-    return v;
-}
+/* The children's exit codes, for a failed hx_assert_killed(). */
+#define CHILD_CODES "0: it finished, 2x: a Herald call failed, 10: open, 9x: setup"
 
 static int64_t pending_of(herald_store *svc)
 {
@@ -196,7 +112,7 @@ static void service_child(int wfd, int64_t base)
     for (int64_t i = base;; i++) {
         if (herald_outbox_run(s, svc_fn, &i) < 0)
             _exit(20);
-        write_all(wfd, &i, sizeof i); /* 8 bytes: one atomic pipe write */
+        hx_write_all(wfd, &i, sizeof i); /* 8 bytes: one atomic pipe write */
     }
 }
 
@@ -247,7 +163,7 @@ static int cb_collect(void *ud, const herald_row *r)
 static int64_t check_service(const i64s *reported, int rounds, const char *what)
 {
     herald_store *svc = open_svc();
-    int64_t b = sql_int(svc, "SELECT count(*) FROM business");
+    int64_t b = hx_sql_int(svc, "SELECT count(*) FROM business");
     int64_t p = pending_of(svc);
     cr_assert_eq(b, p, "%s: %lld business rows but %lld pending events", what, (long long)b,
                  (long long)p);
@@ -282,7 +198,7 @@ Test(outbox_crash, service_killed_mid_run_keeps_rows_and_events_together)
     for (int round = 1; round <= SVC_ROUNDS; round++) {
         int rfd = -1, wfd = -1;
         size_t before = reported.n;
-        pid_t pid = fork_child(&rfd, &wfd);
+        pid_t pid = hx_fork_child(&rfd, &wfd);
         if (pid == 0)
             service_child(wfd, b + 1);
 
@@ -297,10 +213,10 @@ Test(outbox_crash, service_killed_mid_run_keeps_rows_and_events_together)
         while (open)
             open = pump(rfd, &reported, 1000);
         close(rfd);
-        int st = reap(pid, 10000);
+        int st = hx_reap(pid, 10000);
         char what[32];
         snprintf(what, sizeof what, "round %d", round);
-        assert_killed(st, what);
+        hx_assert_killed(st, what, CHILD_CODES);
         cr_assert_geq(reported.n - before, want, "%s: the child reported only %zu commits in 60 s",
                       what, reported.n - before);
         for (size_t k = before; k < reported.n; k++)
@@ -390,17 +306,8 @@ static void prepare_outbox(void)
 /* fork+exec the worker; fault NULL: HERALD_FAULT unset. */
 static pid_t spawn_worker(const char *mode, const char *fault)
 {
-    pid_t pid = fork_child(NULL, NULL);
-    if (pid == 0) {
-        if (fault)
-            setenv("HERALD_FAULT", fault, 1);
-        else
-            unsetenv("HERALD_FAULT");
-        char *argv[] = { (char *)HERALD_OUTBOX_WORKER, (char *)mode, g_svc_url, g_bus_url, NULL };
-        execv(HERALD_OUTBOX_WORKER, argv);
-        _exit(127);
-    }
-    return pid;
+    const char *const argv[] = { HERALD_OUTBOX_WORKER, mode, g_svc_url, g_bus_url, NULL };
+    return hx_exec_worker(argv, fault);
 }
 
 static int64_t bus_sent(herald_store *bus)
@@ -429,14 +336,13 @@ static int64_t flush_and_kill(const char *mode, int64_t target, const char *what
         hx_sleep_us(500);
     }
     if (!exited) {
-        kill(pid, SIGKILL);
-        st = reap(pid, 10000);
+        st = hx_kill_and_reap(pid, 10000);
     }
     herald_store_close(bus);
     if (exited && WIFEXITED(st))
         cr_assert_fail("%s: the worker finished (exit %d) before the bus had %lld messages (%lld)",
                        what, WEXITSTATUS(st), (long long)target, (long long)sent);
-    assert_killed(st, what);
+    hx_assert_killed(st, what, CHILD_CODES);
     cr_assert_geq(sent, target, "%s: the bus had only %lld messages after 60 s", what,
                   (long long)sent);
     return sent;
@@ -446,25 +352,11 @@ static int64_t flush_and_kill(const char *mode, int64_t target, const char *what
 static void flush_with_fault(const char *fault)
 {
     pid_t pid = spawn_worker("flush", fault);
-    int st = reap(pid, 60000);
-    assert_killed(st, fault);
+    int st = hx_reap(pid, 60000);
+    hx_assert_killed(st, fault, CHILD_CODES);
 }
 
 static atomic_int g_calls;
-
-static int eo_handler(herald_tx *tx, const herald_message *m, const herald_envelope *en,
-                      void *ud)
-{
-    (void)m;
-    (void)ud;
-    atomic_fetch_add(&g_calls, 1);
-    if (!en) {
-        herald_tx_set_error(tx, "not an envelope");
-        return -1;
-    }
-    herald_arg a = HERALD_ARG_S(en->event_id);
-    return herald_tx_exec(tx, "INSERT INTO effects(event_id) VALUES (?)", &a, 1, NULL);
-}
 
 static int id_index(const char *id)
 {
@@ -548,13 +440,12 @@ static int final_flush_and_consume(const char *what)
     herald_consumer_cfg_init(&c);
     c.queues = qs;
     c.n_queues = 2;
-    c.tx_handler = eo_handler;
+    c.tx_handler = hx_effects_handler;
+    c.ud = &g_calls;
     c.max_batch_size = 100;
     c.max_batch_timeout_ms = 0;
     c.retry_delay_s = 0;
-    herald_consumer *cons = NULL;
-    rc = herald_consumer_start(bus, &c, &cons);
-    cr_assert_eq(rc, 0, "consumer_start: %s: %s", herald_err_name(rc), herald_last_error());
+    herald_consumer *cons = hx_consumer_start(bus, &c);
     int64_t end = hx_mono_ms() + 30000;
     while (hx_mono_ms() < end &&
            hx_stats(bus, "qa").backlog_count + hx_stats(bus, "qb").backlog_count > 0)
@@ -567,10 +458,11 @@ static int final_flush_and_consume(const char *what)
     cr_assert_eq(qa.dead_lettered_total + qb.dead_lettered_total + qa.deleted_total +
                      qb.deleted_total,
                  0, "%s: messages died", what);
-    cr_assert_eq(sql_int(bus, "SELECT count(*) FROM effects"), N_ROWS,
+    cr_assert_eq(hx_sql_int(bus, "SELECT count(*) FROM effects"), N_ROWS,
                  "%s: %lld effects for %d events", what,
-                 (long long)sql_int(bus, "SELECT count(*) FROM effects"), N_ROWS);
-    cr_assert_eq(sql_int(bus, "SELECT count(DISTINCT event_id) FROM effects"), N_ROWS, "%s", what);
+                 (long long)hx_sql_int(bus, "SELECT count(*) FROM effects"), N_ROWS);
+    cr_assert_eq(hx_sql_int(bus, "SELECT count(DISTINCT event_id) FROM effects"), N_ROWS, "%s",
+                 what);
     cr_assert_eq(atomic_load(&g_calls), N_ROWS, "%s: the handler ran %d times", what,
                  atomic_load(&g_calls));
     herald_store_close(bus);

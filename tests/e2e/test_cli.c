@@ -195,14 +195,9 @@ Test(cli, queues_purge_deletes_every_message)
     json_decref(p);
     cr_assert_eq(hx_cli_stat("orders", "backlog_count"), 3);
     OKV(NULL, "queues", "purge", "orders");
-    json_t *s = hx_cli_stats("orders");
-    cr_assert_eq(hx_json_int(s, "backlog_count"), 0);
-    cr_assert_eq(hx_json_int(s, "backlog_bytes"), 0);
-    cr_assert_eq(hx_json_int(s, "visible_count"), 0);
-    cr_assert_eq(hx_json_int(s, "delayed_count"), 0);
-    cr_assert_eq(hx_json_int(s, "leased_count"), 0);
-    cr_assert_eq(hx_json_int(s, "oldest_message_timestamp_ms"), 0);
-    json_decref(s);
+    HX_CLI_ASSERT_STATS("orders", { "backlog_count", 0 }, { "backlog_bytes", 0 },
+                        { "visible_count", 0 }, { "delayed_count", 0 }, { "leased_count", 0 },
+                        { "oldest_message_timestamp_ms", 0 });
     p = JSON(NULL, "pull", "orders", "--json");
     cr_assert_eq(json_array_size(p), 0);
     json_decref(p);
@@ -429,12 +424,8 @@ Test(cli, send_batch_prints_ids_in_order_pull_returns_them_and_ack_empties_the_q
     free(out);
     json_decref(p);
 
-    json_t *s = hx_cli_stats("orders");
-    cr_assert_eq(hx_json_int(s, "backlog_count"), 0);
-    cr_assert_eq(hx_json_int(s, "leased_count"), 0);
-    cr_assert_eq(hx_json_int(s, "acked_total"), 3);
-    cr_assert_eq(hx_json_int(s, "sent_total"), 3);
-    json_decref(s);
+    HX_CLI_ASSERT_STATS("orders", { "backlog_count", 0 }, { "leased_count", 0 },
+                        { "acked_total", 3 }, { "sent_total", 3 });
 }
 
 Test(cli, ack_json_reports_ack_count_and_missing)
@@ -517,13 +508,8 @@ Test(cli, retry_with_delay_hides_the_message_until_then)
     json_decref(r);
     json_decref(p);
 
-    json_t *s = hx_cli_stats("orders");
-    cr_assert_eq(hx_json_int(s, "backlog_count"), 1);
-    cr_assert_eq(hx_json_int(s, "delayed_count"), 1);
-    cr_assert_eq(hx_json_int(s, "visible_count"), 0);
-    cr_assert_eq(hx_json_int(s, "leased_count"), 0);
-    cr_assert_eq(hx_json_int(s, "retried_total"), 1);
-    json_decref(s);
+    HX_CLI_ASSERT_STATS("orders", { "backlog_count", 1 }, { "delayed_count", 1 },
+                        { "visible_count", 0 }, { "leased_count", 0 }, { "retried_total", 1 });
 
     p = JSON(NULL, "pull", "orders", "--json");
     cr_assert_eq(json_array_size(p), 0, "a message retried with --delay 3600 was delivered");
@@ -537,18 +523,24 @@ Test(cli, retry_with_delay_hides_the_message_until_then)
     json_decref(pk);
 }
 
-Test(cli, retry_without_delay_redelivers_with_attempts_2)
+/* `send orders {"a":1}`; copies the one line it prints (the id) into id. */
+static void send_a1(char id[64])
 {
-    hx_cli_mkq("orders");
     char *out = OK(NULL, "send", "orders", "{\"a\":1}");
     char *lines[2];
     cr_assert_eq(hx_split_lines(out, lines, 2), 1);
-    char id[64];
-    snprintf(id, sizeof id, "%s", lines[0]);
+    snprintf(id, 64, "%s", lines[0]);
     free(out);
+}
+
+Test(cli, retry_without_delay_redelivers_with_attempts_2)
+{
+    hx_cli_mkq("orders");
+    char id[64];
+    send_a1(id);
     json_t *p = JSON(NULL, "pull", "orders", "--json");
     cr_assert_eq(json_array_size(p), 1);
-    out = OK(NULL, "retry", "orders", hx_json_str(json_array_get(p, 0), "lease_id"));
+    char *out = OK(NULL, "retry", "orders", hx_json_str(json_array_get(p, 0), "lease_id"));
     cr_assert(strstr(out, "retried 1") != NULL, "retry output: [%s]", out);
     free(out);
     json_decref(p);
@@ -563,12 +555,8 @@ Test(cli, retry_without_delay_redelivers_with_attempts_2)
 Test(cli, retry_past_max_retries_dead_letters_and_peek_shows_history)
 {
     OKV(NULL, "queues", "create", "orders", "--max-retries", "0", "--dead-letter-queue", "dlq");
-    char *out = OK(NULL, "send", "orders", "{\"a\":1}");
-    char *lines[2];
-    cr_assert_eq(hx_split_lines(out, lines, 2), 1);
     char id[64];
-    snprintf(id, sizeof id, "%s", lines[0]);
-    free(out);
+    send_a1(id);
     json_t *p = JSON(NULL, "pull", "orders", "--json");
     cr_assert_eq(json_array_size(p), 1);
     const char *lease = hx_json_str(json_array_get(p, 0), "lease_id");
@@ -618,10 +606,7 @@ Test(cli, peek_does_not_lease)
     free(b);
     cr_assert_str_eq(hx_json_str(json_array_get(pk1, 1), "body"), "two");
 
-    json_t *s = hx_cli_stats("orders");
-    cr_assert_eq(hx_json_int(s, "leased_count"), 0);
-    cr_assert_eq(hx_json_int(s, "visible_count"), 2);
-    json_decref(s);
+    HX_CLI_ASSERT_STATS("orders", { "leased_count", 0 }, { "visible_count", 2 });
 
     json_t *pk2 = JSON(NULL, "peek", "orders", "--json");
     cr_assert(json_equal(pk1, pk2), "peeking twice changed the messages");
@@ -639,20 +624,14 @@ Test(cli, delay_at_the_limit_is_accepted_and_delayed)
 {
     hx_cli_mkq("orders");
     OKV(NULL, "send", "orders", "--delay", "31536000", "{\"a\":1}");
-    json_t *s = hx_cli_stats("orders");
-    cr_assert_eq(hx_json_int(s, "delayed_count"), 1);
-    cr_assert_eq(hx_json_int(s, "visible_count"), 0);
-    json_decref(s);
+    HX_CLI_ASSERT_STATS("orders", { "delayed_count", 1 }, { "visible_count", 0 });
 }
 
 Test(cli, send_batch_with_delay_delays_every_message)
 {
     hx_cli_mkq("orders");
     OKV("{\"a\":1}\n{\"a\":2}\n", "send-batch", "orders", "--delay", "60");
-    json_t *s = hx_cli_stats("orders");
-    cr_assert_eq(hx_json_int(s, "delayed_count"), 2);
-    cr_assert_eq(hx_json_int(s, "visible_count"), 0);
-    json_decref(s);
+    HX_CLI_ASSERT_STATS("orders", { "delayed_count", 2 }, { "visible_count", 0 });
 }
 
 Test(cli, message_of_exactly_128000_bytes_is_accepted)

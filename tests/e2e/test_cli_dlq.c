@@ -351,12 +351,31 @@ Test(cli_dlq, redrive_max_and_patch)
  * Usage errors: exit 2
  * ------------------------------------------------------------------------------------------- */
 
+/* The bad-input tests: the scene, and the DLQ's list and the stats of "orders" before the bad
+ * command. */
+typedef struct before {
+    char ev[HERALD_ID_SIZE], plain[HERALD_ID_SIZE];
+    json_t *dlq, *src;
+} before;
+
+static before scene_before(void)
+{
+    before b;
+    scene(b.ev, b.plain);
+    b.dlq = dlq_list("orders-dlq");
+    b.src = hx_cli_stats("orders");
+    return b;
+}
+
+/* Nothing changed since scene_before() (and frees what it took). */
+static void assert_scene_unchanged(before *b)
+{
+    assert_nothing_changed(b->dlq, b->src, "orders");
+}
+
 Test(cli_dlq, usage_errors_exit_2_and_change_nothing)
 {
-    char ev[HERALD_ID_SIZE], plain[HERALD_ID_SIZE];
-    scene(ev, plain);
-    json_t *dlq_before = dlq_list("orders-dlq");
-    json_t *src_before = hx_cli_stats("orders");
+    before b = scene_before();
     free(FAIL(2, NULL, "dlq"));
     free(FAIL(2, NULL, "dlq", "frobnicate"));
     free(FAIL(2, NULL, "dlq", "show", "orders-dlq"));
@@ -370,10 +389,10 @@ Test(cli_dlq, usage_errors_exit_2_and_change_nothing)
     free(FAIL(2, NULL, "dlq", "redrive", "orders-dlq", "--bogus"));
     free(FAIL(2, NULL, "dlq", "list", "--set", "payload.n=2"));
     free(FAIL(2, NULL, "dlq", "list", "orders-dlq", "--set", "payload.n=2"));
-    free(FAIL(2, NULL, "dlq", "list", "orders-dlq", "--id", ev));
-    free(FAIL(2, NULL, "dlq", "show", "orders-dlq", ev, "--to", "other"));
+    free(FAIL(2, NULL, "dlq", "list", "orders-dlq", "--id", b.ev));
+    free(FAIL(2, NULL, "dlq", "show", "orders-dlq", b.ev, "--to", "other"));
     free(FAIL(2, NULL, "dlq", "audit", "--rate", "1/s"));
-    assert_nothing_changed(dlq_before, src_before, "orders");
+    assert_scene_unchanged(&b);
 }
 
 Test(cli_dlq, help_exits_0_on_stdout)
@@ -389,56 +408,44 @@ Test(cli_dlq, help_exits_0_on_stdout)
 
 Test(cli_dlq, redrive_of_unknown_dlq_exits_1_and_changes_nothing)
 {
-    char ev[HERALD_ID_SIZE], plain[HERALD_ID_SIZE];
-    scene(ev, plain);
-    json_t *dlq_before = dlq_list("orders-dlq");
-    json_t *src_before = hx_cli_stats("orders");
+    before b = scene_before();
     char *err = FAIL(1, NULL, "dlq", "redrive", "no-such-dlq");
     cr_expect(strstr(err, "no-such-dlq"), "stderr names the queue: [%s]", err);
     free(err);
-    assert_nothing_changed(dlq_before, src_before, "orders");
+    assert_scene_unchanged(&b);
 }
 
 Test(cli_dlq, redrive_to_unknown_queue_exits_1_and_changes_nothing)
 {
-    char ev[HERALD_ID_SIZE], plain[HERALD_ID_SIZE];
-    scene(ev, plain);
-    json_t *dlq_before = dlq_list("orders-dlq");
-    json_t *src_before = hx_cli_stats("orders");
+    before b = scene_before();
     char *err = FAIL(1, NULL, "dlq", "redrive", "orders-dlq", "--to", "nowhere");
     cr_expect(strstr(err, "nowhere"), "stderr names the queue: [%s]", err);
     free(err);
-    assert_nothing_changed(dlq_before, src_before, "orders");
+    assert_scene_unchanged(&b);
 }
 
 Test(cli_dlq, edit_breaking_the_envelope_exits_1_and_changes_nothing)
 {
-    char ev[HERALD_ID_SIZE], plain[HERALD_ID_SIZE];
-    scene(ev, plain);
-    json_t *dlq_before = dlq_list("orders-dlq");
-    json_t *src_before = hx_cli_stats("orders");
+    before b = scene_before();
     char *err = FAIL(1, NULL, "dlq", "redrive", "orders-dlq", "--set", "type=Bad", "--by", "x");
     cr_expect(hx_contains_ci(err, "envelope"), "stderr: [%s]", err);
-    cr_expect(strstr(err, ev), "stderr names the message: [%s]", err);
+    cr_expect(strstr(err, b.ev), "stderr names the message: [%s]", err);
     free(err);
     err = FAIL(1, NULL, "dlq", "redrive", "orders-dlq", "--set", "payload=5");
     cr_expect(hx_contains_ci(err, "envelope"), "stderr: [%s]", err);
     free(err);
-    assert_nothing_changed(dlq_before, src_before, "orders");
+    assert_scene_unchanged(&b);
 }
 
 Test(cli_dlq, bad_patch_or_unknown_id_exits_1_and_changes_nothing)
 {
-    char ev[HERALD_ID_SIZE], plain[HERALD_ID_SIZE];
-    scene(ev, plain);
-    json_t *dlq_before = dlq_list("orders-dlq");
-    json_t *src_before = hx_cli_stats("orders");
+    before b = scene_before();
     char *err = FAIL(1, NULL, "dlq", "redrive", "orders-dlq", "--patch", "{not json");
     cr_expect(hx_contains_ci(err, "patch"), "stderr: [%s]", err);
     free(err);
-    err = FAIL(1, NULL, "dlq", "redrive", "orders-dlq", "--id", ev, "--id",
+    err = FAIL(1, NULL, "dlq", "redrive", "orders-dlq", "--id", b.ev, "--id",
                "01890000-0000-7000-8000-00000000beef");
     cr_expect(strstr(err, "01890000-0000-7000-8000-00000000beef"), "stderr: [%s]", err);
     free(err);
-    assert_nothing_changed(dlq_before, src_before, "orders");
+    assert_scene_unchanged(&b);
 }

@@ -65,7 +65,7 @@ static herald_store *open_store(void)
 /* Waits until `herald run` has applied the configuration (its queues exist). */
 static void wait_configured(void)
 {
-    for (int i = 0; i < 1000; i++) {
+    for (int i = 0; i < 3000; i++) { /* 30 s: a loaded CI machine starts slowly */
         herald_store *s = NULL;
         if (herald_store_open(g_url, NULL, &s) == 0) {
             herald_queue_info qi;

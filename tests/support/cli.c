@@ -140,6 +140,17 @@ json_t *hx_cli_stats(const char *q)
     return JSON(NULL, "queues", "stats", q, "--json");
 }
 
+void hx_cli_assert_stats(const char *q, const hx_stat_want *w, size_t n)
+{
+    json_t *s = hx_cli_stats(q);
+    for (size_t i = 0; i < n; i++) {
+        json_int_t got = hx_json_int(s, w[i].key);
+        cr_assert_eq(got, w[i].want, "queues stats %s: %s is %lld, want %lld", q, w[i].key,
+                     (long long)got, (long long)w[i].want);
+    }
+    json_decref(s);
+}
+
 json_t *hx_cli_send_and_pull_one(const char *q, const char *body)
 {
     hx_cli_mkq(q);

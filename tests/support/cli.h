@@ -61,6 +61,16 @@ json_t *hx_cli_send_and_pull_one(const char *q, const char *body);
 json_t *hx_cli_stats(const char *q);             /* queues stats Q --json */
 json_int_t hx_cli_stat(const char *q, const char *key); /* one integer of it */
 /* Asserts the stats of q / the queue list equal a snapshot taken earlier (nothing changed). */
+/* One integer of `queues stats` and the value it must have. */
+typedef struct hx_stat_want {
+    const char *key;
+    json_int_t want;
+} hx_stat_want;
+/* Asserts that `queues stats Q --json` has each of the n keys with its value. */
+void hx_cli_assert_stats(const char *q, const hx_stat_want *w, size_t n);
+#define HX_CLI_ASSERT_STATS(q, ...)                                                               \
+    hx_cli_assert_stats((q), (const hx_stat_want[]){ __VA_ARGS__ },                               \
+                        sizeof((const hx_stat_want[]){ __VA_ARGS__ }) / sizeof(hx_stat_want))
 void hx_assert_stats_unchanged(const char *q, json_t *before);
 void hx_assert_list_unchanged(json_t *before);
 

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -430,4 +431,152 @@ herald_settle_result hx_ack1(herald_store *s, const char *q, const char *lease)
     int rc = herald_ack(s, q, leases, 1, &r);
     cr_assert_eq(rc, 0, "herald_ack(%s) = %s: %s", q, herald_err_name(rc), herald_last_error());
     return r;
+}
+
+herald_consumer *hx_consumer_start(herald_store *s, const herald_consumer_cfg *c)
+{
+    herald_consumer *out = NULL;
+    int rc = herald_consumer_start(s, c, &out);
+    cr_assert_eq(rc, 0, "consumer_start: %s: %s", herald_err_name(rc), herald_last_error());
+    cr_assert_not_null(out);
+    return out;
+}
+
+int hx_effects_handler(herald_tx *tx, const herald_message *m, const herald_envelope *en,
+                       void *ud)
+{
+    (void)m;
+    if (ud)
+        atomic_fetch_add((atomic_int *)ud, 1);
+    if (!en) {
+        herald_tx_set_error(tx, "not an envelope");
+        return -1;
+    }
+    herald_arg a = HERALD_ARG_S(en->event_id);
+    return herald_tx_exec(tx, "INSERT INTO effects(event_id) VALUES (?)", &a, 1, NULL);
+}
+
+/* ---- SQL ------------------------------------------------------------------------------------ */
+
+int hx_cb_ints(void *ud, const herald_row *r)
+{
+    int64_t *out = ud;
+    for (int i = 0; i < herald_row_columns(r) && i < 4; i++)
+        out[i] = herald_row_get(r, i).i;
+    return 0;
+}
+
+static int cb_int(void *ud, const herald_row *r)
+{
+    *(int64_t *)ud = herald_row_get(r, 0).i;
+    return 0;
+}
+
+int64_t hx_sql_int(herald_store *s, const char *sql)
+{
+    int64_t v = -1;
+    int rc = herald_sql_query(s, sql, NULL, 0, cb_int, &v);
+    cr_assert_eq(rc, 0, "%s: %s: %s", sql, herald_err_name(rc), herald_last_error());
+    return v;
+}
+
+/* ---- child processes ------------------------------------------------------------------------ */
+
+void hx_write_all(int fd, const void *p, size_t n)
+{
+    const char *c = p;
+    while (n > 0) {
+        ssize_t w = write(fd, c, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            _exit(90); /* the parent went away */
+        c += w;
+        n -= (size_t)w;
+    }
+}
+
+pid_t hx_fork_child(int *rfd, int *wfd)
+{
+    int p[2] = { -1, -1 };
+    if (wfd)
+        cr_assert_eq(pipe(p), 0, "pipe: %s", strerror(errno));
+    fflush(stdout);
+    fflush(stderr);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    cr_assert(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(91);
+        if (wfd) {
+            close(p[0]);
+            *wfd = p[1];
+            *rfd = -1;
+        }
+        return 0;
+    }
+    if (wfd) {
+        close(p[1]);
+        *rfd = p[0];
+        *wfd = -1;
+    }
+    return pid;
+}
+
+pid_t hx_exec_worker(const char *const *argv, const char *fault)
+{
+    pid_t pid = hx_fork_child(NULL, NULL);
+    if (pid == 0) {
+        if (fault)
+            setenv("HERALD_FAULT", fault, 1);
+        else
+            unsetenv("HERALD_FAULT");
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+int hx_reap(pid_t pid, int64_t timeout_ms)
+{
+    int64_t end = hx_mono_ms() + timeout_ms;
+    for (;;) {
+        int st = 0;
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid)
+            return st;
+        cr_assert(r == 0 || (r < 0 && errno == EINTR), "waitpid: %s", strerror(errno));
+        if (hx_mono_ms() > end) {
+            kill(pid, SIGKILL);
+            (void)waitpid(pid, &st, 0);
+            cr_assert_fail("child %d did not end within %lld ms", (int)pid, (long long)timeout_ms);
+        }
+        hx_sleep_ms(2);
+    }
+}
+
+int hx_kill_and_reap(pid_t pid, int64_t timeout_ms)
+{
+    kill(pid, SIGKILL);
+    return hx_reap(pid, timeout_ms);
+}
+
+void hx_assert_killed(int st, const char *what, const char *codes)
+{
+    const char *sep = what ? ": " : "";
+    what = what ? what : "";
+    if (WIFEXITED(st))
+        cr_assert_fail("%s%sthe child exited by itself with code %d before it was killed (%s)",
+                       what, sep, WEXITSTATUS(st), codes ? codes : "?");
+    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "%s%schild ended with status 0x%x",
+              what, sep, st);
+}
+
+_Noreturn void hx_child_wait_for_kill(int code)
+{
+    for (int i = 0; i < 600; i++)
+        hx_sleep_ms(100);
+    _exit(code);
 }

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include "herald.h"
 
 /* A fake wall clock; starts at 2026-01-01T00:00:00Z. Thread-safe. */
@@ -77,6 +78,13 @@ void hx_env_reopen(hx_env *e);
 
 /* ---- time ----------------------------------------------------------------------------------- */
 
+/* Polls cond every 5 ms for up to timeout_ms (then goes on: assert the condition after it). */
+#define HX_WAIT_UNTIL(cond, timeout_ms)                                                           \
+    do {                                                                                          \
+        for (int64_t w_ = 0; w_ < (int64_t)(timeout_ms) / 5 && !(cond); w_++)                     \
+            hx_sleep_ms(5);                                                                       \
+    } while (0)
+
 int64_t hx_wall_ms(void); /* CLOCK_REALTIME, ms */
 int64_t hx_mono_ms(void); /* CLOCK_MONOTONIC, ms */
 void hx_sleep_us(int64_t us); /* real sleep, resumed after signals */
@@ -103,6 +111,13 @@ void hx_send(herald_store *s, const char *q, const herald_msg *m, char id[HERALD
 /* Sends one JSON message with this delay (HERALD_UNSET: the queue's); asserts success. */
 void hx_send_json(herald_store *s, const char *q, const char *json, int64_t delay_s,
                   char id[HERALD_ID_SIZE]);
+/* herald_consumer_start; asserts success and returns the consumer. */
+herald_consumer *hx_consumer_start(herald_store *s, const herald_consumer_cfg *c);
+/* An effectively-once tx handler: counts its calls in *(atomic_int *)ud (ud may be NULL) and
+ * inserts the event's event_id into the user table effects(event_id); fails (-1) a message
+ * without an envelope. */
+int hx_effects_handler(herald_tx *tx, const herald_message *m, const herald_envelope *en,
+                       void *ud);
 /* herald_queue_stats_get; asserts success. */
 herald_queue_stats hx_stats(herald_store *s, const char *q);
 /* Empties *b, then pulls up to max_n with this visibility (HERALD_UNSET: default); asserts
@@ -112,5 +127,38 @@ size_t hx_pull(herald_store *s, const char *q, int max_n, int64_t visibility_ms,
 size_t hx_peek(herald_store *s, const char *q, herald_batch *b);
 /* Acks one lease; asserts rc 0 and returns the settle result. */
 herald_settle_result hx_ack1(herald_store *s, const char *q, const char *lease);
+
+/* ---- SQL ------------------------------------------------------------------------------------ */
+
+/* herald_sql_query row callback: copies up to 4 integer columns of the row into
+ * ((int64_t *)ud)[0..3] (the last row wins). */
+int hx_cb_ints(void *ud, const herald_row *r);
+/* The first column of the last row of `sql` (no args) as an integer, -1 without rows; asserts
+ * success. */
+int64_t hx_sql_int(herald_store *s, const char *sql);
+
+/* ---- child processes (crash tests) ---------------------------------------------------------- *
+ * A child never calls Criterion: it _exit()s with a code. Children die with the test process
+ * (PR_SET_PDEATHSIG); every wait is bounded. */
+
+/* Writes all n bytes to fd; _exit(90) if that fails (the parent went away). For children. */
+void hx_write_all(int fd, const void *p, size_t n);
+/* fork() with a pipe child -> parent (wfd NULL: no pipe, rfd unused). Returns the pid, 0 in the
+ * child. The parent gets the read end in *rfd (*wfd = -1), the child the write end in *wfd
+ * (*rfd = -1). Flushes stdio first. */
+pid_t hx_fork_child(int *rfd, int *wfd);
+/* fork + execv(argv[0], argv) with HERALD_FAULT=fault in the environment (NULL: unset); the
+ * child _exit(127)s if exec fails. Returns the pid. */
+pid_t hx_exec_worker(const char *const *argv, const char *fault);
+/* Waits (bounded) for the child to end and returns its wait status; on timeout SIGKILLs and
+ * reaps it, then fails the test. */
+int hx_reap(pid_t pid, int64_t timeout_ms);
+/* SIGKILLs the child, then hx_reap(pid, timeout_ms). */
+int hx_kill_and_reap(pid_t pid, int64_t timeout_ms);
+/* Asserts that wait status st is a death by SIGKILL. what labels the failure (NULL: none);
+ * codes explains the child's exit codes (for a child that exited by itself). */
+void hx_assert_killed(int st, const char *what, const char *codes);
+/* A child's last step: waits "forever" (60 s) for the parent's SIGKILL, then _exit(code). */
+_Noreturn void hx_child_wait_for_kill(int code);
 
 #endif
