@@ -147,8 +147,13 @@ int main(int argc, char **argv)
                    dl.msgs[i].dead_attempts, dl.msgs[i].last_error);
         herald_batch_deinit(&dl);
     }
+    herald_queue_stats final_orders, final_dlq;
+    int ok = herald_queue_stats_get(s, "orders", &final_orders) == 0 &&
+             herald_queue_stats_get(s, "orders-dlq", &final_dlq) == 0 &&
+             final_orders.backlog_count == 0 && final_dlq.backlog_count == 1 &&
+             atomic_load(&handled) == 3;
     herald_store_close(s);
     printf("\nDone: %d orders handled. Try the CLI: build/herald --store %s queues stats orders\n",
            atomic_load(&handled), url);
-    return 0;
+    return ok ? 0 : 1; /* make test runs the tour too */
 }

@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: MIT
+/*
+ * effectively_once.c - an effectively-once handler with a natural-key write.
+ * The handler records research results keyed by (brand, keyword) with INSERT ... ON CONFLICT DO
+ * NOTHING - idempotent in the database itself (the reference architecture's "natural business
+ * key" strategy) - and emits research.completed in the same transaction as the ack. The same
+ * event is sent twice on purpose: Herald's processed-event record skips the duplicate, and even
+ * without it the natural key would keep one row.
+ * Usage: herald_example_eo [STORE_URL]
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "herald.h"
+
+static int on_research(herald_tx *tx, const herald_message *m, const herald_envelope *env,
+                       void *ud)
+{
+    (void)m;
+    (void)ud;
+    if (!env)
+        return HERALD_FAIL_PERMANENT; /* not an event: nothing sensible to do */
+    herald_arg args[] = { HERALD_ARG_S("niche-fi"), HERALD_ARG_S(env->payload_json) };
+    int64_t changes = 0;
+    int rc = herald_tx_exec(tx,
+                            "INSERT INTO research (brand, request) VALUES (?, ?) "
+                            "ON CONFLICT (brand, request) DO NOTHING",
+                            args, 2, &changes);
+    if (rc < 0)
+        return rc;
+    herald_event done = { .type = "research.completed", .source = "gatherfeed",
+                          .payload_json = "{\"brand_slug\":\"niche-fi\",\"research_ids\":[]}" };
+    return herald_tx_send_event(tx, "brand-events", &done, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    char dir[] = "/tmp/herald-eo-XXXXXX", url[256];
+    if (argc > 1) {
+        snprintf(url, sizeof url, "%s", argv[1]);
+    } else if (mkdtemp(dir)) {
+        snprintf(url, sizeof url, "sqlite:%s/eo.db", dir);
+    } else {
+        perror("mkdtemp");
+        return 1;
+    }
+    herald_store *s = NULL;
+    if (herald_store_open(url, NULL, &s) < 0) {
+        fprintf(stderr, "open: %s\n", herald_last_error());
+        return 1;
+    }
+    herald_sql_exec(s,
+                    "CREATE TABLE IF NOT EXISTS research (brand TEXT NOT NULL, request TEXT NOT "
+                    "NULL, PRIMARY KEY (brand, request))",
+                    NULL, 0, NULL);
+    herald_queue_create(s, "research-commands", NULL);
+    herald_queue_create(s, "brand-events", NULL);
+    herald_event req = { .event_id = "01a21a8a-86ce-7049-952d-70f1da8c7c28",
+                         .type = "research.requested", .source = "brand-agent",
+                         .payload_json = "{\"keywords\":[\"budgeting apps\"]}" };
+    herald_send_event(s, "research-commands", &req, HERALD_UNSET, NULL);
+    herald_send_event(s, "research-commands", &req, HERALD_UNSET, NULL); /* a duplicate */
+
+    herald_consumer_cfg cfg;
+    herald_consumer_cfg_init(&cfg);
+    const char *queues[] = { "research-commands" };
+    cfg.queues = queues;
+    cfg.n_queues = 1;
+    cfg.tx_handler = on_research;
+    cfg.max_batch_timeout_ms = 0;
+    herald_consumer *c = NULL;
+    if (herald_consumer_start(s, &cfg, &c) < 0) {
+        fprintf(stderr, "consumer: %s\n", herald_last_error());
+        return 1;
+    }
+    for (int i = 0; i < 200; i++) {
+        herald_queue_stats st;
+        if (herald_queue_stats_get(s, "research-commands", &st) == 0 && st.backlog_count == 0)
+            break;
+        usleep(10000);
+    }
+    herald_consumer_stop(c);
+    herald_queue_stats ev;
+    herald_queue_stats_get(s, "brand-events", &ev);
+    printf("2 deliveries of one event -> %lld research.completed event (the duplicate was "
+           "skipped)\n",
+           (long long)ev.backlog_count);
+    herald_store_close(s);
+    return ev.backlog_count == 1 ? 0 : 1;
+}
