@@ -867,18 +867,52 @@ int herald__queue_extend(herald_store *s, const char *queue, const herald__lease
     return herald__store_exec(s, &e.base);
 }
 
-static int sweep_run(herald_store *s, herald__op *op)
+static int prune_run(herald_store *s, herald__op *op)
 {
     extend_op *e = (extend_op *)op;
-    return herald__store_sweep(s, &e->n_expired);
+    int64_t n = 0;
+    (void)e;
+    return herald__store_sweep(s, &n);
 }
 
+typedef struct expire_op {
+    herald__op base;
+    const int64_t *seqs;
+    size_t n;
+    int64_t n_deleted;
+} expire_op;
+
+static int expire_run(herald_store *s, herald__op *op)
+{
+    expire_op *x = (expire_op *)op;
+    return herald__store_expire(s, x->seqs, x->n, &x->n_deleted);
+}
+
+/* Retention: the expired rows are found on the reader (a resumable scan in seq order, which
+ * does not hold up the writer) and deleted on the writer in pages, each re-checked there. */
 int herald__queue_sweep(herald_store *s, int64_t *n_expired)
 {
-    extend_op e = { .base = { .run = sweep_run } };
-    int rc = herald__store_exec(s, &e.base);
+    int64_t total = 0, after = 0;
+    int64_t seqs[1000];
+    int rc = 0;
+    for (;;) {
+        size_t n = 0;
+        if ((rc = herald__store_expired_scan(s, after, seqs, 1000, &n)) < 0 || n == 0)
+            break;
+        expire_op x = { .base = { .run = expire_run }, .seqs = seqs, .n = n };
+        if ((rc = herald__store_exec(s, &x.base)) < 0)
+            break;
+        total += x.n_deleted;
+        after = seqs[n - 1];
+        if (n < 1000)
+            break;
+    }
+    if (rc == 0) {
+        extend_op e = { .base = { .run = prune_run } };
+        rc = herald__store_exec(s, &e.base);
+    }
     if (rc == 0 && n_expired)
-        *n_expired = e.n_expired;
+        *n_expired = total;
     return rc;
 }
 

@@ -410,9 +410,23 @@ int herald__store_extend(herald_store *s, const char *queue, const herald__lease
     return s->ops->extend(s, queue, refs, n, until_ms);
 }
 
-int herald__store_sweep(herald_store *s, int64_t *n_expired)
+int herald__store_sweep(herald_store *s, int64_t *n_pruned)
 {
-    return s->ops->sweep(s, herald__store_now(s), n_expired);
+    return s->ops->sweep(s, herald__store_now(s), n_pruned);
+}
+
+int herald__store_expire(herald_store *s, const int64_t *seqs, size_t n, int64_t *n_deleted)
+{
+    return s->ops->expire(s, seqs, n, herald__store_now(s), n_deleted);
+}
+
+int herald__store_expired_scan(herald_store *s, int64_t after_seq, int64_t *seqs, size_t max,
+                               size_t *n)
+{
+    pthread_mutex_lock(&s->read_mu);
+    int rc = s->ops->expired_scan(s, herald__store_now(s), after_seq, seqs, max, n);
+    pthread_mutex_unlock(&s->read_mu);
+    return rc;
 }
 
 int herald__store_topic_subscribe(herald_store *s, const char *topic, const char *queue)

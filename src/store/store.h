@@ -100,7 +100,13 @@ int herald__store_settle(herald_store *s, const char *queue, const herald__settl
                          size_t n, const herald__policy *p, herald_settle_result *res);
 int herald__store_extend(herald_store *s, const char *queue, const herald__lease_ref *refs,
                          size_t n, int64_t until_ms);
-int herald__store_sweep(herald_store *s, int64_t *n_expired);
+/* Prunes the attempt history and traces past their retention (writer side). */
+int herald__store_sweep(herald_store *s, int64_t *n_pruned);
+/* Deletes the given rows if they are still expired; counts them per queue (writer side). */
+int herald__store_expire(herald_store *s, const int64_t *seqs, size_t n, int64_t *n_deleted);
+/* Up to max expired rows with seq > after_seq, in seq order (read side). */
+int herald__store_expired_scan(herald_store *s, int64_t after_seq, int64_t *seqs, size_t max,
+                               size_t *n);
 
 /* Topics (writer side). */
 int herald__store_topic_subscribe(herald_store *s, const char *topic, const char *queue);

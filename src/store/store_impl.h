@@ -51,7 +51,11 @@ struct herald_store_ops {
                   const herald__policy *p, int64_t now_ms, herald_settle_result *res);
     int (*extend)(herald_store *s, const char *queue, const herald__lease_ref *refs, size_t n,
                   int64_t until_ms);
-    int (*sweep)(herald_store *s, int64_t now_ms, int64_t *n_expired);
+    int (*sweep)(herald_store *s, int64_t now_ms, int64_t *n_pruned);
+    int (*expire)(herald_store *s, const int64_t *seqs, size_t n, int64_t now_ms,
+                  int64_t *n_deleted);
+    int (*expired_scan)(herald_store *s, int64_t now_ms, int64_t after_seq, int64_t *seqs,
+                        size_t max, size_t *n);
     int (*sp_begin)(herald_store *s);
     int (*sp_release)(herald_store *s);
     int (*sp_rollback)(herald_store *s);

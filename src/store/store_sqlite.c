@@ -278,7 +278,8 @@ static int prepare_all(sq_store *q)
     for (int i = 0; i < W_N; i++) {
         const char *sql = i < (int)(sizeof generic / sizeof generic[0]) && generic[i]
                               ? generic[i]
-                              : herald__sq_wsql[i];
+                          : i == W_LEASE_BATCH || i == W_ACK_BATCH ? herald__sq_batch_sql(i)
+                                                                   : herald__sq_wsql[i];
         int src = sqlite3_prepare_v3(q->wdb, sql, -1, SQLITE_PREPARE_PERSISTENT, &q->w[i], NULL);
         if (src != SQLITE_OK)
             return herald__sq_fail(q->wdb, src, "prepare writer statement");
@@ -473,6 +474,8 @@ const herald_store_ops herald__store_sqlite = {
     .settle = herald__sq_settle,
     .extend = herald__sq_extend,
     .sweep = herald__sq_sweep,
+    .expire = herald__sq_expire,
+    .expired_scan = herald__sq_expired_scan,
     .queue_get = herald__sq_queue_get,
     .queue_list = herald__sq_queue_list,
     .queue_stats = herald__sq_queue_stats,

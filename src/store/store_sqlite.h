@@ -17,7 +17,7 @@ enum {
     W_QUEUE_BY_NAME, W_QUEUE_INSERT, W_QUEUE_UPDATE, W_QUEUE_DELETE, W_QUEUE_MSGS_DELETE,
     W_QUEUE_PAUSE, W_COUNTERS,
     W_MSG_INSERT, W_LEASE_SCAN, W_LEASE_ONE, W_MSG_DELETE, W_MSG_STATE, W_MSG_RETRY,
-    W_MSG_TO_DLQ, W_MSG_EXTEND, W_SWEEP_COUNT, W_SWEEP_DELETE,
+    W_MSG_TO_DLQ, W_MSG_EXTEND, W_EXPIRE_ONE, W_LEASE_BATCH, W_ACK_BATCH,
     W_PROCESSED_ADD, W_PROCESSED_PRUNE,
     W_TOPIC_ENSURE, W_TOPIC_SUB, W_TOPIC_UNSUB, W_TOPIC_EXISTS, W_TOPIC_TARGETS, W_TOPIC_COUNT,
     W_QUEUE_SUBS_DELETE, W_OUTBOX_PUT, W_OUTBOX_MARK, W_OUTBOX_PRUNE,
@@ -31,6 +31,7 @@ enum {
     R_QUEUE_BY_NAME, R_QUEUE_LIST, R_STATS, R_PEEK, R_READY_COUNT, R_NEXT_DUE, R_DATA_VERSION,
     R_TOPIC_LIST, R_TOPIC_SUBS, R_OUTBOX_PENDING, R_OUTBOX_COUNT,
     R_ATTEMPTS, R_DEAD_PAGE, R_AUDIT, R_PROCESSED_CHECK, R_METRICS, R_TRACE, R_MSG_GET,
+    R_EXPIRED_SCAN,
     R_N
 };
 
@@ -59,6 +60,8 @@ int herald__sq_collect(sqlite3 *db, sqlite3_stmt *st, size_t elem_size,
 /* Steps a statement that returns no row; resets it. */
 int herald__sq_exec(sq_store *q, sqlite3_stmt *st, const char *what);
 
+/* The SQL of W_LEASE_BATCH / W_ACK_BATCH (built at first use; not thread-safe before open). */
+const char *herald__sq_batch_sql(int which);
 /* Queue-statement SQL (store_sqlite_queue.c), indexed by W_* / R_*; NULL for the generic ones. */
 extern const char *const herald__sq_wsql[W_N];
 extern const char *const herald__sq_rsql[R_N];
@@ -80,7 +83,11 @@ int herald__sq_settle(herald_store *s, const char *queue, const herald__settle_i
                       herald_settle_result *res);
 int herald__sq_extend(herald_store *s, const char *queue, const herald__lease_ref *refs, size_t n,
                       int64_t until_ms);
-int herald__sq_sweep(herald_store *s, int64_t now_ms, int64_t *n_expired);
+int herald__sq_sweep(herald_store *s, int64_t now_ms, int64_t *n_pruned);
+int herald__sq_expire(herald_store *s, const int64_t *seqs, size_t n, int64_t now_ms,
+                      int64_t *n_deleted);
+int herald__sq_expired_scan(herald_store *s, int64_t now_ms, int64_t after_seq, int64_t *seqs,
+                            size_t max, size_t *n);
 int herald__sq_queue_get(herald_store *s, const char *name, herald_queue_info *out);
 int herald__sq_queue_list(herald_store *s, herald_queue_info **out, size_t *n);
 int herald__sq_queue_stats(herald_store *s, const char *name, int64_t now_ms,

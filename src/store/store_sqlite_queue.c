@@ -25,6 +25,25 @@
 #include <stdio.h>
 #include <string.h>
 
+/* W_LEASE_BATCH and W_ACK_BATCH: 100 placeholders each, built once (herald__sq_batch_sql). */
+const char *herald__sq_batch_sql(int which)
+{
+    static char lease[4096], ack[4096];
+    char *buf = which == W_LEASE_BATCH ? lease : ack;
+    if (buf[0])
+        return buf;
+    int n = snprintf(buf, 4096, "%s",
+                     which == W_LEASE_BATCH
+                         ? "UPDATE herald_messages SET visible_at_ms = ?1, lease_tag = ?2 + seq, "
+                           "attempts = attempts + 1 WHERE seq IN ("
+                         : "DELETE FROM herald_messages WHERE +queue_id = ?1 AND seq IN (");
+    int first = which == W_LEASE_BATCH ? 3 : 2;
+    for (int i = 0; i < HERALD_MAX_BATCH_MESSAGES; i++)
+        n += snprintf(buf + n, (size_t)(4096 - n), "%s?%d", i ? "," : "", first + i);
+    snprintf(buf + n, (size_t)(4096 - n), ")");
+    return buf;
+}
+
 const char *const herald__sq_wsql[W_N] = {
     [W_QUEUE_BY_NAME] = "SELECT queue_id, delivery_delay_s, retention_s, max_message_bytes, "
                         "max_retries, retry_delay_s, dead_letter_queue, paused "
@@ -71,9 +90,9 @@ const char *const herald__sq_wsql[W_N] = {
                      "coalesce(?6, last_error), body FROM herald_messages WHERE seq = ?1",
     [W_MSG_EXTEND] = "UPDATE herald_messages SET visible_at_ms = ?3 "
                      "WHERE seq = ?1 AND lease_tag = ?2 AND queue_id = ?4",
-    [W_SWEEP_COUNT] = "SELECT queue_id, count(*) FROM herald_messages WHERE expires_at_ms <= ?1 "
-                      "GROUP BY queue_id",
-    [W_SWEEP_DELETE] = "DELETE FROM herald_messages WHERE expires_at_ms <= ?1",
+    /* RETURNING is fine here: a rare path (see the lease for why not elsewhere). */
+    [W_EXPIRE_ONE] = "DELETE FROM herald_messages WHERE seq = ?1 AND expires_at_ms <= ?2 "
+                     "RETURNING queue_id",
     [W_PROCESSED_ADD] = "INSERT OR IGNORE INTO herald_processed_events "
                         "(queue_id, event_id, type, processed_ms) VALUES (?1, ?2, ?3, ?4)",
     [W_PROCESSED_PRUNE] = "DELETE FROM herald_processed_events "
@@ -162,6 +181,8 @@ const char *const herald__sq_rsql[R_N] = {
                           "ON q.queue_id = p.queue_id WHERE q.name = ?1 AND p.event_id = ?2",
     [R_METRICS] = "SELECT queue, type, outcome, count, sum_ms, b0, b1, b2, b3, b4, b5, b6, b7, "
                   "b8, b9, b10, b11, b12 FROM herald_metrics ORDER BY queue, type, outcome",
+    [R_EXPIRED_SCAN] = "SELECT seq FROM herald_messages WHERE expires_at_ms <= ?1 AND seq > ?2 "
+                       "ORDER BY seq LIMIT ?3",
     [R_TRACE] = "SELECT at_ms, what, queue, message_id, event_id, type, handler, attempt, detail "
                 "FROM herald_trace WHERE correlation_id = ?1 ORDER BY at_ms, seq",
     [R_AUDIT] = "SELECT at_ms, actor, dlq, message_id, to_queue, edit FROM herald_redrive_audit "
@@ -635,7 +656,8 @@ int herald__sq_lease(herald_store *s, const char *queue, int max_n, int64_t visi
     resolve_policy(&r, p, &max_retries, &retry_delay_s, &dlq);
     herald__batch_init(out, queue, (size_t)max_n);
     counters c = { 0 };
-    int64_t tag_base = (int64_t)(herald__rand64() >> 1);
+    /* < 2^62, so that tag_base + seq never overflows (in C or in the SQL of W_LEASE_BATCH) */
+    int64_t tag_base = (int64_t)(herald__rand64() >> 2);
     cand cands[HERALD_MAX_BATCH_MESSAGES];
     while (rc == 0 && (int)out->n < max_n) {
         /* Collect first, then update: updating visible_at moves rows within the index the scan
@@ -674,8 +696,11 @@ int herald__sq_lease(herald_store *s, const char *queue, int max_n, int64_t visi
         if (n_cand == 0)
             break;
         /* The scan pushed one message per candidate (never past the batch's capacity max_n,
-         * so k->m stays valid); keep those leased, in order. */
+         * so k->m stays valid); keep those leased, in order. Their UPDATE is one statement for
+         * the whole page (W_LEASE_BATCH), run after the loop. */
         size_t keep = out->n - (size_t)n_cand;
+        int64_t lease_seqs[HERALD_MAX_BATCH_MESSAGES];
+        int n_lease = 0;
         for (int i = 0; rc == 0 && i < n_cand; i++) {
             cand *k = &cands[i];
             if (k->expires_at_ms <= now_ms) {
@@ -697,14 +722,8 @@ int herald__sq_lease(herald_store *s, const char *queue, int max_n, int64_t visi
                                  now_ms, &c);
                 continue;
             }
-            sqlite3_stmt *up = q->w[W_LEASE_ONE];
-            herald__lease_ref ref = { .seq = k->seq, .tag = (tag_base + (int64_t)keep) & INT64_MAX };
-            sqlite3_bind_int64(up, 1, k->seq);
-            sqlite3_bind_int64(up, 2, now_ms + visibility_ms);
-            sqlite3_bind_int64(up, 3, ref.tag);
-            rc = herald__sq_exec(q, up, "lease message");
-            if (rc < 0)
-                break;
+            herald__lease_ref ref = { .seq = k->seq, .tag = tag_base + k->seq };
+            lease_seqs[n_lease++] = k->seq;
             herald_message *m = &out->msgs[keep];
             if (m != k->m)
                 *m = *k->m; /* compact over the skipped ones (their kept bytes stay owned) */
@@ -713,6 +732,17 @@ int herald__sq_lease(herald_store *s, const char *queue, int max_n, int64_t visi
             keep++;
         }
         out->n = keep;
+        if (rc == 0 && n_lease > 0) {
+            sqlite3_stmt *up = q->w[W_LEASE_BATCH];
+            sqlite3_bind_int64(up, 1, now_ms + visibility_ms);
+            sqlite3_bind_int64(up, 2, tag_base);
+            for (int i = 0; i < HERALD_MAX_BATCH_MESSAGES; i++) /* seq 0 never exists */
+                sqlite3_bind_int64(up, 3 + i, i < n_lease ? lease_seqs[i] : 0);
+            rc = herald__sq_exec(q, up, "lease messages");
+            if (rc == 0 && sqlite3_changes(q->wdb) != n_lease)
+                rc = herald__err(HERALD_ESTORE, "lease updated %d of %d rows",
+                                 sqlite3_changes(q->wdb), n_lease);
+        }
         if (n_cand < requested)
             break; /* the scan found every visible message */
     }
@@ -757,8 +787,32 @@ int herald__sq_settle(herald_store *s, const char *queue, const herald__settle_i
     resolve_policy(&r, p, &max_retries, &retry_delay_s, &dlq);
     counters c = { 0 };
     memset(res, 0, sizeof *res);
-    for (size_t i = 0; rc == 0 && i < n; i++) {
+    /* Plain acks of a consumer (no trace, no processed record) are deleted together, one
+     * statement per page of 100 (W_ACK_BATCH); the others row by row below. */
+    int64_t ack_seqs[HERALD_MAX_BATCH_MESSAGES];
+    int n_ack = 0;
+    bool batch_acks = p && p->handler_name;
+    for (size_t i = 0; rc == 0 && i <= n; i++) {
+        bool flush = n_ack > 0 && (i == n || n_ack == HERALD_MAX_BATCH_MESSAGES);
+        if (flush) {
+            sqlite3_stmt *del = q->w[W_ACK_BATCH];
+            sqlite3_bind_int64(del, 1, r.id);
+            for (int k = 0; k < HERALD_MAX_BATCH_MESSAGES; k++)
+                sqlite3_bind_int64(del, 2 + k, k < n_ack ? ack_seqs[k] : 0);
+            rc = herald__sq_exec(q, del, "ack messages");
+            int64_t deleted = rc == 0 ? sqlite3_changes(q->wdb) : 0;
+            res->n_acked += deleted;
+            res->n_missing += n_ack - deleted;
+            c.acked += deleted;
+            n_ack = 0;
+        }
+        if (rc < 0 || i == n)
+            break;
         const herald__settle_item *it = &items[i];
+        if (batch_acks && !it->is_retry && !it->trace && !it->processed_event_id) {
+            ack_seqs[n_ack++] = it->ref.seq;
+            continue;
+        }
         herald__trace_info looked_up;
         const herald__trace_info *trace = it->trace;
         char looked_id[HERALD_ID_SIZE] = "";
@@ -878,52 +932,65 @@ int herald__sq_extend(herald_store *s, const char *queue, const herald__lease_re
     return rc;
 }
 
-int herald__sq_sweep(herald_store *s, int64_t now_ms, int64_t *n_expired)
+int herald__sq_sweep(herald_store *s, int64_t now_ms, int64_t *n_pruned)
 {
     sq_store *q = (sq_store *)s;
-    sqlite3_stmt *st = q->w[W_SWEEP_COUNT];
-    sqlite3_bind_int64(st, 1, now_ms);
-    int64_t total = 0;
-    int rc = 0, src;
-    struct {
-        int64_t qid, n;
-    } per[64];
-    int n_per = 0;
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t qid = sqlite3_column_int64(st, 0), cnt = sqlite3_column_int64(st, 1);
-        total += cnt;
-        if (n_per < 64) {
-            per[n_per].qid = qid;
-            per[n_per].n = cnt;
-            n_per++;
-        }
-    }
-    sqlite3_reset(st);
-    if (src != SQLITE_DONE)
-        return herald__sq_fail(q->wdb, src, "count expired messages");
     sqlite3_bind_int64(q->w[W_ATTEMPT_PRUNE], 1, now_ms - 14LL * 86400 * 1000);
-    int prc = herald__sq_exec(q, q->w[W_ATTEMPT_PRUNE], "prune attempt history");
-    if (prc == 0) {
-        sqlite3_bind_int64(q->w[W_TRACE_PRUNE], 1, now_ms - 7LL * 86400 * 1000);
-        prc = herald__sq_exec(q, q->w[W_TRACE_PRUNE], "prune traces");
-    }
-    if (prc < 0)
-        return prc;
-    if (total == 0) {
-        *n_expired = 0;
-        return 0;
-    }
-    for (int i = 0; rc == 0 && i < n_per; i++) {
-        counters c = { .expired = per[i].n };
-        rc = write_counters(q, per[i].qid, &c);
-    }
+    int rc = herald__sq_exec(q, q->w[W_ATTEMPT_PRUNE], "prune attempt history");
+    int64_t n = rc == 0 ? sqlite3_changes64(q->wdb) : 0;
     if (rc == 0) {
-        sqlite3_bind_int64(q->w[W_SWEEP_DELETE], 1, now_ms);
-        rc = herald__sq_exec(q, q->w[W_SWEEP_DELETE], "delete expired messages");
+        sqlite3_bind_int64(q->w[W_TRACE_PRUNE], 1, now_ms - 7LL * 86400 * 1000);
+        rc = herald__sq_exec(q, q->w[W_TRACE_PRUNE], "prune traces");
+        n += rc == 0 ? sqlite3_changes64(q->wdb) : 0;
     }
     if (rc == 0)
-        *n_expired = total;
+        *n_pruned = n;
     return rc;
+}
+
+int herald__sq_expire(herald_store *s, const int64_t *seqs, size_t n, int64_t now_ms,
+                      int64_t *n_deleted)
+{
+    sq_store *q = (sq_store *)s;
+    sqlite3_stmt *st = q->w[W_EXPIRE_ONE];
+    int rc = 0;
+    int64_t total = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        sqlite3_bind_int64(st, 1, seqs[i]);
+        sqlite3_bind_int64(st, 2, now_ms);
+        int src = sqlite3_step(st);
+        if (src == SQLITE_ROW) { /* the row is still expired: it is deleted with its count */
+            counters c = { .expired = 1 };
+            rc = write_counters(q, sqlite3_column_int64(st, 0), &c);
+            total++;
+            src = sqlite3_step(st);
+        }
+        sqlite3_reset(st);
+        if (rc == 0 && src != SQLITE_DONE)
+            rc = herald__sq_fail(q->wdb, src, "delete expired message");
+    }
+    if (rc == 0)
+        *n_deleted = total;
+    return rc;
+}
+
+int herald__sq_expired_scan(herald_store *s, int64_t now_ms, int64_t after_seq, int64_t *seqs,
+                            size_t max, size_t *n)
+{
+    sq_store *q = (sq_store *)s;
+    sqlite3_stmt *st = q->r[R_EXPIRED_SCAN];
+    sqlite3_bind_int64(st, 1, now_ms);
+    sqlite3_bind_int64(st, 2, after_seq);
+    sqlite3_bind_int64(st, 3, (int64_t)max);
+    size_t k = 0;
+    int src;
+    while (k < max && (src = sqlite3_step(st)) == SQLITE_ROW)
+        seqs[k++] = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    if (k < max && src != SQLITE_DONE)
+        return herald__sq_fail(q->rdb, src, "scan expired messages");
+    *n = k;
+    return 0;
 }
 
 /* ---- read side ---- */
