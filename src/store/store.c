@@ -250,7 +250,9 @@ static void run_group(herald_store *s, herald__op *list)
         herald__fault("store.after_commit");
     if (rc < 0) {
         (void)s->ops->rollback(s);
-        s->sticky_rc = rc; /* invariant 2 */
+        pthread_mutex_lock(&s->mu);
+        s->sticky_rc = rc; /* invariant 2; enqueue() reads it under mu */
+        pthread_mutex_unlock(&s->mu);
         herald__log(HERALD_LOG_ERROR, "store commit failed; store refuses writes until reopened",
                     "error", herald_strerror(rc), "detail", herald_last_error(), NULL);
         for (herald__op *op = list; op; op = op->priv_next)
@@ -273,7 +275,14 @@ static void *writer_main(void *arg)
         s->head = s->tail = NULL;
         pthread_mutex_unlock(&s->mu);
         run_group(s, list);
-        s->ops->after_commit(s);
+        int crc = s->ops->after_commit(s);
+        if (crc < 0) {
+            herald__log(HERALD_LOG_ERROR, "checkpoint failed; store refuses writes until reopened",
+                        "detail", herald_last_error(), NULL);
+            pthread_mutex_lock(&s->mu);
+            s->sticky_rc = crc;
+            pthread_mutex_unlock(&s->mu);
+        }
         pthread_mutex_lock(&s->mu);
     }
     pthread_mutex_unlock(&s->mu);

@@ -35,7 +35,7 @@ struct herald_store_ops {
     int (*release)(herald_store *s);
     int (*rollback_to)(herald_store *s);
     /* after a group's callers were released: housekeeping such as checkpoints */
-    void (*after_commit)(herald_store *s);
+    int (*after_commit)(herald_store *s); /* < 0: the store's error becomes sticky */
     int (*queue_create)(herald_store *s, const char *name, const herald_queue_settings *st,
                         const char *uuid, int64_t now_ms);
     int (*queue_update)(herald_store *s, const char *name, const herald_queue_settings *st,

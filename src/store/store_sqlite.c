@@ -49,8 +49,10 @@ int herald__sq_fail(sqlite3 *db, int src, const char *what)
     case SQLITE_PERM:
         rc = HERALD_EREADONLY;
         break;
-    case SQLITE_CONSTRAINT:
-        rc = HERALD_EEXIST;
+    case SQLITE_CONSTRAINT: /* only a duplicate key means "exists"; NOT NULL etc. do not */
+        rc = src == SQLITE_CONSTRAINT_UNIQUE || src == SQLITE_CONSTRAINT_PRIMARYKEY
+                 ? HERALD_EEXIST
+                 : HERALD_ESTORE;
         break;
     case SQLITE_NOMEM:
         rc = HERALD_ENOMEM;
@@ -166,7 +168,7 @@ static int check_identity(sqlite3 *db, const char *path)
 {
     int64_t app_id = 0, user_version = 0, n_objects = 0;
     int rc = pragma_int(db, "PRAGMA application_id", &app_id);
-    if (rc == HERALD_ENOTHERALD || rc == HERALD_ESTORE)
+    if (rc < 0 && (sqlite3_errcode(db) & 0xff) == SQLITE_NOTADB)
         return herald__err(HERALD_ENOTHERALD, "'%s' is not a Herald database (not an SQLite file)",
                            path);
     if (rc < 0)
@@ -243,11 +245,11 @@ static int wal_hook(void *ud, sqlite3 *db, const char *name, int pages)
  * restarts the WAL from its beginning (reusing its cached pages) instead of growing the file. A
  * concurrent checkpointer thread never catches up with a busy writer and lets the WAL grow
  * without bound. */
-static void sq_after_commit(herald_store *s)
+static int sq_after_commit(herald_store *s)
 {
     sq_store *q = (sq_store *)s;
     if (q->wal_pages < CKPT_PAGES)
-        return;
+        return 0;
     int log = 0, done = 0;
     int64_t t0 = herald__mono_ns();
     int src = sqlite3_wal_checkpoint_v2(q->wdb, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
@@ -257,9 +259,12 @@ static void sq_after_commit(herald_store *s)
                  (double)(herald__mono_ns() - t0) / 1e6);
         herald__log(HERALD_LOG_DEBUG, "checkpoint", "result", b, NULL);
     }
-    if (src != SQLITE_OK && src != SQLITE_BUSY)
-        herald__log(HERALD_LOG_WARN, "checkpoint failed", "error", sqlite3_errmsg(q->wdb), NULL);
     q->wal_pages = 0;
+    if (src == SQLITE_OK || src == SQLITE_BUSY) /* busy: a reader held it back; next time */
+        return 0;
+    /* In durability normal the checkpoint is where the WAL reaches the disk: a failure here
+     * is a failed durable write (STYLE.md §7.2). */
+    return herald__sq_fail(q->wdb, src, "checkpoint");
 }
 
 /* ---- open / close ---- */
@@ -361,10 +366,10 @@ static int sq_open(const char *rest, const herald__store_opts *o, herald_store *
         rc = migrate(q->wdb, &q->schema_version);
     if (rc == 0)
         rc = open_conn(path, SQLITE_OPEN_READWRITE, &q->rdb);
+    if (rc == 0) /* before prepare_all: installing it expires every prepared statement */
+        herald__sq_install_authorizer(q);
     if (rc == 0)
         rc = prepare_all(q);
-    if (rc == 0)
-        herald__sq_install_authorizer(q);
     if (rc == 0) {
         sqlite3_wal_autocheckpoint(q->wdb, 0); /* sq_after_commit() does it between groups */
         sqlite3_wal_hook(q->wdb, wal_hook, q);
@@ -373,7 +378,6 @@ static int sq_open(const char *rest, const herald__store_opts *o, herald_store *
         sq_close(&q->base);
         return rc;
     }
-    /* Remove expired messages left from the last run (also done periodically by consumers). */
     *out = &q->base;
     return 0;
 }

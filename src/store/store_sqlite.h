@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * store_sqlite.h - shared between store_sqlite.c (connections, transactions, migrations) and
- * store_sqlite_queue.c (the queue statements). Seen by nothing else.
+ * the other store_sqlite_*.c files (queue, topic, outbox, dead-letter and user-SQL statements).
+ * Seen by nothing outside them.
  */
 #ifndef HERALD_STORE_STORE_SQLITE_H
 #define HERALD_STORE_STORE_SQLITE_H
@@ -16,7 +17,7 @@ enum {
     W_SP_BEGIN, W_SP_RELEASE, W_SP_ROLLBACK,
     W_QUEUE_BY_NAME, W_QUEUE_INSERT, W_QUEUE_UPDATE, W_QUEUE_DELETE, W_QUEUE_MSGS_DELETE,
     W_QUEUE_PAUSE, W_COUNTERS,
-    W_MSG_INSERT, W_LEASE_SCAN, W_LEASE_ONE, W_MSG_DELETE, W_MSG_STATE, W_MSG_RETRY,
+    W_MSG_INSERT, W_LEASE_SCAN, W_MSG_DELETE, W_MSG_STATE, W_MSG_RETRY,
     W_MSG_TO_DLQ, W_MSG_EXTEND, W_EXPIRE_ONE, W_LEASE_BATCH, W_ACK_BATCH,
     W_PROCESSED_ADD, W_PROCESSED_PRUNE,
     W_TOPIC_ENSURE, W_TOPIC_SUB, W_TOPIC_UNSUB, W_TOPIC_EXISTS, W_TOPIC_TARGETS, W_TOPIC_COUNT,
@@ -60,7 +61,7 @@ int herald__sq_collect(sqlite3 *db, sqlite3_stmt *st, size_t elem_size,
 /* Steps a statement that returns no row; resets it. */
 int herald__sq_exec(sq_store *q, sqlite3_stmt *st, const char *what);
 
-/* The SQL of W_LEASE_BATCH / W_ACK_BATCH (built at first use; not thread-safe before open). */
+/* The SQL of W_LEASE_BATCH / W_ACK_BATCH (built once per process; thread-safe). */
 const char *herald__sq_batch_sql(int which);
 /* Queue-statement SQL (store_sqlite_queue.c), indexed by W_* / R_*; NULL for the generic ones. */
 extern const char *const herald__sq_wsql[W_N];

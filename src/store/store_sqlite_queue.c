@@ -4,17 +4,24 @@
  * herald_store_ops. Writer-side functions run on the writer thread inside a transaction (each op
  * under its own savepoint, see store.c); read-side ones on the reader connection under read_mu.
  *
- * States of a message row (columns in migrations/0001_queues.sql) and who moves it:
- *   DELAYED/VISIBLE -> LEASED   herald__sq_lease()   visible_at = now + visibility, new lease_tag,
- *                                                    attempts += 1 (one UPDATE per row)
- *   LEASED -> gone              herald__sq_settle()  ack: delete by seq (late acks accepted)
+ * States of a message row (columns in migrations/0001 and 0009) and who moves it:
+ *   DELAYED/VISIBLE -> LEASED   herald__sq_lease()   visible_at = now + visibility, lease_tag =
+ *                                                    page tag base + seq, attempts += 1 (one
+ *                                                    UPDATE for the page: W_LEASE_BATCH)
+ *   LEASED -> gone              herald__sq_settle()  ack: delete by seq (late acks accepted; a
+ *                                                    consumer's plain acks in one W_ACK_BATCH;
+ *                                                    seq is AUTOINCREMENT, never reused)
  *   LEASED -> DELAYED/VISIBLE   herald__sq_settle()  retry: visible_at = now + delay, tag NULL
  *   LEASED -> VISIBLE           the clock            lease expiry needs no write
  *   VISIBLE|LEASED -> DEAD      lease() / settle()   attempts >= max_retries + 1: the row moves
  *                                                    to the DLQ (new row, same id, sent_ms, body,
  *                                                    dead_from, dead_attempts, last_error) or is
  *                                                    deleted and logged when there is no DLQ
- *   any -> gone                 sweep() / lease()    expires_at_ms passed (retention)
+ *   any -> gone                 expire() / lease()   expires_at_ms passed (retention; the rows
+ *                                                    come from expired_scan() on the reader)
+ * Per transaction, on the writer: queue rows are cached (qcache) and counter deltas are kept in
+ * memory and written once at commit (pending counters, with savepoint snapshots), both reset at
+ * begin and rollback. A lease's output batch belongs to the caller; on failure it is freed here.
  * Invariants: (1) a lease, its expiry, the attempt count and the next visible time change in one
  *   UPDATE; (2) a row has at most one live lease (lease_tag); (3) attempts never decreases within
  *   a queue; (4) per-queue counters change in the same transaction as the rows they count.
@@ -22,16 +29,16 @@
 #include "store/store_sqlite.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
-/* W_LEASE_BATCH and W_ACK_BATCH: 100 placeholders each, built once (herald__sq_batch_sql). */
-const char *herald__sq_batch_sql(int which)
+/* W_LEASE_BATCH and W_ACK_BATCH: 100 placeholders each, built once for the process. */
+static char batch_sql_lease[4096], batch_sql_ack[4096];
+static pthread_once_t batch_sql_once = PTHREAD_ONCE_INIT;
+
+static void build_batch_sql(char *buf, int which)
 {
-    static char lease[4096], ack[4096];
-    char *buf = which == W_LEASE_BATCH ? lease : ack;
-    if (buf[0])
-        return buf;
     int n = snprintf(buf, 4096, "%s",
                      which == W_LEASE_BATCH
                          ? "UPDATE herald_messages SET visible_at_ms = ?1, lease_tag = ?2 + seq, "
@@ -41,7 +48,18 @@ const char *herald__sq_batch_sql(int which)
     for (int i = 0; i < HERALD_MAX_BATCH_MESSAGES; i++)
         n += snprintf(buf + n, (size_t)(4096 - n), "%s?%d", i ? "," : "", first + i);
     snprintf(buf + n, (size_t)(4096 - n), ")");
-    return buf;
+}
+
+static void build_batch_sqls(void)
+{
+    build_batch_sql(batch_sql_lease, W_LEASE_BATCH);
+    build_batch_sql(batch_sql_ack, W_ACK_BATCH);
+}
+
+const char *herald__sq_batch_sql(int which)
+{
+    pthread_once(&batch_sql_once, build_batch_sqls); /* stores may open on several threads */
+    return which == W_LEASE_BATCH ? batch_sql_lease : batch_sql_ack;
 }
 
 const char *const herald__sq_wsql[W_N] = {
@@ -75,10 +93,9 @@ const char *const herald__sq_wsql[W_N] = {
                      "FROM herald_messages "
                      "WHERE queue_id = ?1 AND visible_at_ms <= ?2 "
                      "ORDER BY visible_at_ms, seq LIMIT ?3",
-    /* No RETURNING: SQLite buffers RETURNING rows in an ephemeral table per statement, which
-     * cost more than the update itself; the scan already read the row. */
-    [W_LEASE_ONE] = "UPDATE herald_messages SET visible_at_ms = ?2, lease_tag = ?3, "
-                    "attempts = attempts + 1 WHERE seq = ?1",
+    /* The lease itself is W_LEASE_BATCH: one UPDATE per page. No RETURNING anywhere on the
+     * hot path: SQLite buffers RETURNING rows in an ephemeral table per statement, which cost
+     * more than the update itself; the scan already read the rows. */
     [W_MSG_DELETE] = "DELETE FROM herald_messages WHERE seq = ?1 AND queue_id = ?2",
     [W_MSG_STATE] = "SELECT attempts, lease_tag, id, correlation_id, event_id, event_type "
                     "FROM herald_messages WHERE seq = ?1 AND queue_id = ?2",
@@ -557,8 +574,8 @@ static int default_settings_queue(sq_store *q, const char *name, int64_t now_ms,
 
 /* Moves row `seq` (exhausted) to the dead-letter queue, or deletes it when there is none. */
 static int dead_letter(sq_store *q, const qrow *src, const char *src_name, int64_t seq,
-                       const char *msg_id, int64_t attempts, const char *dlq, const char *error,
-                       int64_t now_ms, counters *c)
+                       const char *msg_id, const char *dlq, const char *error, int64_t now_ms,
+                       counters *c)
 {
     int rc = 0;
     if (dlq && dlq[0] && strcmp(dlq, src_name) != 0) {
@@ -592,7 +609,6 @@ static int dead_letter(sq_store *q, const qrow *src, const char *src_name, int64
                     "deleted",
                     "queue", src_name, "id", msg_id, "error", error, NULL);
         c->deleted++;
-        (void)attempts;
     }
     if (rc == 0) {
         sqlite3_stmt *del = q->w[W_MSG_DELETE];
@@ -718,7 +734,7 @@ int herald__sq_lease(herald_store *s, const char *queue, int max_n, int64_t visi
                     break;
             }
             if (k->attempts >= max_retries + 1) { /* its last lease expired unsettled */
-                rc = dead_letter(q, &r, queue, k->seq, k->m->id, k->attempts, dlq, LEASE_EXPIRED,
+                rc = dead_letter(q, &r, queue, k->seq, k->m->id, dlq, LEASE_EXPIRED,
                                  now_ms, &c);
                 continue;
             }
@@ -753,21 +769,24 @@ int herald__sq_lease(herald_store *s, const char *queue, int max_n, int64_t visi
     return rc;
 }
 
-/* Trace columns of row seq, if it is traced. */
-static bool read_trace(sq_store *q, int64_t seq, int64_t queue_id, herald__trace_info *t,
-                       char id[HERALD_ID_SIZE], int *attempts)
+/* Trace columns of row seq: 1 if it is traced, 0 if not (or gone), < 0 on error. */
+static int read_trace(sq_store *q, int64_t seq, int64_t queue_id, herald__trace_info *t,
+                      char id[HERALD_ID_SIZE], int *attempts)
 {
     sqlite3_stmt *st = q->w[W_MSG_STATE];
     sqlite3_bind_int64(st, 1, seq);
     sqlite3_bind_int64(st, 2, queue_id);
-    bool traced = false;
-    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 3) != SQLITE_NULL) {
+    int traced = 0;
+    int src = sqlite3_step(st);
+    if (src != SQLITE_ROW && src != SQLITE_DONE)
+        traced = herald__sq_fail(q->wdb, src, "read message trace");
+    else if (src == SQLITE_ROW && sqlite3_column_type(st, 3) != SQLITE_NULL) {
         *attempts = sqlite3_column_int(st, 0);
         copy_text(id, HERALD_ID_SIZE, sqlite3_column_text(st, 2));
         copy_text(t->correlation_id, sizeof t->correlation_id, sqlite3_column_text(st, 3));
         copy_text(t->event_id, sizeof t->event_id, sqlite3_column_text(st, 4));
         copy_text(t->type, sizeof t->type, sqlite3_column_text(st, 5));
-        traced = true;
+        traced = 1;
     }
     sqlite3_reset(st);
     return traced;
@@ -817,9 +836,14 @@ int herald__sq_settle(herald_store *s, const char *queue, const herald__settle_i
         const herald__trace_info *trace = it->trace;
         char looked_id[HERALD_ID_SIZE] = "";
         int looked_attempt = 0;
-        if (!trace && !it->is_retry && !(p && p->handler_name)) {
+        if (!trace && !it->is_retry && !batch_acks) {
             /* the pull API: find out here whether the message is traced */
-            if (read_trace(q, it->ref.seq, r.id, &looked_up, looked_id, &looked_attempt))
+            int t = read_trace(q, it->ref.seq, r.id, &looked_up, looked_id, &looked_attempt);
+            if (t < 0) {
+                rc = t;
+                break;
+            }
+            if (t > 0)
                 trace = &looked_up;
         }
         if (!it->is_retry) {
@@ -894,7 +918,7 @@ int herald__sq_settle(herald_store *s, const char *queue, const herald__settle_i
                 break;
         }
         if (it->is_dead || attempts >= max_retries + 1) {
-            rc = dead_letter(q, &r, queue, it->ref.seq, id, attempts, dlq, it->error, now_ms, &c);
+            rc = dead_letter(q, &r, queue, it->ref.seq, id, dlq, it->error, now_ms, &c);
             res->n_dead++;
             continue;
         }

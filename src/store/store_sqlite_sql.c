@@ -233,15 +233,15 @@ static int run_stmt(sqlite3 *db, sqlite3_stmt *st, int64_t *changes, herald_row_
     }
     if (rc == 0 && src != SQLITE_DONE) {
         int code = src & 0xff;
-        rc = herald__err(HERALD_ESQL, "SQL error: %s", sqlite3_errmsg(db));
         if (code == SQLITE_AUTH)
             rc = herald__err(HERALD_EDENIED,
                              "statement denied: user SQL may not use Herald's tables (herald_*), "
                              "also not through a view or trigger");
-        else if (code == SQLITE_BUSY || code == SQLITE_LOCKED)
-            rc = herald__err(HERALD_EBUSY, "store is busy: %s", sqlite3_errmsg(db));
-        else if (code == SQLITE_IOERR || code == SQLITE_FULL)
-            rc = herald__err(HERALD_EIO, "I/O error: %s", sqlite3_errmsg(db));
+        else if (code == SQLITE_BUSY || code == SQLITE_LOCKED || code == SQLITE_IOERR ||
+                 code == SQLITE_FULL || code == SQLITE_NOMEM)
+            rc = herald__sq_fail(db, src, "user SQL"); /* the store's trouble, not the SQL's */
+        else
+            rc = herald__err(HERALD_ESQL, "SQL error: %s", sqlite3_errmsg(db));
     }
     if (rc == 0 && changes) /* DDL leaves sqlite3_changes() stale: count what really changed */
         *changes = sqlite3_total_changes64(db) - before;
@@ -257,10 +257,8 @@ int herald__sq_user_sql(herald_store *s, bool on_writer, const char *sql, const 
                         size_t n, bool is_multi, int64_t *changes, herald_row_cb cb, void *ud)
 {
     sq_store *q = (sq_store *)s;
-    sqlite3 *db = on_writer ? q->wdb : q->rdb;
     if (!sql)
         return herald__err(HERALD_EINVAL, "SQL text is NULL");
-    (void)db;
     bool *user_mode = on_writer ? &q->w_user_mode : &q->r_user_mode;
     *user_mode = true;
     int rc = user_sql(q, on_writer, sql, args, n, is_multi, changes, cb, ud);
@@ -307,11 +305,7 @@ static int user_sql(sq_store *q, bool on_writer, const char *sql, const herald_a
         sqlite3_clear_bindings(st);
         return rc;
     }
-    if (!on_writer) {
-        /* One snapshot for the statement; the reader connection is otherwise in autocommit. */
-        return run_stmt(db, st, changes, cb, ud);
-    }
-    return run_stmt(db, st, changes, cb, ud);
+    return run_stmt(db, st, changes, cb, ud); /* one statement: one snapshot */
 }
 
 int herald__sq_sp_begin(herald_store *s)
