@@ -586,7 +586,8 @@ HERALD_API void herald_tx_set_error(herald_tx *tx, const char *error);
  * calls). Return 0: its SQL and sends commit together with the ack and, for an enveloped message,
  * the record that (queue, event_id) was processed; a redelivered or duplicated message with the
  * same event_id is then acked without calling the handler again. Return < 0: everything it did
- * is rolled back and the message is retried (or dead-lettered) as with herald_delivery_retry.
+ * is rolled back and the message is retried (or dead-lettered) as with herald_delivery_retry;
+ * HERALD_FAIL_PERMANENT sends it straight to the dead-letter queue instead.
  * env is the parsed envelope, or NULL when the body is not one (no duplicate detection then). */
 typedef int (*herald_tx_handler_cb)(herald_tx *tx, const herald_message *m,
                                     const herald_envelope *env, void *ud);

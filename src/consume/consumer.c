@@ -28,7 +28,11 @@
  *   batches are held; (2) a message is settled once;
  *   (3) stop() returns only after every leased batch has been handled and its settlement
  *   committed (or failed and logged).
- * Locks: c->mu guards jobs, held, n_held, n_settling, pending, is_stopping, workers_stop.
+ * Stop (join_all): is_stopping ends new leases; submitted leases land; the workers finish
+ *   every held batch while the dispatcher keeps renewing their leases; then the dispatcher
+ *   exits; then the last settlements commit.
+ * Locks: c->mu guards jobs, held, n_held, n_settling, pending, is_stopping, workers_stop,
+ *   dispatcher_exit.
  */
 #include "consume/consume.h"
 
@@ -86,6 +90,7 @@ struct herald_consumer {
     int *pending;   /* guarded by mu: per queue, leases submitted and not yet completed */
     bool is_stopping;                  /* guarded by mu: the dispatcher stops */
     bool workers_stop;                 /* guarded by mu: workers exit once the jobs are done */
+    bool dispatcher_exit;              /* guarded by mu: renewals end, the dispatcher returns */
     int max_held;
     int64_t *first_seen_ns;            /* dispatcher only, per queue */
     atomic_llong n_batches, n_delivered, n_acked, n_retried, n_failures;
@@ -191,7 +196,10 @@ static void settled(void *ud, int rc, const herald_settle_result *res)
         herald__log(HERALD_LOG_ERROR, "consumer could not settle a batch; its messages will be "
                     "redelivered after the visibility timeout",
                     "queue", d->batch.queue, "error", herald_last_error(), NULL);
-    (void)res;
+    if (res) { /* counted from what committed */
+        atomic_fetch_add(&c->n_acked, res->n_acked);
+        atomic_fetch_add(&c->n_retried, res->n_retried + res->n_dead);
+    }
     delivery_free(d);
     pthread_mutex_lock(&c->mu);
     c->n_settling--;
@@ -199,7 +207,6 @@ static void settled(void *ud, int rc, const herald_settle_result *res)
     pthread_mutex_unlock(&c->mu);
 }
 
-/* Applies Cloudflare's precedence: per-message call > ack_all/retry_all > handler outcome. */
 /* Trace info for the traced messages of a batch (NULL entries for the others). */
 static herald__trace_info *trace_batch(const herald_batch *b, herald__settle_item *items)
 {
@@ -221,13 +228,28 @@ static herald__trace_info *trace_batch(const herald_batch *b, herald__settle_ite
     return t;
 }
 
+/* Hands d's settlement to the writer; d leaves the held list (no more renewals) and is freed
+ * by settled() after the commit. */
+static void submit_settlement(herald_consumer *c, herald_delivery *d,
+                              const herald__settle_item *items)
+{
+    pthread_mutex_lock(&c->mu);
+    held_remove(c, d);
+    c->n_settling++;
+    pthread_mutex_unlock(&c->mu);
+    int rc = herald__queue_settle_async(c->s, d->batch.queue, items, d->batch.n, &c->policy,
+                                        settled, d);
+    if (rc < 0)
+        settled(d, rc, NULL);
+}
+
+/* Applies Cloudflare's precedence: per-message call > ack_all/retry_all > handler outcome. */
 static void settle(herald_consumer *c, herald_delivery *d, int handler_rc)
 {
     size_t n = d->batch.n;
     herald__settle_item *items = herald__xcalloc(n, sizeof *items);
     herald__trace_info *traces = trace_batch(&d->batch, items);
     const char *error = d->error[0] ? d->error : handler_rc < 0 ? "handler failed" : NULL;
-    int64_t n_ack = 0, n_retry = 0;
     for (size_t i = 0; i < n; i++) {
         herald__settle_item *it = &items[i];
         (void)herald__lease_parse(d->batch.msgs[i].lease_id, &it->ref);
@@ -242,22 +264,10 @@ static void settle(herald_consumer *c, herald_delivery *d, int handler_rc)
         it->is_retry = st == ST_RETRY;
         it->delay_s = it->is_retry ? delay : HERALD_UNSET;
         it->error = it->is_retry ? error : NULL;
-        if (it->is_retry)
-            n_retry++;
-        else
-            n_ack++;
     }
-    atomic_fetch_add(&c->n_acked, n_ack);
-    atomic_fetch_add(&c->n_retried, n_retry);
-    pthread_mutex_lock(&c->mu);
-    held_remove(c, d);
-    c->n_settling++;
-    pthread_mutex_unlock(&c->mu);
-    int rc = herald__queue_settle_async(c->s, d->batch.queue, items, n, &c->policy, settled, d);
+    submit_settlement(c, d, items);
     herald__free(items);
     herald__free(traces);
-    if (rc < 0)
-        settled(d, rc, NULL);
 }
 
 /* Effectively-once: handlers, records and settlements of d commit together (tx.c). */
@@ -293,7 +303,6 @@ static void run_chain(herald_consumer *c, herald_delivery *d)
     herald_envelope *envs = herald__xcalloc(n, sizeof *envs);
     bool *has_env = herald__xcalloc(n, sizeof *has_env);
     const herald_retry_policy *p = &c->retry_policy;
-    int64_t n_ack = 0, n_retry = 0;
     bool any_failure = false;
     for (size_t i = 0; i < n; i++) {
         const herald_message *m = &d->batch.msgs[i];
@@ -305,7 +314,6 @@ static void run_chain(herald_consumer *c, herald_delivery *d)
         (void)herald__lease_parse(m->lease_id, &it->ref);
         it->delay_s = HERALD_UNSET;
         if (rc == 0) {
-            n_ack++;
             if (ctx.record_processed && has_env[i]) {
                 it->processed_event_id = envs[i].event_id;
                 it->processed_type = envs[i].type;
@@ -313,7 +321,6 @@ static void run_chain(herald_consumer *c, herald_delivery *d)
             continue;
         }
         any_failure = true;
-        n_retry++;
         it->is_retry = true;
         errors[i] = herald__xstrdup(ctx.error[0] ? ctx.error
                                                  : herald__outcome_name(rc, false));
@@ -332,15 +339,9 @@ static void run_chain(herald_consumer *c, herald_delivery *d)
             it->delay_s = delay;
         }
     }
-    atomic_fetch_add(&c->n_acked, n_ack);
-    atomic_fetch_add(&c->n_retried, n_retry);
     if (any_failure)
         atomic_fetch_add(&c->n_failures, 1);
-    pthread_mutex_lock(&c->mu);
-    held_remove(c, d);
-    c->n_settling++;
-    pthread_mutex_unlock(&c->mu);
-    int rc = herald__queue_settle_async(c->s, d->batch.queue, items, n, &c->policy, settled, d);
+    submit_settlement(c, d, items);
     for (size_t i = 0; i < n; i++) {
         herald__free(errors[i]);
         if (has_env[i])
@@ -351,8 +352,6 @@ static void run_chain(herald_consumer *c, herald_delivery *d)
     herald__free(has_env);
     herald__free(items);
     herald__free(traces);
-    if (rc < 0)
-        settled(d, rc, NULL);
     herald__chain_tick(c->chain);
 }
 
@@ -408,6 +407,7 @@ static void leased(void *ud, int rc, herald_batch *b)
 {
     lease_ctx *lc = ud;
     herald_consumer *c = lc->c;
+    herald_store *s = c->s; /* c may be freed once pending[qi] drops, below */
     size_t qi = lc->qi;
     herald__free(lc);
     if (rc < 0 && rc != HERALD_EPAUSED && rc != HERALD_ENOQUEUE)
@@ -443,7 +443,7 @@ static void leased(void *ud, int rc, herald_batch *b)
         c->n_held--;
     }
     pthread_mutex_unlock(&c->mu);
-    herald_store_wake(c->s); /* the dispatcher may look at this queue again */
+    herald_store_wake(s); /* the dispatcher may look at this queue again */
 }
 
 /* Submits up to `want` leases of queue qi (they join one group commit). Returns how many. */
@@ -547,7 +547,9 @@ static void prune_processed(herald_consumer *c)
                     herald_last_error(), NULL);
 }
 
-static bool stopping(herald_consumer *c)
+/* Stopping: no new leases, but the leases of batches still held are renewed until the
+ * workers are done (dispatcher_exit). */
+static bool draining(herald_consumer *c)
 {
     pthread_mutex_lock(&c->mu);
     bool s = c->is_stopping;
@@ -555,9 +557,69 @@ static bool stopping(herald_consumer *c)
     return s;
 }
 
+static bool dispatcher_done(herald_consumer *c)
+{
+    pthread_mutex_lock(&c->mu);
+    bool s = c->dispatcher_exit;
+    pthread_mutex_unlock(&c->mu);
+    return s;
+}
+
 static int64_t min64(int64_t a, int64_t b)
 {
     return a < b ? a : b;
+}
+
+/* Submits the leases of every queue whose batch is due (size reached or timeout passed), and
+ * lowers *deadline to when the next one may be due. Returns whether any lease was submitted. */
+static bool lease_due(herald_consumer *c, int64_t now_ns, int64_t now_ms, int64_t *deadline,
+                      size_t *rr_io)
+{
+    herald_store *s = c->s;
+    size_t rr = *rr_io;
+    bool progress = false;
+        for (size_t k = 0; k < c->n_queues; k++) {
+        size_t qi = (rr + k) % c->n_queues;
+        bool has_pending = false;
+        int slots = free_slots(c, qi, &has_pending);
+        if (slots <= 0)
+            break;
+        if (has_pending)
+            continue; /* its leases land first; leased() wakes us */
+        int n_ready = 0;
+        int64_t next_due = INT64_MAX;
+        bool paused = false;
+        if (herald__store_ready(s, c->queues[qi], slots * c->max_batch_size, &n_ready,
+                                &next_due, &paused) < 0 ||
+            paused) {
+            c->first_seen_ns[qi] = 0;
+            continue;
+        }
+        if (next_due != INT64_MAX)
+            *deadline = min64(*deadline, now_ns + (next_due - now_ms) * 1000000);
+        if (n_ready == 0) {
+            c->first_seen_ns[qi] = 0;
+            continue;
+        }
+        if (c->first_seen_ns[qi] == 0)
+            c->first_seen_ns[qi] = now_ns;
+        int64_t due_ns = c->first_seen_ns[qi] + c->max_batch_timeout_ms * 1000000;
+        if (n_ready >= c->max_batch_size || now_ns >= due_ns) {
+            int want = n_ready / c->max_batch_size;
+            if (want < 1)
+                want = 1;
+            if (want > slots)
+                want = slots;
+            if (dispatch(c, qi, want) > 0)
+                progress = true;
+            c->first_seen_ns[qi] = 0;
+            rr = qi + 1;
+        } else {
+            *deadline = min64(*deadline, due_ns);
+        }
+    }
+    *rr_io = rr;
+    return progress;
 }
 
 static void *dispatcher_main(void *arg)
@@ -570,59 +632,25 @@ static void *dispatcher_main(void *arg)
     int64_t poll_ms = POLL_MIN_MS;
     int64_t next_sweep_ms = herald__store_now(s); /* the store's clock: tests advance it */
     size_t rr = 0;
-    while (!stopping(c)) {
+    while (!dispatcher_done(c)) {
         int64_t now_ns = herald__mono_ns();
         int64_t now_ms = herald__store_now(s);
         int64_t deadline = INT64_MAX;
         bool progress = false;
-        if (now_ms >= next_sweep_ms) {
+        if (now_ms >= next_sweep_ms && !draining(c)) {
+            /* Retention is store-wide: one consumer of the store sweeps per interval. */
             int64_t n_expired = 0;
-            (void)herald__queue_sweep(s, &n_expired);
-            if (c->tx_handler)
+            if (herald__store_sweep_turn(s, now_ms, SWEEP_EVERY_MS) &&
+                herald__queue_sweep(s, &n_expired) < 0)
+                herald__log(HERALD_LOG_WARN, "retention sweep failed", "error",
+                            herald_last_error(), NULL);
+            if (c->tx_handler || c->chain) /* dedup middleware records processed events too */
                 prune_processed(c);
             next_sweep_ms = now_ms + SWEEP_EVERY_MS;
         }
         deadline = min64(deadline, now_ns + (next_sweep_ms - now_ms) * 1000000);
-        for (size_t k = 0; k < c->n_queues; k++) {
-            size_t qi = (rr + k) % c->n_queues;
-            bool has_pending = false;
-            int slots = free_slots(c, qi, &has_pending);
-            if (slots <= 0)
-                break;
-            if (has_pending)
-                continue; /* its leases land first; leased() wakes us */
-            int n_ready = 0;
-            int64_t next_due = INT64_MAX;
-            bool paused = false;
-            if (herald__store_ready(s, c->queues[qi], slots * c->max_batch_size, &n_ready,
-                                    &next_due, &paused) < 0 ||
-                paused) {
-                c->first_seen_ns[qi] = 0;
-                continue;
-            }
-            if (next_due != INT64_MAX)
-                deadline = min64(deadline, now_ns + (next_due - now_ms) * 1000000);
-            if (n_ready == 0) {
-                c->first_seen_ns[qi] = 0;
-                continue;
-            }
-            if (c->first_seen_ns[qi] == 0)
-                c->first_seen_ns[qi] = now_ns;
-            int64_t due_ns = c->first_seen_ns[qi] + c->max_batch_timeout_ms * 1000000;
-            if (n_ready >= c->max_batch_size || now_ns >= due_ns) {
-                int want = n_ready / c->max_batch_size;
-                if (want < 1)
-                    want = 1;
-                if (want > slots)
-                    want = slots;
-                if (dispatch(c, qi, want) > 0)
-                    progress = true;
-                c->first_seen_ns[qi] = 0;
-                rr = qi + 1;
-            } else {
-                deadline = min64(deadline, due_ns);
-            }
-        }
+        if (!draining(c) && lease_due(c, now_ns, now_ms, &deadline, &rr))
+            progress = true;
         int64_t renew_ms = renew_leases(c, now_ms);
         if (renew_ms != INT64_MAX)
             deadline = min64(deadline, now_ns + (renew_ms - now_ms) * 1000000);
@@ -735,8 +763,6 @@ static void join_all(herald_consumer *c, bool has_dispatcher)
     c->is_stopping = true;
     pthread_mutex_unlock(&c->mu);
     herald_store_wake(c->s);
-    if (has_dispatcher)
-        pthread_join(c->dispatcher, NULL);
     /* Leases already submitted land (and become jobs) before the workers may exit. */
     pthread_mutex_lock(&c->mu);
     while (any_pending(c))
@@ -744,8 +770,14 @@ static void join_all(herald_consumer *c, bool has_dispatcher)
     c->workers_stop = true;
     pthread_cond_broadcast(&c->job_cv);
     pthread_mutex_unlock(&c->mu);
-    for (int i = 0; i < c->n_workers; i++)
+    for (int i = 0; i < c->n_workers; i++) /* meanwhile the dispatcher renews their leases */
         pthread_join(c->workers[i], NULL);
+    pthread_mutex_lock(&c->mu);
+    c->dispatcher_exit = true;
+    pthread_mutex_unlock(&c->mu);
+    herald_store_wake(c->s);
+    if (has_dispatcher)
+        pthread_join(c->dispatcher, NULL);
     pthread_mutex_lock(&c->mu);
     while (c->n_settling > 0)
         pthread_cond_wait(&c->settle_cv, &c->mu);

@@ -26,10 +26,6 @@ typedef struct layer {
     void (*free_state)(void *state);
 } layer;
 
-typedef struct metric_acc {
-    herald_metric m;
-} metric_acc;
-
 struct herald_chain {
     herald_msg_handler_cb handler;
     void *ud;

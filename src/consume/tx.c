@@ -178,6 +178,7 @@ static int process_one(herald__eo_op *o, size_t i, herald__settle_item *it)
     } else {
         rc = herald__store_sp_rollback(s);
         it->is_retry = true;
+        it->is_dead = hrc == HERALD_FAIL_PERMANENT; /* the error classes of herald.h */
         if (!tx.error[0])
             snprintf(tx.error, sizeof tx.error, "handler failed: %s", herald_last_error());
         o->errors[i] = herald__xstrdup(tx.error);

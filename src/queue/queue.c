@@ -302,7 +302,7 @@ static int check_msg(const herald_msg *m, size_t i, size_t n)
         snprintf(what, sizeof what, "message");
     if (!m->body && m->body_len > 0)
         return herald__err(HERALD_EINVAL, "%s: body is NULL", what);
-    if (m->body_len > HERALD_MAX_BATCH_BYTES && m->body_len > HARD_MAX_MESSAGE_BYTES)
+    if (m->body_len > HARD_MAX_MESSAGE_BYTES)
         return herald__err(HERALD_ETOOBIG, "%s: body of %zu bytes is too large", what,
                            m->body_len);
     int rc;
@@ -584,7 +584,7 @@ int herald__queue_lease(herald_store *s, const char *queue, int max_n, int64_t v
     if (rc == 0)
         *out = b;
     else
-        herald_batch_deinit(&b); /* the writer frees on failure; this is a no-op then */
+        herald_batch_deinit(&b); /* the lease ran but its group's commit failed */
     return rc;
 }
 
@@ -609,7 +609,7 @@ static void lease_async_done(herald__op *op)
     lease_async_op *a = (lease_async_op *)op;
     if (a->l.base.rc < 0) {
         herald__err(a->l.base.rc, "%s", a->l.base.err);
-        memset(&a->b, 0, sizeof a->b);
+        herald_batch_deinit(&a->b); /* the lease ran but its commit failed: nothing was leased */
     }
     a->cb(a->ud, a->l.base.rc, &a->b);
     lease_async_free(a);
@@ -847,7 +847,6 @@ typedef struct extend_op {
     const herald__lease_ref *refs;
     size_t n;
     int64_t until_ms;
-    int64_t n_expired;
 } extend_op;
 
 static int extend_run(herald_store *s, herald__op *op)
@@ -867,11 +866,10 @@ int herald__queue_extend(herald_store *s, const char *queue, const herald__lease
     return herald__store_exec(s, &e.base);
 }
 
-static int prune_run(herald_store *s, herald__op *op)
+static int prune_history_run(herald_store *s, herald__op *op)
 {
-    extend_op *e = (extend_op *)op;
+    (void)op;
     int64_t n = 0;
-    (void)e;
     return herald__store_sweep(s, &n);
 }
 
@@ -907,9 +905,9 @@ int herald__queue_sweep(herald_store *s, int64_t *n_expired)
         if (n < 1000)
             break;
     }
-    if (rc == 0) {
-        extend_op e = { .base = { .run = prune_run } };
-        rc = herald__store_exec(s, &e.base);
+    if (rc == 0) { /* attempt history and traces past their retention */
+        herald__op prune = { .run = prune_history_run };
+        rc = herald__store_exec(s, &prune);
     }
     if (rc == 0 && n_expired)
         *n_expired = total;

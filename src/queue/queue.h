@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * queue.h - the queue layer's contract for the consumer runtime: leasing with a consumer's
- * policy, and asynchronous settlement / lease extension that complete after the group commit.
+ * queue.h - the queue layer's contract for the layers above: leasing with a consumer's policy
+ * (sync and async), asynchronous settlement, lease extension, the retention sweep, sends inside
+ * a writer op, and the event encoding every event sender shares.
  * The public queue API (herald_queue_*, herald_send*, herald_pull, ...) is in herald.h.
  */
 #ifndef HERALD_QUEUE_QUEUE_H
@@ -23,7 +24,7 @@ int herald__queue_lease_async(herald_store *s, const char *queue, int max_n,
                               int64_t visibility_ms, const herald__policy *p,
                               herald__queue_lease_cb cb, void *ud);
 
-/* Completion of an async settle or extend: rc, and the settle result (NULL for extend). */
+/* Completion of an async settle: rc, and the settle result (NULL on failure). */
 typedef void (*herald__queue_done_cb)(void *ud, int rc, const herald_settle_result *res);
 
 /* Settles items (copied) with policy p (copied); cb runs once after the commit, on the writer
@@ -36,7 +37,8 @@ int herald__queue_settle_async(herald_store *s, const char *queue,
 int herald__queue_extend(herald_store *s, const char *queue, const herald__lease_ref *refs,
                          size_t n, int64_t until_ms);
 
-/* Deletes messages past their retention in every queue; n_expired may be NULL. */
+/* Deletes messages past their retention in every queue (found on the reader, deleted on the
+ * writer in pages) and prunes the attempt history and traces; n_expired may be NULL. */
 int herald__queue_sweep(herald_store *s, int64_t *n_expired);
 
 /* Encodes an event's envelope (timestamp from the store clock) and checks it against the

@@ -144,6 +144,7 @@ int herald_store_open(const char *url, const herald_store_cfg *cfg, herald_store
     s->head = s->tail = NULL;
     s->is_stopping = false;
     s->gen = 1;
+    s->next_sweep_ms = 0;
     int prc = pthread_create(&s->writer, NULL, writer_main, s);
     if (prc != 0) {
         ops->close(s);
@@ -708,6 +709,16 @@ uint64_t herald__store_wait(herald_store *s, uint64_t seen, int64_t deadline_ns)
     uint64_t g = s->gen;
     pthread_mutex_unlock(&s->mu);
     return g;
+}
+
+bool herald__store_sweep_turn(herald_store *s, int64_t now_ms, int64_t every_ms)
+{
+    pthread_mutex_lock(&s->mu);
+    bool mine = now_ms >= s->next_sweep_ms;
+    if (mine)
+        s->next_sweep_ms = now_ms + every_ms;
+    pthread_mutex_unlock(&s->mu);
+    return mine;
 }
 
 void herald_store_wake(herald_store *s)

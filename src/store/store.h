@@ -206,6 +206,9 @@ int64_t herald__store_now(herald_store *s); /* the store's wall clock (injected 
 /* Checks an event against the store's catalog, if one is set: strict mode returns
  * HERALD_ECATALOG naming the problem; warn mode logs it and returns 0. */
 int herald__store_check_event(herald_store *s, const herald_event *e);
+/* True for exactly one caller per `every_ms` of store time (the others get false): lets one of
+ * the store's consumers run the store-wide retention sweep. */
+bool herald__store_sweep_turn(herald_store *s, int64_t now_ms, int64_t every_ms);
 /* The wake generation: bumped by commits of waking ops and by herald_store_wake(). */
 uint64_t herald__store_gen(herald_store *s);
 /* Waits until the generation differs from `seen` or monotonic deadline_ns passes (INT64_MAX =

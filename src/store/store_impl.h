@@ -115,6 +115,7 @@ struct herald_store {
     herald__op *head, *tail;
     bool is_stopping;
     uint64_t gen;
+    int64_t next_sweep_ms; /* herald__store_sweep_turn: when the next retention sweep is due */
     pthread_t writer;
     /* read side */
     pthread_mutex_t read_mu;
