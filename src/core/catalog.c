@@ -57,20 +57,6 @@ static bool c_ident_valid(const char *s)
     return true;
 }
 
-static int at(const herald__jsonc *j, const json_t *v, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int at(const herald__jsonc *j, const json_t *v, const char *fmt, ...)
-{
-    int col = 0;
-    int line = herald__jsonc_line(j, v, &col);
-    char msg[300];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return herald__err(HERALD_ECONFIG, "%s:%d:%d: %s", herald__jsonc_file(j), line, col, msg);
-}
-
 void herald_catalog_free(herald_catalog *c)
 {
     if (!c)
@@ -89,25 +75,25 @@ void herald_catalog_free(herald_catalog *c)
 static int load_type(const herald__jsonc *j, const char *type, json_t *def, evtype *out)
 {
     if (!herald__event_type_valid(type))
-        return at(j, def, "event type '%s' is not dot notation domain.action", type);
+        return herald__jsonc_err(j, def, "event type '%s' is not dot notation domain.action", type);
     if (!json_is_object(def))
-        return at(j, def, "event type '%s' must be an object with a \"payload\"", type);
+        return herald__jsonc_err(j, def, "event type '%s' must be an object with a \"payload\"", type);
     const char *key;
     json_t *v;
     json_object_foreach(def, key, v)
     {
         if (strcmp(key, "payload") != 0 && strcmp(key, "description") != 0)
-            return at(j, v, "event type '%s': unknown key '%s' (known: payload, description)",
+            return herald__jsonc_err(j, v, "event type '%s': unknown key '%s' (known: payload, description)",
                       type, key);
     }
     json_t *desc = json_object_get(def, "description");
     if (desc && !json_is_string(desc))
-        return at(j, desc, "event type '%s': description must be a string", type);
+        return herald__jsonc_err(j, desc, "event type '%s': description must be a string", type);
     json_t *payload = json_object_get(def, "payload");
     if (!payload)
-        return at(j, def, "event type '%s': \"payload\" is missing", type);
+        return herald__jsonc_err(j, def, "event type '%s': \"payload\" is missing", type);
     if (!json_is_object(payload))
-        return at(j, payload, "event type '%s': \"payload\" must be an object of fields",
+        return herald__jsonc_err(j, payload, "event type '%s': \"payload\" must be an object of fields",
                   type);
     out->type = herald__xstrdup(type);
     out->description = desc ? herald__xstrdup(json_string_value(desc)) : NULL;
@@ -115,12 +101,12 @@ static int load_type(const herald__jsonc *j, const char *type, json_t *def, evty
     json_object_foreach(payload, key, v)
     {
         if (!c_ident_valid(key))
-            return at(j, v,
+            return herald__jsonc_err(j, v,
                       "event type '%s': field name '%s' must be a C identifier "
                       "([a-z_][a-z0-9_]*, not a keyword)",
                       type, key);
         if (!json_is_string(v))
-            return at(j, v, "event type '%s': field '%s' needs a type string", type, key);
+            return herald__jsonc_err(j, v, "event type '%s': field '%s' needs a type string", type, key);
         char spec[32];
         snprintf(spec, sizeof spec, "%s", json_string_value(v));
         size_t n = strlen(spec);
@@ -132,7 +118,7 @@ static int load_type(const herald__jsonc *j, const char *type, json_t *def, evty
             if (strcmp(spec, ftype_names[k]) == 0)
                 t = k;
         if (t < 0)
-            return at(j, v,
+            return herald__jsonc_err(j, v,
                       "event type '%s': field '%s' has an unknown type (use string, integer, "
                       "number, boolean, string[] or object, with ? for optional)",
                       type, key);
@@ -148,17 +134,17 @@ static int load(const herald__jsonc *j, herald_catalog **out)
 {
     json_t *root = herald__jsonc_root(j);
     if (!json_is_object(root))
-        return at(j, root, "a catalog is an object with \"events\"");
+        return herald__jsonc_err(j, root, "a catalog is an object with \"events\"");
     const char *key;
     json_t *v;
     json_object_foreach(root, key, v)
     {
         if (strcmp(key, "events") != 0)
-            return at(j, v, "unknown key '%s' (a catalog has only \"events\")", key);
+            return herald__jsonc_err(j, v, "unknown key '%s' (a catalog has only \"events\")", key);
     }
     json_t *events = json_object_get(root, "events");
     if (!json_is_object(events))
-        return at(j, events ? events : root, "\"events\" must be an object of event types");
+        return herald__jsonc_err(j, events ? events : root, "\"events\" must be an object of event types");
     herald_catalog *c = herald__xcalloc(1, sizeof *c);
     c->types = herald__xcalloc(json_object_size(events) + 1, sizeof *c->types);
     int rc = 0;

@@ -132,6 +132,12 @@ struct json_t *herald__jsonc_root(const herald__jsonc *j); /* owned by j */
 const char *herald__jsonc_file(const herald__jsonc *j);
 /* Line (and column) where value v starts; 0 if v is not from this document. */
 int herald__jsonc_line(const herald__jsonc *j, const struct json_t *v, int *col);
+/* Records HERALD_ECONFIG "FILE:LINE:COL: message" at value v (just "FILE: message" when v has
+ * no position) and returns HERALD_ECONFIG. */
+int herald__jsonc_err(const herald__jsonc *j, const struct json_t *v, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int herald__jsonc_errv(const herald__jsonc *j, const struct json_t *v, const char *fmt,
+                       va_list ap) __attribute__((format(printf, 3, 0)));
 void herald__jsonc_free(herald__jsonc *j);
 
 #endif

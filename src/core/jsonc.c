@@ -11,6 +11,7 @@
 #include "core/core.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +52,9 @@ static bool fail(parser *ps, const char *msg)
 
 static void remember(parser *ps, const json_t *v, int line, int col)
 {
+    /* true, false and null are shared singletons in jansson: one position cannot name them. */
+    if (json_is_true(v) || json_is_false(v) || json_is_null(v))
+        return;
     herald__jsonc *j = ps->j;
     if (j->n_pos == j->cap_pos) {
         j->cap_pos = j->cap_pos ? j->cap_pos * 2 : 64;
@@ -462,6 +466,26 @@ int herald__jsonc_line(const herald__jsonc *j, const json_t *v, int *col)
     if (col)
         *col = 0;
     return 0;
+}
+
+int herald__jsonc_errv(const herald__jsonc *j, const json_t *v, const char *fmt, va_list ap)
+{
+    int col = 0;
+    int line = herald__jsonc_line(j, v, &col);
+    char msg[400];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    if (line == 0) /* a node without a position (true, false, null): the file alone */
+        return herald__err(HERALD_ECONFIG, "%s: %s", j->file, msg);
+    return herald__err(HERALD_ECONFIG, "%s:%d:%d: %s", j->file, line, col, msg);
+}
+
+int herald__jsonc_err(const herald__jsonc *j, const json_t *v, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = herald__jsonc_errv(j, v, fmt, ap);
+    va_end(ap);
+    return rc;
 }
 
 void herald__jsonc_free(herald__jsonc *j)

@@ -19,6 +19,8 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#define MAX_DESTS 64 /* destinations of one message (and of one route) */
+
 typedef struct cond {
     char *path;
     herald_cond_op op;
@@ -121,23 +123,107 @@ static bool path_valid(const char *p)
     return true;
 }
 
-/* Is there a path of route edges from `from` to `target`? (depth-first, bounded) */
-static bool reaches(const herald_router *r, const char *from, const char *target, int depth)
+bool herald__route_closes_cycle(const herald__route_edge *edges, size_t n, const char *from,
+                                const char *to)
 {
-    if (strcmp(from, target) == 0)
-        return true;
-    if (depth > 64)
-        return false;
-    for (size_t i = 0; i < r->n_sources; i++) {
-        const source *src = &r->sources[i];
-        if (strcmp(src->queue, from) != 0)
-            continue;
-        for (size_t k = 0; k < src->n_rules; k++)
-            for (size_t d = 0; d < src->rules[k].n_to; d++)
-                if (reaches(r, src->rules[k].to[d], target, depth + 1))
-                    return true;
+    /* Queues to visit, starting at `to`; each queue enters at most once. */
+    const char **seen = herald__xcalloc(n + 2, sizeof *seen);
+    size_t n_seen = 0, next = 0;
+    seen[n_seen++] = to;
+    bool found = false;
+    while (!found && next < n_seen) {
+        const char *q = seen[next++];
+        if (strcmp(q, from) == 0) {
+            found = true;
+            break;
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (strcmp(edges[i].from, q) != 0)
+                continue;
+            bool known = false;
+            for (size_t k = 0; k < n_seen && !known; k++)
+                known = strcmp(seen[k], edges[i].to) == 0;
+            if (!known)
+                seen[n_seen++] = edges[i].to;
+        }
     }
-    return false;
+    herald__free(seen);
+    return found;
+}
+
+/* The router's edges so far (borrowed strings). */
+static herald__route_edge *router_edges(const herald_router *r, size_t *n)
+{
+    size_t cap = 0;
+    for (size_t i = 0; i < r->n_sources; i++)
+        for (size_t k = 0; k < r->sources[i].n_rules; k++)
+            cap += r->sources[i].rules[k].n_to;
+    herald__route_edge *e = herald__xcalloc(cap + 1, sizeof *e);
+    *n = 0;
+    for (size_t i = 0; i < r->n_sources; i++)
+        for (size_t k = 0; k < r->sources[i].n_rules; k++)
+            for (size_t d = 0; d < r->sources[i].rules[k].n_to; d++)
+                e[(*n)++] = (herald__route_edge){ r->sources[i].queue,
+                                                  r->sources[i].rules[k].to[d] };
+    return e;
+}
+
+int herald__route_pattern_check(const char *type)
+{
+    if (!pattern_valid(type))
+        return herald__err(HERALD_EINVAL,
+                           "route type pattern '%.100s' is invalid: lowercase dot notation, with "
+                           "* and ? as wildcards",
+                           type ? type : "(null)");
+    return 0;
+}
+
+int herald__route_cond_check(const herald_route_cond *c)
+{
+    if (!path_valid(c->path))
+        return herald__err(HERALD_EINVAL,
+                           "route condition path '%.100s' is invalid: use payload.FIELD, "
+                           "type, source, event_id or correlation_id",
+                           c->path ? c->path : "(null)");
+    if (c->op != HERALD_COND_EQ && c->op != HERALD_COND_NE && c->op != HERALD_COND_EXISTS)
+        return herald__err(HERALD_EINVAL, "route condition on '%s': unknown operator %d",
+                           c->path, (int)c->op);
+    if (c->op != HERALD_COND_EXISTS) {
+        json_error_t je;
+        json_t *v = c->value_json ? json_loads(c->value_json, JSON_DECODE_ANY, &je) : NULL;
+        if (!v)
+            return herald__err(HERALD_EINVAL,
+                               "route condition on '%s': value is not a JSON value", c->path);
+        json_decref(v);
+    }
+    return 0;
+}
+
+int herald__route_check(const herald_route *route)
+{
+    if (!route->from)
+        return herald__err(HERALD_EINVAL, "route has no source queue (from)");
+    int rc = herald__route_pattern_check(route->type);
+    if (rc < 0)
+        return rc;
+    if (route->n_to == 0 || !route->to)
+        return herald__err(HERALD_EINVAL, "route from '%s' for '%s' has no destination (to)",
+                           route->from, route->type);
+    if (route->n_to > MAX_DESTS)
+        return herald__err(HERALD_EINVAL, "route from '%s' has %zu destinations; at most %d",
+                           route->from, route->n_to, MAX_DESTS);
+    for (size_t i = 0; i < route->n_to; i++) {
+        if (!route->to[i])
+            return herald__err(HERALD_EINVAL, "route destination %zu is NULL", i);
+        if (strcmp(route->to[i], route->from) == 0)
+            return herald__err(HERALD_EINVAL,
+                               "route from '%s' for '%s' sends to its own source queue (a cycle)",
+                               route->from, route->type);
+    }
+    for (size_t i = 0; i < route->n_when; i++)
+        if ((rc = herald__route_cond_check(&route->when[i])) < 0)
+            return rc;
+    return 0;
 }
 
 static int queue_exists(herald_store *s, const char *name, const char *role)
@@ -156,68 +242,32 @@ int herald_router_add(herald_router *r, const herald_route *route)
         return herald__err(HERALD_EINVAL, "herald_router_add: NULL argument");
     if (r->is_started)
         return herald__err(HERALD_EINVAL, "routes are added before herald_router_start");
-    if (!route->from)
-        return herald__err(HERALD_EINVAL, "route has no source queue (from)");
-    if (!pattern_valid(route->type))
-        return herald__err(HERALD_EINVAL,
-                           "route type pattern '%.100s' is invalid: lowercase dot notation, with "
-                           "* and ? as wildcards",
-                           route->type ? route->type : "(null)");
-    if (route->n_to == 0 || !route->to)
-        return herald__err(HERALD_EINVAL, "route from '%s' for '%s' has no destination (to)",
-                           route->from, route->type);
-    int rc = queue_exists(r->s, route->from, "source");
-    for (size_t i = 0; rc == 0 && i < route->n_to; i++) {
-        if (!route->to[i])
-            return herald__err(HERALD_EINVAL, "route destination %zu is NULL", i);
-        if (strcmp(route->to[i], route->from) == 0)
-            return herald__err(HERALD_EINVAL,
-                               "route from '%s' for '%s' sends to its own source queue (a cycle)",
-                               route->from, route->type);
+    int rc = herald__route_check(route);
+    if (rc == 0)
+        rc = queue_exists(r->s, route->from, "source");
+    for (size_t i = 0; rc == 0 && i < route->n_to; i++)
         rc = queue_exists(r->s, route->to[i], "destination");
-        if (rc == 0 && reaches(r, route->to[i], route->from, 0))
-            return herald__err(HERALD_EINVAL,
-                               "route from '%s' to '%s' closes a cycle of routes (messages would "
-                               "be copied forever)",
-                               route->from, route->to[i]);
-    }
+    size_t n_edges = 0;
+    herald__route_edge *edges = rc == 0 ? router_edges(r, &n_edges) : NULL;
+    for (size_t i = 0; rc == 0 && i < route->n_to; i++)
+        if (herald__route_closes_cycle(edges, n_edges, route->from, route->to[i]))
+            rc = herald__err(HERALD_EINVAL,
+                             "route from '%s' to '%s' closes a cycle of routes (messages would "
+                             "be copied forever)",
+                             route->from, route->to[i]);
+    herald__free(edges);
     if (rc < 0)
         return rc;
     rule u = { 0 };
     u.when = herald__xcalloc(route->n_when + 1, sizeof *u.when);
-    for (size_t i = 0; i < route->n_when; i++) {
+    for (size_t i = 0; i < route->n_when; i++) { /* checked above */
         const herald_route_cond *c = &route->when[i];
-        if (!path_valid(c->path)) {
-            rc = herald__err(HERALD_EINVAL,
-                             "route condition path '%.100s' is invalid: use payload.FIELD, type, "
-                             "source, event_id or correlation_id",
-                             c->path ? c->path : "(null)");
-            break;
-        }
-        if (c->op != HERALD_COND_EQ && c->op != HERALD_COND_NE && c->op != HERALD_COND_EXISTS) {
-            rc = herald__err(HERALD_EINVAL, "route condition on '%s': unknown operator %d",
-                             c->path, (int)c->op);
-            break;
-        }
-        json_t *v = NULL;
-        if (c->op != HERALD_COND_EXISTS) {
-            json_error_t je;
-            v = c->value_json ? json_loads(c->value_json, JSON_DECODE_ANY, &je) : NULL;
-            if (!v) {
-                rc = herald__err(HERALD_EINVAL,
-                                 "route condition on '%s': value is not a JSON value", c->path);
-                break;
-            }
-        }
-        u.when[u.n_when].path = herald__xstrdup(c->path);
-        u.when[u.n_when].op = c->op;
-        u.when[u.n_when].value = v;
-        u.n_when++;
+        u.when[i].path = herald__xstrdup(c->path);
+        u.when[i].op = c->op;
+        u.when[i].value =
+            c->op == HERALD_COND_EXISTS ? NULL : json_loads(c->value_json, JSON_DECODE_ANY, NULL);
     }
-    if (rc < 0) {
-        rule_free(&u);
-        return rc;
-    }
+    u.n_when = route->n_when;
     u.type = herald__xstrdup(route->type);
     u.to = herald__xcalloc(route->n_to, sizeof *u.to);
     for (size_t i = 0; i < route->n_to; i++)
@@ -283,15 +333,16 @@ static bool conds_hold(const rule *u, json_t *doc)
     return true;
 }
 
-#define MAX_DESTS 64
-
-static void add_dest(const char **dests, size_t *n, const char *q)
+/* Adds q unless present; false when the message would have more than MAX_DESTS. */
+static bool add_dest(const char **dests, size_t *n, const char *q)
 {
     for (size_t i = 0; i < *n; i++)
         if (strcmp(dests[i], q) == 0)
-            return;
-    if (*n < MAX_DESTS)
-        dests[(*n)++] = q;
+            return true;
+    if (*n == MAX_DESTS)
+        return false;
+    dests[(*n)++] = q;
+    return true;
 }
 
 static int route_handler(herald_tx *tx, const herald_message *m, const herald_envelope *env,
@@ -301,8 +352,8 @@ static int route_handler(herald_tx *tx, const herald_message *m, const herald_en
     const char *dests[MAX_DESTS];
     size_t n = 0;
     json_t *doc = NULL;
-    bool doc_loaded = false;
-    for (size_t i = 0; i < src->n_rules; i++) {
+    bool doc_loaded = false, fits = true;
+    for (size_t i = 0; fits && i < src->n_rules; i++) {
         rule *u = &src->rules[i];
         if (u->fn) {
             const char *fd[MAX_DESTS];
@@ -313,9 +364,9 @@ static int route_handler(herald_tx *tx, const herald_message *m, const herald_en
                 herald_tx_set_error(tx, "programmable route failed");
                 return rc;
             }
-            for (size_t k = 0; k < fn_n && k < MAX_DESTS; k++)
+            for (size_t k = 0; fits && k < fn_n && k < MAX_DESTS; k++)
                 if (fd[k] && strcmp(fd[k], src->queue) != 0)
-                    add_dest(dests, &n, fd[k]);
+                    fits = add_dest(dests, &n, fd[k]);
             continue;
         }
         if (!env || fnmatch(u->type, env->type, 0) != 0)
@@ -325,10 +376,14 @@ static int route_handler(herald_tx *tx, const herald_message *m, const herald_en
             doc_loaded = true;
         }
         if (conds_hold(u, doc))
-            for (size_t k = 0; k < u->n_to; k++)
-                add_dest(dests, &n, u->to[k]);
+            for (size_t k = 0; fits && k < u->n_to; k++)
+                fits = add_dest(dests, &n, u->to[k]);
     }
     json_decref(doc);
+    if (!fits) { /* never drop copies silently: fail, so it retries and ends in the DLQ */
+        herald_tx_set_error(tx, "the routes give the message more than 64 destinations");
+        return HERALD_FAIL_PERMANENT;
+    }
     if (n == 0) {
         atomic_fetch_add(&src->r->unrouted, 1);
         herald__log(HERALD_LOG_WARN, "no route matches the message: acked and counted",

@@ -61,15 +61,19 @@ static int at(const config *c, const json_t *v, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static int at(const config *c, const json_t *v, const char *fmt, ...)
 {
-    int col = 0;
-    int line = herald__jsonc_line(c->doc, v, &col);
-    char msg[400];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    int rc = herald__jsonc_errv(c->doc, v, fmt, ap);
     va_end(ap);
-    return herald__err(HERALD_ECONFIG, "%s:%d:%d: %s", herald__jsonc_file(c->doc), line, col,
-                       msg);
+    return rc;
+}
+
+/* The error a lower layer just recorded, restated at a node's line. */
+static int at_detail(const config *c, const json_t *v, const char *where)
+{
+    char detail[400];
+    herald__err_copy(detail, sizeof detail);
+    return at(c, v, "%s: %s", where, detail);
 }
 
 static void config_free(config *c)
@@ -241,12 +245,14 @@ static int parse_when(config *c, cfg_route *cr, const json_t *when, const char *
                 rc->value_json = cr->cond_values[cr->r.n_when];
             } else if (strcmp(op, "exists") == 0) {
                 if (!json_is_true(val))
-                    return at(c, val, "%s.when.%s.exists must be true", where, path);
+                    return at(c, spec, "%s.when.%s.exists must be true", where, path);
                 rc->op = HERALD_COND_EXISTS;
             } else {
-                return at(c, val, "%s.when.%s: unknown operator '%s' (eq, ne, exists)", where,
+                return at(c, spec, "%s.when.%s: unknown operator '%s' (eq, ne, exists)", where,
                           path, op);
             }
+            if (herald__route_cond_check(rc) < 0)
+                return at_detail(c, spec, where);
             cr->r.n_when++;
         }
     }
@@ -280,6 +286,8 @@ static int parse_routes(config *c, const json_t *arr)
             return at(c, type ? type : r, "%s.type must be an event type or pattern", where);
         cr->r.from = json_string_value(from);
         cr->r.type = json_string_value(type);
+        if ((rc = herald__route_pattern_check(cr->r.type)) < 0)
+            return at_detail(c, type, where);
         json_t *to = json_object_get(r, "to");
         char w2[48];
         snprintf(w2, sizeof w2, "%s.to", where);
@@ -289,6 +297,8 @@ static int parse_routes(config *c, const json_t *arr)
         json_t *when = json_object_get(r, "when");
         if (when && (rc = parse_when(c, cr, when, where)) < 0)
             return rc;
+        if ((rc = herald__route_check(&cr->r)) < 0)
+            return at_detail(c, to ? to : r, where);
     }
     return 0;
 }
@@ -314,51 +324,34 @@ static int queue_known(const config *c, herald_store *s, const json_t *node, con
               role, q);
 }
 
-static bool edge_reaches(const config *c, const char *from, const char *target, int depth)
-{
-    if (strcmp(from, target) == 0)
-        return true;
-    if (depth > 64)
-        return false;
-    for (size_t i = 0; i < c->n_routes; i++) {
-        if (strcmp(c->routes[i].r.from, from) != 0)
-            continue;
-        for (size_t k = 0; k < c->routes[i].r.n_to; k++)
-            if (edge_reaches(c, c->routes[i].r.to[k], target, depth + 1))
-                return true;
-    }
-    return false;
-}
-
 static int cross_check(config *c, herald_store *s)
 {
     int rc;
-    for (size_t i = 0; i < c->n_queues; i++) {
-        const cfg_queue *q = &c->queues[i];
-        if (q->st.dead_letter_queue && q->st.dead_letter_queue[0] &&
-            !herald__name_valid(q->st.dead_letter_queue))
-            return at(c, q->node, "queue '%s': dead_letter_queue '%s' is not a valid name",
-                      q->name, q->st.dead_letter_queue);
-    }
     for (size_t i = 0; i < c->n_topics; i++)
         for (size_t k = 0; k < c->topics[i].n; k++)
             if ((rc = queue_known(c, s, c->topics[i].node, c->topics[i].queues[k], "a topic")) < 0)
                 return rc;
-    for (size_t i = 0; i < c->n_routes; i++) {
+    /* Edges are added route by route, as herald_router_add will when the file is applied. */
+    size_t n_edges = 0, cap = 0;
+    for (size_t i = 0; i < c->n_routes; i++)
+        cap += c->routes[i].r.n_to;
+    herald__route_edge *edges = herald__xcalloc(cap + 1, sizeof *edges);
+    rc = 0;
+    for (size_t i = 0; rc == 0 && i < c->n_routes; i++) {
         const cfg_route *r = &c->routes[i];
-        if ((rc = queue_known(c, s, r->node, r->r.from, "a route's \"from\"")) < 0)
-            return rc;
-        for (size_t k = 0; k < r->r.n_to; k++) {
-            if ((rc = queue_known(c, s, r->node, r->r.to[k], "a route's \"to\"")) < 0)
-                return rc;
-            if (edge_reaches(c, r->r.to[k], r->r.from, 0))
-                return at(c, r->node,
-                          "route from '%s' to '%s' is part of a cycle of routes (messages would be "
-                          "copied forever)",
-                          r->r.from, r->r.to[k]);
+        rc = queue_known(c, s, r->node, r->r.from, "a route's \"from\"");
+        for (size_t k = 0; rc == 0 && k < r->r.n_to; k++) {
+            rc = queue_known(c, s, r->node, r->r.to[k], "a route's \"to\"");
+            if (rc == 0 && herald__route_closes_cycle(edges, n_edges, r->r.from, r->r.to[k]))
+                rc = at(c, r->node,
+                        "route from '%s' to '%s' closes a cycle of routes (messages would be "
+                        "copied forever)",
+                        r->r.from, r->r.to[k]);
+            edges[n_edges++] = (herald__route_edge){ r->r.from, r->r.to[k] };
         }
     }
-    return 0;
+    herald__free(edges);
+    return rc;
 }
 
 static int load(const char *path, herald_store *s, config *c)
@@ -404,20 +397,17 @@ static int load(const char *path, herald_store *s, config *c)
             snprintf(dir, sizeof dir, "%s", path);
             snprintf(full, sizeof full, "%s/%s", dirname(dir), f);
         }
-        if ((rc = herald_catalog_load(full, &c->catalog)) < 0) {
-            char detail[400];
-            herald__err_copy(detail, sizeof detail);
-            return at(c, file, "catalog: %s", detail);
-        }
+        if ((rc = herald_catalog_load(full, &c->catalog)) < 0)
+            return at_detail(c, file, "catalog");
     }
     /* Settings ranges: the queue layer's own checks, reported at the queue's line. */
     for (size_t i = 0; i < c->n_queues; i++) {
         herald_queue_settings st = c->queues[i].st;
         rc = herald__queue_check_settings(c->queues[i].name, &st);
         if (rc < 0) {
-            char detail[400];
-            herald__err_copy(detail, sizeof detail);
-            return at(c, c->queues[i].node, "queue '%s': %s", c->queues[i].name, detail);
+            char where[300];
+            snprintf(where, sizeof where, "queue '%s'", c->queues[i].name);
+            return at_detail(c, c->queues[i].node, where);
         }
     }
     return cross_check(c, s);
