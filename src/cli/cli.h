@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/core.h" /* the CLI is linked with the library: its text helpers too */
 #include "herald.h"
 
 #define CLI_OK 0
@@ -18,6 +19,7 @@
 
 typedef struct cli_ctx {
     const char *store_url;
+    bool store_given; /* --store or $HERALD_STORE, not the default */
     bool json;
     bool durability_set;
     herald_durability durability;
@@ -44,7 +46,6 @@ int cli_fail(const char *what, int rc);
 int cli_usage(const char *usage, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Prints j (compact, one line) to stdout and decrefs it. */
 void cli_print_json(json_t *j);
-void cli_iso8601(int64_t ms, char *buf, size_t cap);
 
 int cmd_queues(const cli_ctx *ctx, int argc, char **argv);
 int cmd_send(const cli_ctx *ctx, int argc, char **argv);

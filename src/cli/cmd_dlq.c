@@ -153,7 +153,7 @@ static int audit(const cli_ctx *ctx, herald_store *s, const char *dlq)
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
         char ts[40];
-        cli_iso8601(a[i].at_ms, ts, sizeof ts);
+        herald__iso8601(a[i].at_ms, ts, sizeof ts);
         json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "at", ts, "by",
                                              a[i].actor, "dlq", a[i].dlq, "message_id",
                                              a[i].message_id, "to", a[i].to_queue, "edit",

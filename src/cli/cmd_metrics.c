@@ -104,15 +104,12 @@ int cmd_trace(const cli_ctx *ctx, int argc, char **argv)
     herald_store_close(s);
     if (hrc < 0)
         return cli_fail("trace", hrc);
-    if (n == 0 && !ctx->json) {
-        herald_free(t);
+    if (n == 0 && !ctx->json) /* not an error: an empty trace, as --json prints [] */
         fprintf(stderr, "herald: trace: nothing recorded for correlation id '%s'\n", pos[0]);
-        return CLI_FAIL;
-    }
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
         char ts[40];
-        cli_iso8601(t[i].at_ms, ts, sizeof ts);
+        herald__iso8601(t[i].at_ms, ts, sizeof ts);
         json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s}", "at",
                                              ts, "what", t[i].what, "queue", t[i].queue,
                                              "message_id", t[i].message_id, "event_id",
@@ -125,7 +122,7 @@ int cmd_trace(const cli_ctx *ctx, int argc, char **argv)
     } else {
         for (size_t i = 0; i < n; i++) {
             char ts[40];
-            cli_iso8601(t[i].at_ms, ts, sizeof ts);
+            herald__iso8601(t[i].at_ms, ts, sizeof ts);
             printf("%s  %-13s %-20s %-24s %s%s%s%s\n", ts, t[i].what, t[i].queue, t[i].type,
                    t[i].handler[0] ? "by " : "", t[i].handler,
                    t[i].detail[0] ? "  error: " : "", t[i].detail);

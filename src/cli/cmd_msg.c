@@ -108,7 +108,7 @@ static int opt_delay(const cli_opt *o, int n, int64_t *delay)
     return CLI_OK;
 }
 
-static int opt_type(const cli_opt *o, int n, herald_content_type *t)
+static int opt_type(const char *cmd, const cli_opt *o, int n, herald_content_type *t)
 {
     const char *v = cli_opt_get(o, n, "content-type");
     *t = HERALD_CONTENT_JSON;
@@ -116,7 +116,7 @@ static int opt_type(const cli_opt *o, int n, herald_content_type *t)
         return CLI_OK;
     int rc = herald_content_type_parse(v, t);
     if (rc < 0)
-        return cli_fail("send", rc);
+        return cli_fail(cmd, rc);
     return CLI_OK;
 }
 
@@ -163,7 +163,7 @@ static int send_or_publish(const cli_ctx *ctx, int argc, char **argv, bool to_to
                                      cmd, n_pos == 0 ? "NAME and BODY" : n_pos == 1 ? "BODY" : ""));
     herald_msg m = { 0 };
     if ((rc = opt_delay(opts, n_opts, &m.delay_s)) != CLI_OK ||
-        (rc = opt_type(opts, n_opts, &m.content_type)) != CLI_OK)
+        (rc = opt_type(cmd, opts, n_opts, &m.content_type)) != CLI_OK)
         return finish(pos, rc);
     if (is_event && m.content_type != HERALD_CONTENT_JSON) {
         fprintf(stderr, "herald: %s: an event's content type is json\n", cmd);
@@ -253,7 +253,7 @@ int cmd_send_batch(const cli_ctx *ctx, int argc, char **argv)
                                                                    "arguments"));
     int64_t delay;
     herald_content_type type;
-    if ((rc = opt_delay(opts, 2, &delay)) != CLI_OK || (rc = opt_type(opts, 2, &type)) != CLI_OK)
+    if ((rc = opt_delay(opts, 2, &delay)) != CLI_OK || (rc = opt_type("send-batch", opts, 2, &type)) != CLI_OK)
         return finish(pos, rc);
     size_t len = 0;
     char *in = read_stdin(&len);
@@ -315,8 +315,8 @@ int cmd_send_batch(const cli_ctx *ctx, int argc, char **argv)
                 rc = CLI_FAIL;
             }
         }
-        char(*ids)[HERALD_ID_SIZE] = calloc(n, HERALD_ID_SIZE);
-        if (hrc == 0 && ids)
+        char(*ids)[HERALD_ID_SIZE] = herald__xcalloc(n + 1, HERALD_ID_SIZE);
+        if (hrc == 0)
             hrc = herald_send_batch(s, pos[0], msgs, n, delay, ids);
         if (hrc < 0 && rc == CLI_OK) {
             rc = cli_fail("send-batch", hrc);
@@ -330,7 +330,7 @@ int cmd_send_batch(const cli_ctx *ctx, int argc, char **argv)
             for (size_t i = 0; i < n; i++)
                 puts(ids[i]);
         }
-        free(ids);
+        herald__free(ids);
         herald_store_close(s);
     }
     free(in);
@@ -343,27 +343,9 @@ static json_t *message_json(const herald_message *m, bool with_lease, bool with_
     if (m->content_type == HERALD_CONTENT_TEXT) {
         body = json_stringn((const char *)m->body, m->body_len);
     } else {
-        /* base64 by hand here keeps the CLI on the public API only */
-        static const char tbl[] =
-            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        size_t n = m->body_len;
-        char *out = malloc((n + 2) / 3 * 4 + 1);
-        size_t j = 0;
-        for (size_t i = 0; out && i < n; i += 3) {
-            uint32_t v = (uint32_t)m->body[i] << 16;
-            if (i + 1 < n)
-                v |= (uint32_t)m->body[i + 1] << 8;
-            if (i + 2 < n)
-                v |= m->body[i + 2];
-            out[j++] = tbl[v >> 18 & 63];
-            out[j++] = tbl[v >> 12 & 63];
-            out[j++] = i + 1 < n ? tbl[v >> 6 & 63] : '=';
-            out[j++] = i + 2 < n ? tbl[v & 63] : '=';
-        }
-        if (out)
-            out[j] = 0;
-        body = json_string(out ? out : "");
-        free(out);
+        char *out = herald__base64(m->body, m->body_len);
+        body = json_string(out);
+        herald__free(out);
     }
     json_t *o = json_object();
     json_object_set_new(o, "id", json_string(m->id));

@@ -26,8 +26,8 @@ static const char *const usage_queues =
 static json_t *queue_json(const herald_queue_info *q)
 {
     char created[40], modified[40];
-    cli_iso8601(q->created_ms, created, sizeof created);
-    cli_iso8601(q->modified_ms, modified, sizeof modified);
+    herald__iso8601(q->created_ms, created, sizeof created);
+    herald__iso8601(q->modified_ms, modified, sizeof modified);
     return json_pack("{s:s, s:s, s:s, s:s, s:{s:I, s:b, s:I, s:I, s:I, s:I, s:s}}", "queue_id",
                      q->queue_id, "queue_name", q->name, "created_on", created, "modified_on",
                      modified, "settings", "delivery_delay", (json_int_t)q->delivery_delay_s,

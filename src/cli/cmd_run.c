@@ -18,7 +18,10 @@ static const char *const usage_run =
     "  Applies the configuration (default ./herald.jsonc): creates its queues, subscribes its\n"
     "  topics, installs its event catalog and runs its fan-out routes until SIGINT/SIGTERM,\n"
     "  then finishes in-flight batches and exits 0.\n";
-static const char *const usage_config = "usage: herald config check [FILE]   (default ./herald.jsonc)\n";
+static const char *const usage_config =
+    "usage: herald config check [FILE]   (default ./herald.jsonc)\n"
+    "  Checks the file without changing anything. Queues it names but does not configure are\n"
+    "  looked up in the store only when one is given (--store or $HERALD_STORE).\n";
 
 static const char *config_path(const char *given, bool *missing)
 {
@@ -74,13 +77,18 @@ int cmd_run(const cli_ctx *ctx, int argc, char **argv)
     fprintf(stderr, "herald: running %s on %s; SIGINT or SIGTERM stops\n", path, ctx->store_url);
     int sig = 0;
     sigwait(&set, &sig);
-    fprintf(stderr, "herald: %s: finishing in-flight batches\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    /* A second SIGINT/SIGTERM while draining ends the process at once (default action): what
+     * is stored is crash-safe, and an operator must be able to stop a drain that hangs. */
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
     int64_t routed = 0, unrouted = 0;
     herald_runtime_counts(rt, &routed, &unrouted);
+    fprintf(stderr,
+            "herald: %s after routing %lld (unrouted %lld): finishing in-flight batches; "
+            "signal again to exit now\n",
+            sig == SIGINT ? "SIGINT" : "SIGTERM", (long long)routed, (long long)unrouted);
     herald_runtime_stop(rt);
     herald_store_close(s);
-    fprintf(stderr, "herald: stopped (routed %lld, unrouted %lld)\n", (long long)routed,
-            (long long)unrouted);
+    fprintf(stderr, "herald: stopped\n");
     return CLI_OK;
 }
 
@@ -106,8 +114,8 @@ int cmd_config(const cli_ctx *ctx, int argc, char **argv)
         fprintf(stderr, "herald: config check: ./herald.jsonc does not exist\n");
         return CLI_FAIL;
     }
-    herald_store *s = NULL;
-    if ((rc = cli_open(ctx, &s)) != CLI_OK)
+    herald_store *s = NULL; /* no store named: do not create the default one to check a file */
+    if (ctx->store_given && (rc = cli_open(ctx, &s)) != CLI_OK)
         return rc;
     int hrc = herald_config_check(s, path);
     herald_store_close(s);

@@ -165,15 +165,6 @@ void cli_print_json(json_t *j)
     json_decref(j);
 }
 
-void cli_iso8601(int64_t ms, char *buf, size_t cap)
-{
-    time_t secs = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    snprintf(buf, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
-}
-
 typedef struct command {
     const char *name;
     int (*run)(const cli_ctx *ctx, int argc, char **argv);
@@ -192,7 +183,8 @@ int main(int argc, char **argv)
 {
     cli_ctx ctx = { 0 };
     ctx.store_url = getenv("HERALD_STORE");
-    if (!ctx.store_url || !*ctx.store_url)
+    ctx.store_given = ctx.store_url && *ctx.store_url;
+    if (!ctx.store_given)
         ctx.store_url = "sqlite:herald.db";
     /* Global options may appear anywhere: take them out first. */
     char **rest = calloc((size_t)argc + 1, sizeof *rest);
@@ -218,6 +210,7 @@ int main(int argc, char **argv)
             }
             if (is_store) {
                 ctx.store_url = v;
+                ctx.store_given = true;
             } else if (strcmp(v, "full") == 0 || strcmp(v, "normal") == 0) {
                 ctx.durability_set = true;
                 ctx.durability = v[0] == 'f' ? HERALD_DURABILITY_FULL : HERALD_DURABILITY_NORMAL;

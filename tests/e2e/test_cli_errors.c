@@ -426,3 +426,41 @@ Test(cli, durability_in_the_url_or_option_is_not_part_of_the_path)
     snprintf(odd, sizeof odd, "%s?durability=normal", hx_e2e.db);
     cr_assert_neq(access(odd, F_OK), 0, "the URL's query string became part of the file name");
 }
+
+/* ------------------------------------------------------------------------------------------- *
+ * Commands that must not create a store or fail where nothing is wrong
+ * ------------------------------------------------------------------------------------------- */
+
+Test(cli, config_check_without_a_store_creates_no_database)
+{
+    unsetenv("HERALD_STORE");
+    FILE *f = fopen("herald.jsonc", "w");
+    cr_assert(f);
+    fputs("{ \"queues\": [ { \"name\": \"a\" } ],\n"
+          "  \"routes\": [ { \"from\": \"a\", \"type\": \"x.y\", \"to\": [\"elsewhere\"] } ] }\n",
+          f);
+    fclose(f);
+    char *out = NULL, *err = NULL;
+    int rc = hx_run_store(NULL, NULL, &out, &err, "config", "check", (const char *)NULL);
+    cr_expect_eq(rc, 0, "config check exit %d: %s", rc, err);
+    cr_expect(access("herald.db", F_OK) != 0, "config check created ./herald.db");
+    free(out);
+    free(err);
+    /* With a store named, a queue neither configured nor in that store is an error. */
+    hx_cli_mkq("other");
+    char *e = FAIL(1, NULL, "config", "check", "herald.jsonc");
+    cr_expect(strstr(e, "elsewhere"), "error does not name the missing queue: %s", e);
+    cr_expect(strstr(e, "herald.jsonc:2:"), "error does not name the route's line: %s", e);
+    free(e);
+}
+
+Test(cli, trace_of_an_unknown_correlation_id_is_empty_not_an_error)
+{
+    hx_cli_mkq("orders");
+    json_t *t = JSON(NULL, "trace", "no-such-id", "--json");
+    cr_expect(json_is_array(t) && json_array_size(t) == 0, "trace --json is not []");
+    json_decref(t);
+    char *text = OK(NULL, "trace", "no-such-id");
+    cr_expect_eq(text[0], '\0', "trace printed [%s] for nothing", text);
+    free(text);
+}
