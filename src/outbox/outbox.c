@@ -9,7 +9,8 @@
  *           between publishes the rows again on the next pass; their envelopes carry the same
  *           event_id, so effectively-once consumers skip the duplicates. Nothing is lost.
  *   flusher thread: flushes when the service database commits (its wake generation) or, for
- *           other processes, on the adaptive data_version poll; failures back off 100 ms..30 s;
+ *           other processes, on the adaptive data_version poll; failures back off 100 ms..30 s
+ *           (service commits do not cut a backoff short, stopping does);
  *           published rows are pruned after PRUNE_AFTER_MS.
  * Invariant: a row is marked only after the bus confirmed it durable.
  */
@@ -201,7 +202,12 @@ static void *flusher_main(void *arg)
                 poll_ms = 1;
             wait_ms = poll_ms;
         }
-        uint64_t g = herald__store_wait(f->svc, seen, herald__mono_ns() + wait_ms * 1000000);
+        int64_t deadline_ns = herald__mono_ns() + wait_ms * 1000000;
+        uint64_t g = herald__store_wait(f->svc, seen, deadline_ns);
+        /* After a failure the whole backoff is waited: service commits do not cut it short
+         * (the bus is what failed), only stopping does. */
+        while (rc < 0 && !flusher_stopping(f) && herald__mono_ns() < deadline_ns)
+            g = seen = herald__store_wait(f->svc, g, deadline_ns);
         if (g != seen) {
             seen = g;
             poll_ms = 1;

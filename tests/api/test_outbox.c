@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "herald.h"
 #include "support.h"
@@ -867,6 +868,42 @@ Test(outbox_rt, flusher_stop_interrupts_the_backoff)
     stop_flusher();
     int64_t took = hx_mono_ms() - t0;
     cr_assert_lt(took, 1500, "flusher_stop waited out the backoff: %lld ms", (long long)took);
+}
+
+Test(outbox_rt, service_commits_do_not_cut_the_failure_backoff_short)
+{
+    /* The bus queue is missing, so every pass fails and logs one warning. Each add commits on
+     * the service database and wakes the flusher: without the backoff holding, every one of
+     * ~200 commits would be a failed pass against the bus. */
+    add_one(svc, "late", false, 0, NULL);
+    char log_path[4200];
+    snprintf(log_path, sizeof log_path, "%s/stderr.log", env.dir);
+    fflush(stderr);
+    int saved = dup(2);
+    FILE *log = fopen(log_path, "w");
+    cr_assert(log && saved >= 0);
+    dup2(fileno(log), 2);
+    start_flusher();
+    for (int i = 1; i <= 200; i++) {
+        add_one(svc, "late", false, i, NULL);
+        hx_sleep_ms(5);
+    }
+    stop_flusher();
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    fclose(log);
+    char *text = hx_read_file(log_path, NULL);
+    cr_assert_not_null(text);
+    int failures = 0;
+    for (const char *p = text; (p = strstr(p, "outbox flush failed")); p++)
+        failures++;
+    /* passes at ~0, .1, .3, .7 s (and 1.5 s on a slow machine) in the ~1.1 s of adds */
+    cr_expect_geq(failures, 1, "the flusher never tried");
+    cr_expect_leq(failures, 8, "%d failed passes in ~1 s: commits cut the backoff short",
+                  failures);
+    cr_expect_eq(pending(), 201, "rows were lost or marked while the bus failed");
+    free(text);
 }
 
 /* ---- a duplicate publish is harmless ---------------------------------------------------------- */
