@@ -74,6 +74,7 @@ typedef struct mode {
     bool fail_first;  /* return -1 on attempt 1 (after doing its work) */
     bool always_fail; /* return -1 always (after doing its work) */
     const char *error; /* herald_tx_set_error before failing */
+    int fail_rc;       /* what a failure returns (0: -1) */
 } mode;
 
 static void note_failure(int rc, const char *what)
@@ -137,7 +138,7 @@ static int h_main(herald_tx *tx, const herald_message *m, const herald_envelope 
     if (md->always_fail || (md->fail_first && m->attempts == 1)) {
         if (md->error)
             herald_tx_set_error(tx, md->error);
-        return -1;
+        return md->fail_rc ? md->fail_rc : -1;
     }
     return 0;
 }
@@ -1191,4 +1192,67 @@ Test(sql, null_arguments_are_einval)
     herald_arg t = { .type = HERALD_ARG_TEXT, .p = NULL, .len = SIZE_MAX };
     rc = herald_sql_exec(env.store, "SELECT ?", &t, 1, NULL);
     cr_assert_eq(rc, HERALD_EINVAL, "NULL text: rc %s", herald_err_name(rc));
+}
+
+/* ---- error classes of a tx handler ---------------------------------------------------------- */
+
+Test(eo, permanent_failure_dead_letters_at_once_and_rolls_back)
+{
+    herald_queue_settings st;
+    herald_queue_settings_init(&st);
+    st.max_retries = 3;
+    st.dead_letter_queue = "in-dlq";
+    st.retry_delay_s = 0;
+    cr_assert_eq(herald_queue_update(env.store, "in", &st), 0, "%s", herald_last_error());
+    hx_create_queue(env.store, "in-dlq", NULL);
+    char id[HERALD_ID_SIZE];
+    send_ev("in", NULL, NULL, NULL, id);
+    mode md = { .send_event = true, .send_plain = true, .always_fail = true,
+                .error = "cannot ever work", .fail_rc = HERALD_FAIL_PERMANENT };
+    start_in(&md);
+    WAIT_UNTIL(stats("in-dlq").backlog_count == 1 && stats("in").backlog_count == 0);
+    hx_sleep_ms(100); /* room for a (wrong) retry to show up */
+    stop();
+    assert_no_handler_failure();
+
+    cr_assert_eq(stats("in-dlq").backlog_count, 1, "not dead-lettered (in backlog %lld)",
+                 (long long)stats("in").backlog_count);
+    cr_assert_eq(n_calls(), 1, "handler ran %d times: a permanent failure was retried",
+                 n_calls());
+    herald_queue_stats in = stats("in");
+    cr_assert_eq(in.retried_total, 0);
+    cr_assert_eq(in.dead_lettered_total, 1);
+    cr_assert_eq(effects_rows(), 0, "the failed handler's SQL was kept");
+    cr_assert_eq(stats("out").sent_total, 0, "the failed handler's event was sent");
+    cr_assert_eq(stats("out_plain").sent_total, 0, "the failed handler's message was sent");
+    herald_batch b = { 0 };
+    cr_assert_eq(peek_all("in-dlq", &b), 1);
+    cr_assert_eq(b.msgs[0].dead_attempts, 1, "dead_attempts %d: retried before the DLQ",
+                 b.msgs[0].dead_attempts);
+    cr_assert_str_eq(b.msgs[0].last_error, "cannot ever work");
+    cr_assert_str_eq(b.msgs[0].dead_from_queue, "in");
+    herald_batch_deinit(&b);
+}
+
+Test(eo, other_negative_returns_are_retried_and_roll_back)
+{
+    static const int rcs[] = { -1, -42, HERALD_EINVAL };
+    mode md = { .send_event = true, .send_plain = true, .fail_first = true };
+    for (size_t i = 0; i < sizeof rcs / sizeof rcs[0]; i++) {
+        md.fail_rc = rcs[i];
+        int calls0 = n_calls();
+        int64_t retried0 = stats("in").retried_total;
+        send_ev("in", NULL, NULL, NULL, NULL);
+        start_in(&md);
+        wait_drained("in", (int64_t)i + 1);
+        stop();
+        assert_no_handler_failure();
+        cr_assert_eq(n_calls() - calls0, 2, "rc %d: handler ran %d times, want 2", rcs[i],
+                     n_calls() - calls0);
+        cr_assert_eq(stats("in").retried_total - retried0, 1, "rc %d was not retried", rcs[i]);
+        cr_assert_eq(stats("in").dead_lettered_total, 0, "rc %d was dead-lettered", rcs[i]);
+        cr_assert_eq(effects_rows(), (int64_t)i + 1,
+                     "rc %d: the failed attempt's SQL was kept (or the retry's lost)", rcs[i]);
+        cr_assert_eq(stats("out").sent_total, (int64_t)i + 1, "rc %d", rcs[i]);
+    }
 }

@@ -8,6 +8,7 @@
  */
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -391,4 +392,100 @@ Test(middleware, bad_chain_configuration_is_refused)
     cr_assert_eq(herald_consumer_start(S, &cfg, &c), HERALD_EINVAL);
     cr_assert(hx_mentions(herald_last_error(), "retry_policy"));
     herald_chain_free(ch);
+}
+
+/* ---- dedup: a failure is not recorded as processed ---- */
+
+static int g_fail_first_calls;
+
+/* Fails (transient) the first delivery of each message, succeeds after. */
+static int h_fail_first(herald_msg_ctx *c, const herald_message *m, const herald_envelope *env,
+                        void *ud)
+{
+    (void)env;
+    (void)ud;
+    __atomic_add_fetch(&g_fail_first_calls, 1, __ATOMIC_SEQ_CST);
+    if (m->attempts == 1) {
+        herald_msg_ctx_set_error(c, "first attempt fails");
+        return HERALD_FAIL_TRANSIENT;
+    }
+    return 0;
+}
+
+Test(middleware, dedup_does_not_record_a_failed_attempt_so_the_retry_runs_the_handler)
+{
+    herald_chain *ch = NULL;
+    cr_assert_eq(herald_chain_new(h_fail_first, NULL, &ch), 0);
+    cr_assert_eq(herald_chain_use_dedup(ch, S), 0);
+    herald_retry_policy p = { .transient_delay_s = 0, .rate_limited_delay_s = 0,
+                              .backoff_cap_s = 300 };
+    const char *id = "01a21a8a-86ce-7049-952d-70f1da8c7c29";
+    send_ev("job.run", "{}", id, NULL);
+    herald_consumer *c = start(ch, &p);
+    wait_settled(c, 2); /* attempt 1 retried, attempt 2 acked */
+    int after_retry = __atomic_load_n(&g_fail_first_calls, __ATOMIC_SEQ_CST);
+    herald_queue_stats st = hx_stats(S, "jobs");
+    cr_expect_eq(after_retry, 2,
+                 "handler ran %d times: the failed attempt was recorded as processed and its "
+                 "redelivery skipped",
+                 after_retry);
+    cr_expect_eq(st.retried_total, 1);
+    cr_expect_eq(st.acked_total, 1);
+
+    send_ev("job.run", "{}", id, NULL); /* a duplicate after the success */
+    wait_settled(c, 3);
+    herald_consumer_stop(c);
+    herald_chain_free(ch);
+    cr_assert_eq(__atomic_load_n(&g_fail_first_calls, __ATOMIC_SEQ_CST), after_retry,
+                 "the duplicate after the success reached the handler");
+    cr_assert_eq(after_retry, 2);
+    st = hx_stats(S, "jobs");
+    cr_assert_eq(st.backlog_count, 0, "the duplicate is acked");
+    cr_assert_eq(st.acked_total, 2);
+    cr_assert_eq(st.dead_lettered_total, 0);
+}
+
+/* ---- herald_metric_quantile (a pure function of the histogram) ---- */
+
+/* Bucket upper bounds (ms): 1 2 5 10 25 50 100 250 500 1000 2500 5000, then overflow. */
+static herald_metric metric_of(const int64_t buckets[HERALD_METRIC_BUCKETS])
+{
+    herald_metric m;
+    memset(&m, 0, sizeof m);
+    snprintf(m.queue, sizeof m.queue, "jobs");
+    snprintf(m.outcome, sizeof m.outcome, "ok");
+    for (int i = 0; i < HERALD_METRIC_BUCKETS; i++) {
+        m.buckets[i] = buckets[i];
+        m.count += buckets[i];
+    }
+    m.sum_ms = (double)m.count; /* not used by the quantile */
+    return m;
+}
+
+Test(metric_quantile, returns_the_upper_bound_of_the_bucket_holding_the_quantile)
+{
+    struct {
+        int64_t buckets[HERALD_METRIC_BUCKETS];
+        double q, want;
+    } cases[] = {
+        /* 40 at <= 5, 50 at <= 100, 10 at <= 1000: p50 in the 100 bucket, p99 in the 1000 one */
+        { { [2] = 40, [6] = 50, [9] = 10 }, 0.5, 100 },
+        { { [2] = 40, [6] = 50, [9] = 10 }, 0.99, 1000 },
+        { { [0] = 7 }, 0.5, 1 },
+        { { [0] = 7 }, 0.99, 1 },
+        { { [11] = 3 }, 0.99, 5000 },
+        /* above 5000 ms: the overflow bucket has no bound */
+        { { [0] = 1, [12] = 99 }, 0.5, INFINITY },
+        { { [0] = 1, [12] = 99 }, 0.99, INFINITY },
+        { { [3] = 100, [12] = 1 }, 0.5, 10 },
+        /* no observations */
+        { { 0 }, 0.5, 0 },
+        { { 0 }, 0.99, 0 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        herald_metric m = metric_of(cases[i].buckets);
+        double got = herald_metric_quantile(&m, cases[i].q);
+        cr_expect(got == cases[i].want, "case %zu: q=%g: got %g, want %g", i, cases[i].q, got,
+                  cases[i].want);
+    }
 }

@@ -869,3 +869,82 @@ Test(pull, batch_deinit_empties_and_tolerates_null_and_empty)
     cr_assert_eq(b.n, 0);
     herald_batch_deinit(&b);
 }
+
+/* ---- a settled lease never reaches another message (seq reuse) ------------------------------ */
+
+Test(pull, a_repeated_ack_never_deletes_a_message_sent_after_the_first_ack)
+{
+    send1("q", "\"A\"", NULL);
+    herald_batch a = { 0 };
+    cr_assert_eq(pull_n("q", 1, &a), 1);
+    char lease_a[HERALD_LEASE_ID_SIZE];
+    memcpy(lease_a, a.msgs[0].lease_id, sizeof lease_a);
+    herald_batch_deinit(&a);
+    cr_assert_eq(ack1("q", lease_a).n_acked, 1);
+
+    char id_b[HERALD_ID_SIZE];
+    send1("q", "\"B\"", id_b); /* may reuse A's storage slot */
+    herald_settle_result r = ack1("q", lease_a);
+    cr_assert_eq(r.n_acked, 0, "A's old lease acked %lld message(s)", (long long)r.n_acked);
+    cr_assert_eq(r.n_missing, 1);
+    cr_assert_eq(stats("q").backlog_count, 1, "B was deleted by A's old lease");
+
+    /* B leased now: A's old lease still reaches nothing */
+    herald_batch b = { 0 };
+    cr_assert_eq(pull_n("q", 1, &b), 1);
+    cr_assert_str_eq(b.msgs[0].id, id_b);
+    r = ack1("q", lease_a);
+    cr_assert_eq(r.n_acked, 0, "A's old lease acked leased B");
+    cr_assert_eq(r.n_missing, 1);
+    herald_queue_stats st = stats("q");
+    cr_assert_eq(st.backlog_count, 1);
+    cr_assert_eq(st.leased_count, 1);
+    cr_assert_eq(st.acked_total, 1);
+    cr_assert_eq(ack1("q", b.msgs[0].lease_id).n_acked, 1, "B's own lease still acks it");
+    herald_batch_deinit(&b);
+}
+
+/* ---- herald_message_get --------------------------------------------------------------------- */
+
+Test(pull, message_get_finds_a_message_in_any_state_by_id_and_not_elsewhere)
+{
+    char id[HERALD_ID_SIZE], other[HERALD_ID_SIZE];
+    send1("q", "{\"k\":1}", id);
+    create_queue("q2", HERALD_UNSET, NULL, HERALD_UNSET, HERALD_UNSET);
+    send1("q2", "{}", other);
+    herald_batch b = { 0 };
+    cr_assert_eq(herald_message_get(env.store, "q", id, &b), 0, "%s", herald_last_error());
+    cr_assert_eq(b.n, 1);
+    cr_assert_str_eq(b.msgs[0].id, id);
+    cr_assert(hx_body_is(&b.msgs[0], "{\"k\":1}"));
+    cr_assert_eq(stats("q").leased_count, 0, "message_get leased the message");
+    herald_batch_deinit(&b);
+
+    /* leased, and not leased by message_get */
+    herald_batch p = { 0 };
+    cr_assert_eq(pull_n("q", 1, &p), 1);
+    cr_assert_eq(herald_message_get(env.store, "q", id, &b), 0, "%s", herald_last_error());
+    cr_assert_eq(b.n, 1, "a leased message is found");
+    cr_assert_eq(b.msgs[0].attempts, 1);
+    herald_batch_deinit(&b);
+    herald_batch_deinit(&p);
+    cr_assert_eq(stats("q").leased_count, 1);
+
+    struct {
+        const char *queue, *id;
+    } absent[] = {
+        { "q", other },                                 /* in another queue */
+        { "q", "01a21a8a-86ce-7049-952d-70f1da8c7c28" }, /* no such message */
+    };
+    for (size_t i = 0; i < sizeof absent / sizeof absent[0]; i++) {
+        herald_batch n = { 0 };
+        int rc = herald_message_get(env.store, absent[i].queue, absent[i].id, &n);
+        cr_assert_eq(rc, 0, "case %zu: %s: %s", i, herald_err_name(rc), herald_last_error());
+        cr_assert_eq(n.n, 0, "case %zu: found %zu", i, n.n);
+        herald_batch_deinit(&n);
+    }
+    herald_batch u = { 0 };
+    cr_assert_eq(herald_message_get(env.store, "nope", id, &u), HERALD_ENOQUEUE);
+    cr_assert(hx_mentions(herald_last_error(), "nope"), "%s", herald_last_error());
+    herald_batch_deinit(&u);
+}

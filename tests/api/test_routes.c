@@ -297,3 +297,168 @@ Test(routes, a_bad_configuration_changes_nothing_and_names_key_and_line)
                  " \"when\": { \"payload.x\": { \"gt\": 1 } } } ] }",
                  "bad.jsonc:3:", "gt");
 }
+
+/* ---- programmable routes that fail ---- */
+
+static int fn_fails(const herald_message *m, const herald_envelope *env, const char **dests,
+                    size_t cap, size_t *n, void *ud)
+{
+    (void)m;
+    (void)env;
+    (void)cap;
+    (void)ud;
+    dests[0] = "analytics"; /* filled, but the route fails */
+    *n = 1;
+    return -1;
+}
+
+static int fn_to_ghost(const herald_message *m, const herald_envelope *env, const char **dests,
+                       size_t cap, size_t *n, void *ud)
+{
+    (void)m;
+    (void)env;
+    (void)cap;
+    (void)ud;
+    dests[0] = "analytics";
+    dests[1] = "ghost-queue"; /* does not exist */
+    *n = 2;
+    return 0;
+}
+
+Test(routes, a_programmable_route_that_fails_or_names_a_missing_queue_retries_and_routes_nothing)
+{
+    struct {
+        const char *name;
+        herald_route_fn fn;
+    } cases[] = {
+        { "returns < 0", fn_fails },
+        { "names a missing queue", fn_to_ghost },
+    };
+    herald_queue_settings st;
+    herald_queue_settings_init(&st);
+    st.retry_delay_s = 3600; /* a retried message stays put */
+    cr_assert_eq(herald_queue_update(S, "brand-events", &st), 0, "%s", herald_last_error());
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cr_assert_eq(herald_queue_purge(S, "brand-events", NULL), 0);
+        int64_t retried0 = hx_stats(S, "brand-events").retried_total;
+        herald_router *r = NULL;
+        cr_assert_eq(herald_router_new(S, &r), 0);
+        cr_assert_eq(herald_router_add_fn(r, "brand-events", cases[i].fn, NULL), 0, "%s",
+                     herald_last_error());
+        cr_assert_eq(herald_router_start(r), 0, "%s", herald_last_error());
+        send_ev("brand-events", "x.y", "{}", NULL);
+        HX_WAIT_UNTIL(hx_stats(S, "brand-events").retried_total > retried0, 10000);
+        int64_t routed = -1, unrouted = -1;
+        herald_router_counts(r, &routed, &unrouted);
+        herald_router_free(r);
+        herald_queue_stats be = hx_stats(S, "brand-events");
+        cr_assert_eq(be.retried_total - retried0, 1, "%s: the message was not retried",
+                     cases[i].name);
+        cr_assert_eq(be.backlog_count, 1, "%s: the message is gone", cases[i].name);
+        cr_assert_eq(be.acked_total, 0, "%s: the message was acked", cases[i].name);
+        cr_assert_eq(backlog("analytics"), 0, "%s: a copy was routed", cases[i].name);
+        cr_assert_eq(routed, 0, "%s", cases[i].name);
+    }
+    cr_assert_eq(herald_queue_get(S, "ghost-queue", &(herald_queue_info){ 0 }), HERALD_ENOQUEUE,
+                 "the route created the queue it named");
+}
+
+/* ---- configuration: check changes nothing; errors name file and line ---- */
+
+static size_t n_queues(void)
+{
+    herald_queue_info *q = NULL;
+    size_t n = 0;
+    cr_assert_eq(herald_queue_list(S, &q, &n), 0);
+    herald_free(q);
+    return n;
+}
+
+static size_t n_topics(void)
+{
+    herald_topic_info *t = NULL;
+    size_t n = 0;
+    cr_assert_eq(herald_topic_list(S, &t, &n), 0);
+    herald_topic_list_free(t, n);
+    return n;
+}
+
+Test(routes, config_check_of_a_good_configuration_changes_nothing)
+{
+    free(write_file("events.jsonc", catalog_text));
+    char *path = write_file("herald.jsonc", good_config);
+    size_t q0 = n_queues(), t0 = n_topics();
+    cr_assert_eq(herald_config_check(S, path), 0, "%s", herald_last_error());
+    cr_assert_eq(n_queues(), q0, "config check created queues");
+    cr_assert_eq(n_topics(), t0, "config check created topics");
+    herald_queue_info qi;
+    cr_assert_eq(herald_queue_get(S, "cfg-commands", &qi), HERALD_ENOQUEUE);
+    /* no catalog installed: an event the configured catalog refuses is accepted */
+    herald_event e = { .type = "a.b", .source = "t", .payload_json = "{\"k\":\"no\"}" };
+    cr_assert_eq(herald_send_event(S, "analytics", &e, HERALD_UNSET, NULL), 0, "%s",
+                 herald_last_error());
+    /* and with no store at all */
+    cr_assert_eq(herald_config_check(NULL, path), 0, "%s", herald_last_error());
+    free(path);
+}
+
+/* Both herald_config_check and herald_runtime_start refuse text with HERALD_ECONFIG naming
+ * `where` ("bad.jsonc:LINE:") and `what`, and nothing in the store changes. */
+static void refused_by_check_and_start(const char *text, const char *where, const char *what)
+{
+    char *path = write_file("bad.jsonc", text);
+    size_t q0 = n_queues(), t0 = n_topics();
+    int rc = herald_config_check(S, path);
+    cr_expect_eq(rc, HERALD_ECONFIG, "config_check accepted (%s):\n%s", herald_err_name(rc),
+                 text);
+    cr_expect(strstr(herald_last_error(), where), "config_check: '%s' lacks '%s'",
+              herald_last_error(), where);
+    cr_expect(hx_mentions(herald_last_error(), what), "config_check: '%s' lacks '%s'",
+              herald_last_error(), what);
+    herald_runtime *rt = NULL;
+    rc = herald_runtime_start(S, path, &rt);
+    cr_expect_eq(rc, HERALD_ECONFIG, "runtime_start accepted (%s):\n%s", herald_err_name(rc),
+                 text);
+    cr_expect(strstr(herald_last_error(), where), "runtime_start: '%s' lacks '%s'",
+              herald_last_error(), where);
+    cr_expect(hx_mentions(herald_last_error(), what), "runtime_start: '%s' lacks '%s'",
+              herald_last_error(), what);
+    if (rc == 0)
+        herald_runtime_stop(rt);
+    cr_expect_eq(n_queues(), q0, "queues were created");
+    cr_expect_eq(n_topics(), t0, "topics were created");
+    free(path);
+}
+
+Test(routes, a_bad_type_pattern_or_condition_path_is_econfig_from_check_and_start)
+{
+    refused_by_check_and_start("{ \"queues\": [ { \"name\": \"q1\" } ],\n"
+                               "  \"topics\": { \"t1\": [\"q1\"] },\n"
+                               "  \"routes\": [\n"
+                               "    { \"from\": \"q1\", \"type\": \"Content.*\", \"to\": "
+                               "[\"analytics\"] } ] }",
+                               "bad.jsonc:4:", "Content.*");
+    /* each route on a line of its own: the error names the line of the bad one */
+    refused_by_check_and_start("{ \"queues\": [ { \"name\": \"q1\" } ],\n"
+                               "  \"topics\": { \"t1\": [\"q1\"] }, \"routes\": [\n"
+                               "    { \"from\": \"q1\", \"type\": \"a.b\", "
+                               "\"to\": [\"analytics\"] },\n"
+                               "    { \"from\": \"q1\", \"type\": \"c.d\", "
+                               "\"to\": [\"analytics\"], "
+                               "\"when\": { \"payloadx\": { \"exists\": true } } } ] }",
+                               "bad.jsonc:4:", "payloadx");
+}
+
+Test(routes, an_exists_false_condition_error_names_the_line_of_its_route)
+{
+    refused_by_check_and_start("{ \"routes\": [\n"
+                               "  { \"from\": \"brand-events\", \"type\": \"a.b\", \"to\": "
+                               "[\"analytics\"] },\n"
+                               "  { \"from\": \"brand-events\", \"type\": \"c.d\", \"to\": "
+                               "[\"sm-commands\"], "
+                               "\"when\": { \"payload.x\": { \"exists\": false } } },\n"
+                               "  { \"from\": \"brand-events\", \"type\": \"e.f\", \"to\": "
+                               "[\"analytics\"] }\n"
+                               "] }",
+                               "bad.jsonc:3:", "exists");
+}

@@ -765,3 +765,42 @@ Test(send, send_batch_async_with_bad_input_returns_error_and_never_calls_back)
     hx_env_close(&env);
     cr_assert_eq(box.calls, 0, "callback ran after a refused call");
 }
+
+/* ---- herald_msg_validate -------------------------------------------------------------------- */
+
+Test(send, msg_validate_checks_a_message_as_send_would_without_sending)
+{
+    char *big = malloc(HERALD_MAX_MESSAGE_BYTES + 2);
+    cr_assert_not_null(big);
+    big[0] = '"';
+    memset(big + 1, 'a', HERALD_MAX_MESSAGE_BYTES - 1); /* "aaa...a" of 128,001 bytes */
+    big[HERALD_MAX_MESSAGE_BYTES] = '"';
+    big[HERALD_MAX_MESSAGE_BYTES + 1] = 0;
+    static const char bad_utf8[] = "ok \xC3\x28";
+    struct {
+        herald_msg m;
+        int want;
+    } cases[] = {
+        { json("{\"a\":[1,2]}"), 0 },
+        { json("42"), 0 },
+        { mk("plain text", 10, HERALD_CONTENT_TEXT, HERALD_UNSET), 0 },
+        { mk("\0\1\2", 3, HERALD_CONTENT_BYTES, 0), 0 },
+        { json_d("{}", HERALD_MAX_DELAY_S), 0 },
+        { mk(big, HERALD_MAX_MESSAGE_BYTES, HERALD_CONTENT_BYTES, HERALD_UNSET), 0 },
+        { json("{\"a\":"), HERALD_EBADJSON },
+        { json("not json"), HERALD_EBADJSON },
+        { mk(bad_utf8, sizeof bad_utf8 - 1, HERALD_CONTENT_TEXT, HERALD_UNSET), HERALD_EBADTYPE },
+        { mk("{}", 2, (herald_content_type)7, HERALD_UNSET), HERALD_EBADTYPE },
+        { mk(big, HERALD_MAX_MESSAGE_BYTES + 1, HERALD_CONTENT_JSON, HERALD_UNSET),
+          HERALD_ETOOBIG },
+        { json_d("{}", HERALD_MAX_DELAY_S + 1), HERALD_EDELAY },
+        { json_d("{}", -2), HERALD_EDELAY },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int rc = herald_msg_validate(&cases[i].m);
+        cr_expect_eq(rc, cases[i].want, "case %zu: got %s, want %s (%s)", i, herald_err_name(rc),
+                     herald_err_name(cases[i].want), herald_last_error());
+    }
+    free(big);
+    cr_assert_eq(hx_stats(env.store, "q").sent_total, 0, "validate sent something");
+}

@@ -711,6 +711,22 @@ Test(cli, help_on_every_command_exits_0_and_prints_to_stdout)
         { "peek", "--help" },
         { "bench", "queue", "--help" },
         { "version", "--help" },
+        { "topics", "--help" },
+        { "topics", "subscribe", "--help" },
+        { "topics", "unsubscribe", "--help" },
+        { "topics", "list", "--help" },
+        { "publish", "--help" },
+        { "catalog", "--help" },
+        { "catalog", "check", "--help" },
+        { "catalog", "gen", "--help" },
+        { "run", "--help" },
+        { "config", "--help" },
+        { "config", "check", "--help" },
+        { "dlq", "--help" },
+        { "dlq", "list", "--help" },
+        { "dlq", "redrive", "--help" },
+        { "metrics", "--help" },
+        { "trace", "--help" },
     };
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
         const char *argv[8] = { "--store", hx_e2e.url };
