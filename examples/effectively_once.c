@@ -35,6 +35,15 @@ static int on_research(herald_tx *tx, const herald_message *m, const herald_enve
     return herald_tx_send_event(tx, "brand-events", &done, NULL);
 }
 
+/* Exits with the library's message when a call failed (ok_rc: one failure that is fine). */
+static void must(int rc, int ok_rc, const char *what)
+{
+    if (rc < 0 && rc != ok_rc) {
+        fprintf(stderr, "%s: %s: %s\n", what, herald_err_name(rc), herald_last_error());
+        exit(1);
+    }
+}
+
 int main(int argc, char **argv)
 {
     char dir[] = "/tmp/herald-eo-XXXXXX", url[256];
@@ -47,21 +56,19 @@ int main(int argc, char **argv)
         return 1;
     }
     herald_store *s = NULL;
-    if (herald_store_open(url, NULL, &s) < 0) {
-        fprintf(stderr, "open: %s\n", herald_last_error());
-        return 1;
-    }
-    herald_sql_exec(s,
-                    "CREATE TABLE IF NOT EXISTS research (brand TEXT NOT NULL, request TEXT NOT "
-                    "NULL, PRIMARY KEY (brand, request))",
-                    NULL, 0, NULL);
-    herald_queue_create(s, "research-commands", NULL);
-    herald_queue_create(s, "brand-events", NULL);
+    must(herald_store_open(url, NULL, &s), 0, "open");
+    must(herald_sql_exec(s,
+                         "CREATE TABLE IF NOT EXISTS research (brand TEXT NOT NULL, request TEXT "
+                         "NOT NULL, PRIMARY KEY (brand, request))",
+                         NULL, 0, NULL),
+         0, "create table");
+    must(herald_queue_create(s, "research-commands", NULL), HERALD_EEXIST, "create queue");
+    must(herald_queue_create(s, "brand-events", NULL), HERALD_EEXIST, "create queue");
     herald_event req = { .event_id = "01a21a8a-86ce-7049-952d-70f1da8c7c28",
                          .type = "research.requested", .source = "brand-agent",
                          .payload_json = "{\"keywords\":[\"budgeting apps\"]}" };
-    herald_send_event(s, "research-commands", &req, HERALD_UNSET, NULL);
-    herald_send_event(s, "research-commands", &req, HERALD_UNSET, NULL); /* a duplicate */
+    must(herald_send_event(s, "research-commands", &req, HERALD_UNSET, NULL), 0, "send");
+    must(herald_send_event(s, "research-commands", &req, HERALD_UNSET, NULL), 0, "send again");
 
     herald_consumer_cfg cfg;
     herald_consumer_cfg_init(&cfg);
@@ -71,10 +78,7 @@ int main(int argc, char **argv)
     cfg.tx_handler = on_research;
     cfg.max_batch_timeout_ms = 0;
     herald_consumer *c = NULL;
-    if (herald_consumer_start(s, &cfg, &c) < 0) {
-        fprintf(stderr, "consumer: %s\n", herald_last_error());
-        return 1;
-    }
+    must(herald_consumer_start(s, &cfg, &c), 0, "consumer");
     for (int i = 0; i < 200; i++) {
         herald_queue_stats st;
         if (herald_queue_stats_get(s, "research-commands", &st) == 0 && st.backlog_count == 0)
@@ -82,8 +86,8 @@ int main(int argc, char **argv)
         usleep(10000);
     }
     herald_consumer_stop(c);
-    herald_queue_stats ev;
-    herald_queue_stats_get(s, "brand-events", &ev);
+    herald_queue_stats ev = { 0 };
+    must(herald_queue_stats_get(s, "brand-events", &ev), 0, "stats");
     printf("2 deliveries of one event -> %lld research.completed event (the duplicate was "
            "skipped)\n",
            (long long)ev.backlog_count);
