@@ -31,11 +31,22 @@ static void fill_random_sys(void *p, size_t n)
 }
 
 /* Random bytes from a per-thread pool refilled by getrandom(2) 4 KiB at a time: one syscall
- * per 256 ids instead of one per id. The pool is cleared in a child after fork() by the
- * pid check, so parent and child never hand out the same bytes. */
+ * per 256 ids instead of one per id. After fork() the child's only thread (the one that forked)
+ * empties its pool in an atfork handler, so parent and child never hand out the same bytes. */
 static _Thread_local uint8_t pool[4096];
 static _Thread_local size_t pool_left;
-static _Thread_local pid_t pool_pid;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void pool_forget(void)
+{
+    memset(pool, 0, sizeof pool);
+    pool_left = 0;
+}
+
+static void atfork_register(void)
+{
+    pthread_atfork(NULL, NULL, pool_forget);
+}
 
 static void fill_random(void *p, size_t n)
 {
@@ -43,11 +54,10 @@ static void fill_random(void *p, size_t n)
         fill_random_sys(p, n);
         return;
     }
-    pid_t pid = getpid();
-    if (pool_left < n || pool_pid != pid) {
+    pthread_once(&atfork_once, atfork_register);
+    if (pool_left < n) {
         fill_random_sys(pool, sizeof pool);
         pool_left = sizeof pool;
-        pool_pid = pid;
     }
     memcpy(p, pool + sizeof pool - pool_left, n);
     memset(pool + sizeof pool - pool_left, 0, n);

@@ -5,6 +5,8 @@
  */
 #include <criterion/criterion.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "core/core.h"
 #include "store/store.h"
@@ -38,6 +40,31 @@ Test(uuid7, encodes_the_millisecond_timestamp_in_the_first_48_bits)
     for (int i = 0; i < 6; i++)
         ms = ms << 8 | b[i];
     cr_assert_geq(ms, 0x0123456789abLL + 1000000); /* >=: monotonic across earlier tests */
+}
+
+Test(rand64, a_forked_child_does_not_repeat_the_parents_random_bytes)
+{
+    (void)herald__rand64(); /* the pool of this thread is full now */
+    int fd[2];
+    cr_assert_eq(pipe(fd), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        uint64_t v[4];
+        for (int i = 0; i < 4; i++)
+            v[i] = herald__rand64();
+        _exit(write(fd[1], v, sizeof v) == (ssize_t)sizeof v ? 0 : 1);
+    }
+    uint64_t mine[4], theirs[4];
+    for (int i = 0; i < 4; i++)
+        mine[i] = herald__rand64();
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert_eq(read(fd[0], theirs, sizeof theirs), (ssize_t)sizeof theirs);
+    close(fd[0]);
+    close(fd[1]);
+    cr_assert(memcmp(mine, theirs, sizeof mine) != 0,
+              "the child handed out the same random bytes as its parent");
 }
 
 Test(uuid, parse_rejects_malformed_text)
