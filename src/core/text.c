@@ -295,8 +295,8 @@ char *herald__base64(const void *p, size_t n)
             v |= s[i + 2];
         out[j++] = tbl[v >> 18 & 63];
         out[j++] = tbl[v >> 12 & 63];
-        out[j++] = i + 1 < n ? tbl[v >> 6 & 63] : '=';
-        out[j++] = i + 2 < n ? tbl[v & 63] : '=';
+        out[j++] = (char)(i + 1 < n ? tbl[v >> 6 & 63] : '=');
+        out[j++] = (char)(i + 2 < n ? tbl[v & 63] : '=');
     }
     out[j] = 0;
     return out;
