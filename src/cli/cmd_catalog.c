@@ -5,10 +5,13 @@
  */
 #include "cli/cli.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char *const usage_catalog =
@@ -16,15 +19,16 @@ static const char *const usage_catalog =
     "       herald catalog check FILE                         validate a catalog file\n"
     "A catalog lists every event type and its payload fields; see examples/events.jsonc.\n";
 
+/* Temp file beside path (unique name: two runs do not share it), fsync, rename over path, then
+ * fsync the directory so the rename itself survives a crash. -1 with errno on failure; path is
+ * then untouched and the temp file removed. */
 static int write_atomically(const char *path, const char *text)
 {
     size_t n = strlen(path) + 16;
-    char *tmp = malloc(n);
-    if (!tmp)
-        return -1;
-    snprintf(tmp, n, "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int rc = fd < 0 ? -1 : 0;
+    char *tmp = herald__xmalloc(n);
+    snprintf(tmp, n, "%s.XXXXXX", path);
+    int fd = mkstemp(tmp);
+    int rc = fd < 0 || fchmod(fd, 0644) != 0 ? -1 : 0;
     size_t len = strlen(text), off = 0;
     while (rc == 0 && off < len) {
         ssize_t w = write(fd, text + off, len - off);
@@ -39,9 +43,21 @@ static int write_atomically(const char *path, const char *text)
         rc = -1;
     if (rc == 0 && rename(tmp, path) != 0)
         rc = -1;
-    if (rc != 0)
+    if (rc != 0 && fd >= 0) {
+        int e = errno;
         unlink(tmp);
-    free(tmp);
+        errno = e;
+    }
+    if (rc == 0) {
+        char *dir = herald__xstrdup(path);
+        int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY);
+        if (dfd < 0 || fsync(dfd) != 0)
+            rc = -1;
+        if (dfd >= 0)
+            close(dfd);
+        herald__free(dir);
+    }
+    herald__free(tmp);
     return rc;
 }
 
@@ -89,7 +105,7 @@ int cmd_catalog(const cli_ctx *ctx, int argc, char **argv)
     if (!out || strcmp(out, "-") == 0) {
         fputs(text, stdout);
     } else if (write_atomically(out, text) != 0) {
-        perror("herald: catalog gen: cannot write the header");
+        fprintf(stderr, "herald: catalog gen: cannot write %s: %s\n", out, strerror(errno));
         rc = CLI_FAIL;
     }
     herald_free(text);

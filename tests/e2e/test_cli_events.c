@@ -256,6 +256,22 @@ Test(cli_events, catalog_check_says_valid_or_exits_1_naming_the_line)
     free(err);
 }
 
+Test(cli_events, catalog_gen_writes_the_header_whole_or_names_the_path_it_cannot_write)
+{
+    write_file("cat.jsonc", CATALOG);
+    size_t before = hx_dir_entries(".");
+    OKV(NULL, "catalog", "gen", "cat.jsonc", "-o", "events.h");
+    OKV(NULL, "catalog", "gen", "cat.jsonc", "-o", "events.h"); /* replaces it */
+    cr_assert_eq(hx_dir_entries("."), before + 1, "gen left temp files beside events.h");
+    char *h = hx_read_file("events.h", NULL);
+    cr_assert(h && strstr(h, "order_placed"), "the header lacks the event");
+    free(h);
+    char *err = FAIL(1, NULL, "catalog", "gen", "cat.jsonc", "-o", "no-such-dir/events.h");
+    cr_assert(strstr(err, "no-such-dir/events.h"), "error does not name the path: %s", err);
+    free(err);
+    cr_assert_eq(hx_dir_entries("."), before + 1, "a failed gen left files behind");
+}
+
 /* ---- send --type with a catalog ------------------------------------------------------------- */
 
 Test(cli_events, send_with_a_catalog_refuses_a_bad_event_in_strict_mode_and_sends_it_in_warn)
