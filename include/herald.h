@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * herald.h - the one public header of Herald: durable queues on an embedded store, and the
- * consumer runtime that drives C handlers from them.
+ * herald.h - the one public header of Herald: durable queues on an embedded store, topics and
+ * CloudEvents-style events with an optional catalog, the consumer runtime that drives C handlers
+ * from queues (effectively-once transactional handlers included), fan-out routes, the
+ * transactional outbox, and the configuration-file runtime.
  *
  * Conventions (hold for every function below unless its comment says otherwise):
  *   - Fallible functions return int: 0 ok, < 0 error. OS failures are -errno; Herald's own codes
@@ -308,7 +310,7 @@ typedef struct herald_settle_result {
 
 /* Acknowledges (deletes) the messages of the given leases. A late ack (lease expired, even if the
  * message was since redelivered) is accepted. Errors: HERALD_ELEASE (malformed id: nothing is
- * changed), HERALD_ENOQUEUE. result may be NULL. */
+ * changed), HERALD_EBATCH (more than 10000 lease ids), HERALD_ENOQUEUE. result may be NULL. */
 HERALD_API int herald_ack(herald_store *s, const char *queue, const char *const *lease_ids,
                           size_t n, herald_settle_result *result);
 
@@ -892,7 +894,8 @@ HERALD_API void herald_runtime_counts(herald_runtime *rt, int64_t *routed, int64
  * Misc
  * ------------------------------------------------------------------------------------------- */
 
-/* Frees memory Herald returned (queue lists). NULL does nothing. */
+/* Frees memory a Herald call returned for the caller to free (lists, texts, traces, generated
+ * headers: every "free with herald_free()" below). NULL does nothing. */
 HERALD_API void herald_free(void *p);
 
 /* Library version string, e.g. "0.1.0". */

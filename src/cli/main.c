@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * main.c - the `herald` command: global options (accepted anywhere), dispatch to
- * `herald <noun> <verb>` handlers, and the helpers they share (cli.h).
+ * main.c - the `herald` command: global options (accepted anywhere), dispatch to the command
+ * handlers (`herald queues create`, `herald send`, `herald dlq redrive`, ... - nouns with verbs
+ * where a noun has several, the Cloudflare wrangler shape), and the helpers they share (cli.h).
  */
 #include "cli/cli.h"
 

@@ -97,7 +97,7 @@ int herald__hex4(const void *s);
 int herald__json_check(const void *p, size_t n, const char *what);
 /* Same; must_be_object also requires the value to be an object. */
 int herald__json_scan(const void *p, size_t n, bool must_be_object, const char *what);
-/* RFC 4648 base64; returns malloc'd NUL-terminated text. */
+/* RFC 4648 base64; returns NUL-terminated text to free with herald__free. */
 char *herald__base64(const void *p, size_t n);
 /* The value at a dot path (relative to the object) of a JSON text, as text: a string's
  * characters, other values as compact JSON; "" when absent. */

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * text.c - checks on input text: UTF-8 validity, JSON well-formedness (jansson, so the error
- * names line and column), queue-name syntax, and base64 for the pull wire shape.
+ * text.c - checks on input text: UTF-8 validity, JSON well-formedness (a scanner that allocates
+ * nothing and names line and column), queue-name syntax, base64 for the pull wire shape, and the
+ * dot-path lookup of a field in a JSON text (jansson) for the middleware's per-key limits.
  */
 #include "core/core.h"
 
@@ -176,7 +177,7 @@ static bool js_word(jscan *j, const char *w)
     return true;
 }
 
-/* Scans one value. kind_out: the first byte of the top-level value. */
+/* Scans one value iteratively (nesting up to JSON_MAX_DEPTH on an explicit stack). */
 static bool js_value(jscan *j)
 {
     char stack[JSON_MAX_DEPTH];
