@@ -409,6 +409,27 @@ Test(pull, null_lease_id_is_elease)
     herald_batch_deinit(&b);
 }
 
+Test(pull, more_than_10000_lease_ids_is_ebatch_and_changes_nothing)
+{
+    send1("q", "{}", NULL);
+    herald_batch b = { 0 };
+    cr_assert_eq(pull_n("q", 1, &b), 1);
+    enum { N = 10001 };
+    const char **ids = calloc(N, sizeof *ids);
+    cr_assert_not_null(ids);
+    for (size_t i = 0; i < N; i++)
+        ids[i] = b.msgs[0].lease_id;
+    int rc = herald_ack(env.store, "q", ids, N, NULL);
+    cr_assert_eq(rc, HERALD_EBATCH, "ack: got %s", herald_err_name(rc));
+    cr_assert(strstr(herald_last_error(), "10000"), "last error '%s'", herald_last_error());
+    rc = herald_retry(env.store, "q", ids, N, 0, "x", NULL);
+    cr_assert_eq(rc, HERALD_EBATCH, "retry: got %s", herald_err_name(rc));
+    cr_assert_eq(stats("q").leased_count, 1, "the lease was settled");
+    cr_assert_eq(stats("q").acked_total, 0);
+    free(ids);
+    herald_batch_deinit(&b);
+}
+
 /* ---- retry ---------------------------------------------------------------------------------- */
 
 Test(pull, retry_with_delay_redelivers_after_the_delay_with_attempts_plus_one)
