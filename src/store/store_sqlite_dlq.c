@@ -44,13 +44,15 @@ int herald__sq_redrive_one(herald_store *s, const char *dlq, int64_t seq, const 
                            id, dlq);
     if ((rc = herald__sq_queue_ident(q, target, &to_id, &to_ret)) < 0)
         return rc;
-    st = q->w[body ? W_REDRIVE_EDITED : W_REDRIVE_COPY];
+    st = q->w[W_REDRIVE];
     sqlite3_bind_int64(st, 1, seq);
     sqlite3_bind_int64(st, 2, to_id);
     sqlite3_bind_int64(st, 3, now_ms);
     sqlite3_bind_int64(st, 4, now_ms + to_ret * 1000);
     if (body)
         sqlite3_bind_blob64(st, 5, len ? body : "", len, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 5);
     if ((rc = herald__sq_exec(q, st, "redrive message")) < 0)
         return rc;
     st = q->w[W_MSG_DELETE];

@@ -133,12 +133,10 @@ const char *const herald__sq_wsql[W_N] = {
                       "VALUES (?1, ?2, ?3, ?4, ?5)",
     [W_ATTEMPT_PRUNE] = "DELETE FROM herald_attempts WHERE at_ms < ?1",
     [W_DEAD_GET] = "SELECT id, dead_from FROM herald_messages WHERE seq = ?1 AND queue_id = ?2",
-    [W_REDRIVE_COPY] = "INSERT INTO herald_messages (queue_id, visible_at_ms, attempts, "
-                       "expires_at_ms, sent_ms, content_type, id, body) SELECT ?2, ?3, 0, ?4, "
-                       "sent_ms, content_type, id, body FROM herald_messages WHERE seq = ?1",
-    [W_REDRIVE_EDITED] = "INSERT INTO herald_messages (queue_id, visible_at_ms, attempts, "
-                         "expires_at_ms, sent_ms, content_type, id, body) SELECT ?2, ?3, 0, ?4, "
-                         "sent_ms, content_type, id, ?5 FROM herald_messages WHERE seq = ?1",
+    /* ?5: the edited body, or NULL to keep the dead letter's */
+    [W_REDRIVE] = "INSERT INTO herald_messages (queue_id, visible_at_ms, attempts, expires_at_ms, "
+                  "sent_ms, content_type, id, body) SELECT ?2, ?3, 0, ?4, sent_ms, content_type, "
+                  "id, coalesce(?5, body) FROM herald_messages WHERE seq = ?1",
     [W_METRICS_ADD] = "INSERT INTO herald_metrics (queue, type, outcome, count, sum_ms, b0, b1, "
                       "b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12) VALUES (?1, ?2, ?3, ?4, "
                       "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18) "
