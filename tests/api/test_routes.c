@@ -462,3 +462,40 @@ Test(routes, an_exists_false_condition_error_names_the_line_of_its_route)
                                "] }",
                                "bad.jsonc:3:", "exists");
 }
+
+Test(routes, a_diamond_of_routes_is_accepted_and_a_longer_cycle_is_refused)
+{
+    herald_router *r = NULL;
+    cr_assert_eq(herald_router_new(S, &r), 0);
+    const char *be_to[] = { "sm-commands", "analytics" }, *to_social[] = { "social-commands" },
+               *to_be[] = { "brand-events" };
+    herald_route a = { .from = "brand-events", .type = "a.b", .to = be_to, .n_to = 2 };
+    herald_route b = { .from = "sm-commands", .type = "a.b", .to = to_social, .n_to = 1 };
+    herald_route c = { .from = "analytics", .type = "a.b", .to = to_social, .n_to = 1 };
+    cr_assert_eq(herald_router_add(r, &a), 0, "%s", herald_last_error());
+    cr_assert_eq(herald_router_add(r, &b), 0, "%s", herald_last_error());
+    cr_assert_eq(herald_router_add(r, &c), 0, "two paths to one queue are not a cycle: %s",
+                 herald_last_error());
+    herald_route back = { .from = "social-commands", .type = "a.*", .to = to_be, .n_to = 1 };
+    cr_assert_eq(herald_router_add(r, &back), HERALD_EINVAL,
+                 "social -> brand -> sm -> social is a cycle");
+    cr_assert(hx_mentions(herald_last_error(), "cycle"), "%s", herald_last_error());
+
+    const char *many[65];
+    for (size_t i = 0; i < 65; i++)
+        many[i] = "analytics";
+    herald_route wide = { .from = "sm-commands", .type = "x.y", .to = many, .n_to = 65 };
+    cr_assert_eq(herald_router_add(r, &wide), HERALD_EINVAL);
+    cr_assert(hx_mentions(herald_last_error(), "64"), "%s", herald_last_error());
+    herald_router_free(r);
+
+    refused_by_check_and_start("{ \"routes\": [\n"
+                               "  { \"from\": \"brand-events\", \"type\": \"a.b\", \"to\": "
+                               "[\"sm-commands\"] },\n"
+                               "  { \"from\": \"sm-commands\", \"type\": \"a.b\", \"to\": "
+                               "[\"analytics\"] },\n"
+                               "  { \"from\": \"analytics\", \"type\": \"a.b\", \"to\": "
+                               "[\"brand-events\"] }\n"
+                               "] }",
+                               "bad.jsonc:4:", "cycle");
+}
