@@ -590,6 +590,9 @@ HERALD_API void herald_tx_set_error(herald_tx *tx, const char *error);
  * same event_id is then acked without calling the handler again. Return < 0: everything it did
  * is rolled back and the message is retried (or dead-lettered) as with herald_delivery_retry;
  * HERALD_FAIL_PERMANENT sends it straight to the dead-letter queue instead.
+ * A handler may be called more than once for one message - after a redelivery, or when another
+ * message of its batch fails and the batch's transaction is redone without it - so only its
+ * herald_tx_* effects are exactly-once; keep other side effects out of it.
  * env is the parsed envelope, or NULL when the body is not one (no duplicate detection then). */
 typedef int (*herald_tx_handler_cb)(herald_tx *tx, const herald_message *m,
                                     const herald_envelope *env, void *ud);

@@ -25,6 +25,7 @@ typedef struct herald__eo_op {
     herald_store *s;
     char **errors;
     herald__trace_info *traces;
+    unsigned char *outcome; /* per message: EO_* of tx.c */
 } herald__eo_op;
 
 /* Runs the batch's handlers, records and settlements in one group commit; returns when it is

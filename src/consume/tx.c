@@ -4,12 +4,12 @@
  * (herald_sql_*), and the batch op that runs tx handlers on the writer thread.
  *
  * One batch is one op of the group-commit writer. For each message, in order:
- *   SAVEPOINT msg
  *   enveloped and (queue, event_id) already processed -> ack, no handler call (a duplicate)
- *   else handler(tx, m, env):
- *     0    -> record (queue, event_id) processed (if enveloped); RELEASE msg; ack
- *     < 0  -> ROLLBACK TO msg (its SQL and sends vanish); retry (or dead-letter)
+ *   else record (queue, event_id) processed (if enveloped) and call handler(tx, m, env):
+ *     0    -> ack
+ *     < 0  -> its SQL, sends and record vanish; retry (or dead-letter)
  *   then all acks/retries of the batch are settled in the same op.
+ * A failure is undone without a savepoint per message in the common case: see eo_run.
  * The whole batch commits as one transaction (with whatever else the group holds): the
  * handler's effects, its sends, the processed records and the acks are durable together or not
  * at all. A crash anywhere before the commit leaves the messages leased and untouched; they are
@@ -136,14 +136,58 @@ int herald_sql_query(herald_store *s, const char *sql, const herald_arg *args, s
 
 /* ---- the effectively-once batch op ---- */
 
-static int process_one(herald__eo_op *o, size_t i, herald__settle_item *it)
+enum { EO_OK = 1, EO_DUPLICATE, EO_FAILED }; /* outcome of one message */
+
+/* Runs message i. careful: under a savepoint of its own, so a failed handler rolls back only
+ * its own work; otherwise a failed handler returns EO_FAILED and the caller must undo the op.
+ * Returns < 0 when the transaction itself failed. */
+static int process_one(herald__eo_op *o, size_t i, herald__settle_item *it, bool careful)
 {
     herald_store *s = o->s;
     const herald_message *m = &o->batch->msgs[i];
     const herald_envelope *env = o->has_env[i] ? &o->envs[i] : NULL;
     herald__err_clear();
+    int rc = careful ? herald__store_sp_begin(s) : 0;
+    bool is_new = true;
+    /* Claim the event first: the record is rolled back with everything else if the handler
+     * fails, and a duplicate costs one insert attempt. */
+    if (rc == 0 && env)
+        rc = herald__store_processed_claim(s, o->batch->queue, env->event_id, env->type,
+                                           &is_new);
+    if (rc < 0)
+        return rc;
+    if (!is_new) {
+        o->outcome[i] = EO_DUPLICATE;
+        return careful ? herald__store_sp_release(s) : 0;
+    }
+    herald_tx tx = { .s = s, .m = m, .env = env };
+    herald__fault("eo.before_handler");
+    int hrc = o->handler(&tx, m, env, o->ud);
+    herald__fault("eo.after_handler");
+    if (hrc == 0) {
+        o->outcome[i] = EO_OK;
+        return careful ? herald__store_sp_release(s) : 0;
+    }
+    o->outcome[i] = EO_FAILED;
+    it->is_retry = true;
+    it->is_dead = hrc == HERALD_FAIL_PERMANENT; /* the error classes of herald.h */
+    if (!tx.error[0])
+        snprintf(tx.error, sizeof tx.error, "handler failed: %s", herald_last_error());
+    herald__free(o->errors[i]);
+    o->errors[i] = herald__xstrdup(tx.error);
+    it->error = o->errors[i];
+    return careful ? herald__store_sp_rollback(s) : EO_FAILED;
+}
+
+/* The settlement of message i before its handler runs: an ack, with its trace. */
+static void item_init(herald__eo_op *o, size_t i, herald__settle_item *it)
+{
+    const herald_message *m = &o->batch->msgs[i];
+    memset(it, 0, sizeof *it);
     (void)herald__lease_parse(m->lease_id, &it->ref);
-    if (env && env->correlation_id[0]) {
+    it->delay_s = HERALD_UNSET;
+    if (o->has_env[i] && o->envs[i].correlation_id[0]) {
+        const herald_envelope *env = &o->envs[i];
         herald__trace_info *t = &o->traces[i];
         memcpy(t->correlation_id, env->correlation_id, sizeof t->correlation_id);
         memcpy(t->event_id, env->event_id, sizeof t->event_id);
@@ -152,51 +196,42 @@ static int process_one(herald__eo_op *o, size_t i, herald__settle_item *it)
         it->message_id = m->id;
         it->attempt = m->attempts;
     }
-    it->is_retry = false;
-    it->delay_s = HERALD_UNSET;
-    it->error = NULL;
-    int rc = herald__store_sp_begin(s);
-    bool is_new = true;
-    /* Claim the event first: the record is rolled back with everything else if the handler
-     * fails, and a duplicate costs one insert attempt. */
-    if (rc == 0 && env)
-        rc = herald__store_processed_claim(s, o->batch->queue, env->event_id, env->type,
-                                           &is_new);
-    if (rc == 0 && !is_new) {
-        o->n_duplicates++;
-        return herald__store_sp_release(s);
-    }
-    if (rc < 0)
-        return rc;
-    herald_tx tx = { .s = s, .m = m, .env = env };
-    herald__fault("eo.before_handler");
-    int hrc = o->handler(&tx, m, env, o->ud);
-    herald__fault("eo.after_handler");
-    if (hrc == 0) {
-        rc = herald__store_sp_release(s);
-        o->n_ok++;
-    } else {
-        rc = herald__store_sp_rollback(s);
-        it->is_retry = true;
-        it->is_dead = hrc == HERALD_FAIL_PERMANENT; /* the error classes of herald.h */
-        if (!tx.error[0])
-            snprintf(tx.error, sizeof tx.error, "handler failed: %s", herald_last_error());
-        o->errors[i] = herald__xstrdup(tx.error);
-        it->error = o->errors[i];
-        o->n_failed++;
-    }
-    return rc;
 }
 
+/* The common case costs no savepoint per message (a savepoint makes SQLite copy every page a
+ * message touches first, ~4 KiB each): the batch runs straight through. If a handler fails,
+ * the op is undone and run again carefully, each message under its own savepoint, without
+ * calling the failed handler a second time. Handlers before it run twice (herald.h says a
+ * handler may run more than once; only its herald_tx_* effects count, and they commit once). */
 static int eo_run(herald_store *s, herald__op *op)
 {
     herald__eo_op *o = (herald__eo_op *)op;
     o->s = s;
     size_t n = o->batch->n;
-    herald__settle_item *items = herald__xcalloc(n, sizeof *items);
+    herald__settle_item *items = herald__xcalloc(n ? n : 1, sizeof *items);
     int rc = 0;
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = process_one(o, i, &items[i]);
+    size_t failed = n; /* the message whose failure made the batch run carefully */
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        item_init(o, i, &items[i]);
+        rc = process_one(o, i, &items[i], false);
+        if (rc == EO_FAILED)
+            failed = i;
+    }
+    if (rc == EO_FAILED) {
+        rc = herald__store_op_undo(s);
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            if (i == failed)
+                continue; /* its item and error stand; its work is undone */
+            item_init(o, i, &items[i]);
+            rc = process_one(o, i, &items[i], true);
+        }
+    }
+    o->n_ok = o->n_failed = o->n_duplicates = 0;
+    for (size_t i = 0; i < n; i++) {
+        o->n_ok += o->outcome[i] == EO_OK;
+        o->n_failed += o->outcome[i] == EO_FAILED;
+        o->n_duplicates += o->outcome[i] == EO_DUPLICATE;
+    }
     herald_settle_result res;
     if (rc == 0)
         rc = herald__store_settle(s, o->batch->queue, items, n, o->policy, &res);
@@ -222,6 +257,7 @@ int herald__eo_run_batch(herald__eo_op *o)
     o->base = (herald__op){ .run = eo_run, .wakes = true };
     o->errors = herald__xcalloc(n, sizeof *o->errors);
     o->traces = herald__xcalloc(n, sizeof *o->traces);
+    o->outcome = herald__xcalloc(n, sizeof *o->outcome);
     int rc = herald__store_exec(o->store, &o->base);
     if (rc == 0)
         herald__fault("eo.after_commit");
@@ -232,6 +268,7 @@ int herald__eo_run_batch(herald__eo_op *o)
     }
     herald__free(o->errors);
     herald__free(o->traces);
+    herald__free(o->outcome);
     herald__free(envs);
     herald__free(has_env);
     return rc;

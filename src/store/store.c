@@ -584,6 +584,11 @@ int herald__store_sp_rollback(herald_store *s)
     return s->ops->sp_rollback(s);
 }
 
+int herald__store_op_undo(herald_store *s)
+{
+    return s->ops->rollback_to(s);
+}
+
 int herald__store_user_sql(herald_store *s, const char *sql, const herald_arg *args, size_t n,
                            bool is_multi, int64_t *changes, herald_row_cb cb, void *ud)
 {

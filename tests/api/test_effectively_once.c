@@ -73,6 +73,7 @@ typedef struct mode {
     bool send_plain;  /* herald_tx_send of a JSON message to "out_plain" */
     bool fail_first;  /* return -1 on attempt 1 (after doing its work) */
     bool always_fail; /* return -1 always (after doing its work) */
+    bool fail_marked; /* return -1 on attempt 1 if the payload has "fail" (after its work) */
     const char *error; /* herald_tx_set_error before failing */
     int fail_rc;       /* what a failure returns (0: -1) */
 } mode;
@@ -135,7 +136,9 @@ static int h_main(herald_tx *tx, const herald_message *m, const herald_envelope 
             return rc;
         }
     }
-    if (md->always_fail || (md->fail_first && m->attempts == 1)) {
+    bool marked = en && strstr(en->payload_json, "\"fail\"");
+    if (md->always_fail || (md->fail_first && m->attempts == 1) ||
+        (md->fail_marked && marked && m->attempts == 1)) {
         if (md->error)
             herald_tx_set_error(tx, md->error);
         return md->fail_rc ? md->fail_rc : -1;
@@ -417,6 +420,44 @@ Test(eo, failing_handler_is_rolled_back_and_retried)
         pthread_mutex_lock(&R.mu);
     }
     pthread_mutex_unlock(&R.mu);
+}
+
+/* One failure among successes in one batch: the batch's transaction is redone without the
+ * failed message; the others' effects commit once, the failed one's not at all. */
+Test(eo, one_failing_message_in_a_batch_leaves_the_others_effects_once)
+{
+    char ids[7][HERALD_ID_SIZE];
+    for (int i = 0; i < 7; i++)
+        send_ev("in", NULL, NULL, i == 3 ? "{\"fail\":true}" : NULL, ids[i]);
+    mode md = { .send_event = true, .send_plain = true, .fail_marked = true };
+    start_in(&md); /* batches of 10: all seven in one */
+    wait_drained("in", 7);
+    stop();
+    assert_no_handler_failure();
+    int64_t rows, distinct;
+    effects_count(&rows, &distinct);
+    cr_assert_eq(rows, 7, "effects rows %lld, want one per event", (long long)rows);
+    cr_assert_eq(distinct, 7);
+    int64_t att[4] = { 0 };
+    herald_arg a[1] = { HERALD_ARG_S(ids[3]) };
+    cr_assert_eq(herald_sql_query(env.store, "SELECT attempts FROM effects WHERE event_id = ?", a,
+                                  1, hx_cb_ints, att),
+                 0);
+    cr_assert_eq(att[0], 2, "the failed event's surviving effect is of attempt %lld, want 2",
+                 (long long)att[0]);
+    cr_assert_eq(stats("out").sent_total, 7, "out sent %lld, want 7: the failed attempt's send "
+                 "was kept, or a redone handler's send doubled", (long long)stats("out").sent_total);
+    cr_assert_eq(stats("out_plain").backlog_count, 7);
+    herald_queue_stats in = stats("in");
+    cr_assert_eq(in.retried_total, 1, "retried %lld", (long long)in.retried_total);
+    cr_assert_eq(in.acked_total, 7);
+    /* the failed handler ran once per delivery: not again when the batch was redone */
+    int n3 = 0;
+    pthread_mutex_lock(&R.mu);
+    for (int k = 0; k < R.n_calls; k++)
+        n3 += strcmp(R.calls[k].event_id, ids[3]) == 0;
+    pthread_mutex_unlock(&R.mu);
+    cr_assert_eq(n3, 2, "the failing event's handler ran %d times, want 2 (one per delivery)", n3);
 }
 
 Test(eo, always_failing_handler_dead_letters_with_the_error_it_set)
