@@ -9,9 +9,14 @@
  *   RUN -> COMMIT    each op runs under its own savepoint; a failing op is rolled back alone
  *   COMMIT -> IDLE   one commit (one fsync in FULL mode); then every op of the group is released:
  *                    synchronous callers are signalled, async ops get done() called
- * Invariants: (1) no op is released before the commit that contains it returned (durability
- *   comes from the backend's commit in the configured mode); (2) a failed commit fails every op
- *   of the group and makes the store's error sticky: later writes fail with it until reopen;
+ * Deferred sync (FULL, backends with ops->sync): the commit itself does not fsync; the writer
+ *   hands the committed group to the syncer thread and goes on with the next group at once.
+ *   The syncer takes every group committed so far, fsyncs once (ops->sync) and only then
+ *   releases them, in commit order. The writer's next transaction overlaps the previous fsync.
+ * Invariants: (1) no op is released before the commit that contains it is durable in the
+ *   configured mode (the backend's commit, or commit + ops->sync); (2) a failed commit or sync
+ *   fails every op not yet released and makes the store's error sticky: later writes fail with
+ *   it until reopen;
  *   (3) ops are run in submission order, so one thread's writes are applied in its order;
  *   (4) herald_store_close() first drains every pending op.
  * Wake-ups: commits of ops marked `wakes` bump `gen` and broadcast wake_cv; consumers wait on it.
@@ -82,6 +87,7 @@ bool herald__lease_parse(const char *s, herald__lease_ref *out)
 /* ---- open / close ---- */
 
 static void *writer_main(void *arg);
+static void *syncer_main(void *arg);
 
 static int parse_scheme(const char *url, const herald_store_ops **ops, const char **rest)
 {
@@ -103,6 +109,17 @@ static int parse_scheme(const char *url, const herald_store_ops **ops, const cha
                        "malformed store URL '%s': unknown scheme '%.*s' (this build supports "
                        "'sqlite:')",
                        url, (int)n, url);
+}
+
+static void store_destroy(herald_store *s)
+{
+    pthread_cond_destroy(&s->work_cv);
+    pthread_cond_destroy(&s->done_cv);
+    pthread_cond_destroy(&s->wake_cv);
+    pthread_cond_destroy(&s->sync_cv);
+    pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&s->read_mu);
+    s->ops->close(s);
 }
 
 int herald_store_open(const char *url, const herald_store_cfg *cfg, herald_store **out)
@@ -141,13 +158,28 @@ int herald_store_open(const char *url, const herald_store_cfg *cfg, herald_store
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&s->wake_cv, &ca);
     pthread_condattr_destroy(&ca);
+    pthread_cond_init(&s->sync_cv, NULL);
     s->head = s->tail = NULL;
     s->is_stopping = false;
     s->gen = 1;
     s->next_sweep_ms = 0;
-    int prc = pthread_create(&s->writer, NULL, writer_main, s);
+    s->sync_head = s->sync_tail = NULL;
+    s->sync_wakes = false;
+    s->writer_done = false;
+    s->has_syncer = s->has_syncer && ops->sync; /* the backend's open says */
+    int prc = s->has_syncer ? pthread_create(&s->syncer, NULL, syncer_main, s) : 0;
+    if (prc == 0) {
+        prc = pthread_create(&s->writer, NULL, writer_main, s);
+        if (prc != 0 && s->has_syncer) {
+            pthread_mutex_lock(&s->mu);
+            s->writer_done = true;
+            pthread_cond_signal(&s->sync_cv);
+            pthread_mutex_unlock(&s->mu);
+            pthread_join(s->syncer, NULL);
+        }
+    }
     if (prc != 0) {
-        ops->close(s);
+        store_destroy(s);
         return herald__err(-prc, "cannot start the store writer thread: %s", strerror(prc));
     }
     *out = s;
@@ -164,12 +196,9 @@ void herald_store_close(herald_store *s)
     pthread_cond_broadcast(&s->wake_cv);
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->writer, NULL);
-    pthread_cond_destroy(&s->work_cv);
-    pthread_cond_destroy(&s->done_cv);
-    pthread_cond_destroy(&s->wake_cv);
-    pthread_mutex_destroy(&s->mu);
-    pthread_mutex_destroy(&s->read_mu);
-    s->ops->close(s);
+    if (s->has_syncer)
+        pthread_join(s->syncer, NULL); /* it releases the last groups first */
+    store_destroy(s);
 }
 
 int herald_store_schema_version(herald_store *s)
@@ -212,16 +241,47 @@ static void fail_op(herald__op *op, int rc)
     herald__err_copy(op->err, sizeof op->err);
 }
 
+static void set_sticky(herald_store *s, int rc)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->sticky_rc == 0)
+        s->sticky_rc = rc; /* invariant 2; enqueue() reads it under mu */
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* A group whose commit returned: released now, or handed to the syncer (in commit order). */
+static void group_committed(herald_store *s, herald__op *list, bool wakes)
+{
+    if (!s->has_syncer) {
+        release_group(s, list, wakes);
+        return;
+    }
+    herald__op *last = list;
+    while (last->priv_next)
+        last = last->priv_next;
+    pthread_mutex_lock(&s->mu);
+    if (s->sync_tail)
+        s->sync_tail->priv_next = list;
+    else
+        s->sync_head = list;
+    s->sync_tail = last;
+    s->sync_wakes = s->sync_wakes || wakes;
+    pthread_cond_signal(&s->sync_cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
 static void run_group(herald_store *s, herald__op *list)
 {
     bool wakes = false;
+    pthread_mutex_lock(&s->mu);
     int rc = s->sticky_rc;
+    pthread_mutex_unlock(&s->mu);
     if (rc == 0)
         rc = s->ops->begin(s);
     if (rc < 0) {
         for (herald__op *op = list; op; op = op->priv_next)
             fail_op(op, rc);
-        release_group(s, list, false);
+        group_committed(s, list, false);
         return;
     }
     for (herald__op *op = list; op; op = op->priv_next) {
@@ -251,16 +311,14 @@ static void run_group(herald_store *s, herald__op *list)
         herald__fault("store.after_commit");
     if (rc < 0) {
         (void)s->ops->rollback(s);
-        pthread_mutex_lock(&s->mu);
-        s->sticky_rc = rc; /* invariant 2; enqueue() reads it under mu */
-        pthread_mutex_unlock(&s->mu);
+        set_sticky(s, rc);
         herald__log(HERALD_LOG_ERROR, "store commit failed; store refuses writes until reopened",
                     "error", herald_strerror(rc), "detail", herald_last_error(), NULL);
         for (herald__op *op = list; op; op = op->priv_next)
             fail_op(op, rc);
         wakes = false;
     }
-    release_group(s, list, wakes);
+    group_committed(s, list, wakes);
 }
 
 static void *writer_main(void *arg)
@@ -280,10 +338,51 @@ static void *writer_main(void *arg)
         if (crc < 0) {
             herald__log(HERALD_LOG_ERROR, "checkpoint failed; store refuses writes until reopened",
                         "detail", herald_last_error(), NULL);
-            pthread_mutex_lock(&s->mu);
-            s->sticky_rc = crc;
-            pthread_mutex_unlock(&s->mu);
+            set_sticky(s, crc);
         }
+        pthread_mutex_lock(&s->mu);
+    }
+    s->writer_done = true;
+    pthread_cond_signal(&s->sync_cv);
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* The syncer: one fsync for every group committed since the last one, then their release.
+ * After a failed fsync nothing committed later is trusted either (the kernel may have dropped
+ * the dirty pages and reported it once): those groups fail too. */
+static void *syncer_main(void *arg)
+{
+    herald_store *s = arg;
+    int failed_rc = 0;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->sync_head && !s->writer_done)
+            pthread_cond_wait(&s->sync_cv, &s->mu);
+        if (!s->sync_head)
+            break;
+        herald__op *list = s->sync_head;
+        bool wakes = s->sync_wakes;
+        s->sync_head = s->sync_tail = NULL;
+        s->sync_wakes = false;
+        pthread_mutex_unlock(&s->mu);
+        herald__err_clear();
+        int rc = failed_rc ? failed_rc : s->ops->sync(s);
+        if (rc < 0) {
+            if (!failed_rc)
+                herald__log(HERALD_LOG_ERROR, "store sync failed; store refuses writes until "
+                            "reopened", "error", herald_strerror(rc), "detail",
+                            herald_last_error(), NULL);
+            failed_rc = rc;
+            set_sticky(s, rc);
+            herald__err(rc, "the store could not make the commit durable: %s",
+                        herald_strerror(rc));
+            for (herald__op *op = list; op; op = op->priv_next)
+                if (op->rc == 0)
+                    fail_op(op, rc);
+            wakes = false;
+        }
+        release_group(s, list, wakes);
         pthread_mutex_lock(&s->mu);
     }
     pthread_mutex_unlock(&s->mu);

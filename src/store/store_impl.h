@@ -36,6 +36,10 @@ struct herald_store_ops {
     int (*rollback_to)(herald_store *s);
     /* after a group's callers were released: housekeeping such as checkpoints */
     int (*after_commit)(herald_store *s); /* < 0: the store's error becomes sticky */
+    /* Durability FULL with a deferred sync: makes every transaction committed so far durable
+     * (an fsync). Runs on the syncer thread while the writer goes on with the next group; a
+     * group's callers are released only after it. NULL: commit() is durable by itself. */
+    int (*sync)(herald_store *s);
     int (*queue_create)(herald_store *s, const char *name, const herald_queue_settings *st,
                         const char *uuid, int64_t now_ms);
     int (*queue_update)(herald_store *s, const char *name, const herald_queue_settings *st,
@@ -104,7 +108,7 @@ struct herald_store_ops {
 
 struct herald_store {
     const herald_store_ops *ops;
-    int sticky_rc; /* a failed commit/fsync makes every later write fail; writer sets it */
+    int sticky_rc; /* a failed commit/fsync makes every later write fail; guarded by mu */
     const herald_clock *clock;
     herald_durability durability;
     /* group-commit writer; fields below guarded by mu */
@@ -114,6 +118,13 @@ struct herald_store {
     pthread_cond_t wake_cv; /* consumers wait for the generation to change */
     herald__op *head, *tail;
     bool is_stopping;
+    /* syncer (set by the backend's open when it defers the fsync to ops->sync): committed
+     * groups waiting for their fsync */
+    bool has_syncer, writer_done;
+    herald__op *sync_head, *sync_tail;
+    bool sync_wakes;
+    pthread_cond_t sync_cv;
+    pthread_t syncer;
     uint64_t gen;
     int64_t next_sweep_ms; /* herald__store_sweep_turn: when the next retention sweep is due */
     pthread_t writer;

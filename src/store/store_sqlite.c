@@ -9,8 +9,14 @@
  *   rdb   the reader: under base.read_mu; WAL lets it read while the writer writes.
  * Checkpoints: wal_autocheckpoint is off; the writer thread checkpoints between commit groups
  *   (sq_after_commit) so that no caller waits for one and the WAL is reused, not grown.
- * Durability: journal_mode=WAL; FULL -> synchronous=FULL (the WAL is fsynced at every commit:
- *   one fsync per commit group); NORMAL -> synchronous=NORMAL (fsync at checkpoints only).
+ * Durability: journal_mode=WAL. FULL -> the WAL is fsynced after every commit group, but not
+ *   by the commit: the connection runs synchronous=NORMAL and the store's syncer thread calls
+ *   sq_sync (fdatasync of the WAL through a descriptor of our own) before the group's callers
+ *   are released, while the writer already runs the next group. A crash before that fsync
+ *   loses only groups nobody was told about; SQLite's WAL checksums make recovery stop at the
+ *   last whole commit, so what survives is always a prefix. Checkpoints still fsync the WAL
+ *   before copying it (synchronous=NORMAL does that). NORMAL -> synchronous=NORMAL and no
+ *   syncer (fsync at checkpoints only).
  * Identity: application_id = 'HRLD'; user_version = the highest applied migration. A file with
  *   another application_id, or foreign tables and none, is refused (HERALD_ENOTHERALD); a
  *   user_version above what this build knows is refused (HERALD_ESCHEMA). Each migration runs in
@@ -19,8 +25,11 @@
 #include "store/store_sqlite.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "store/migrations.h"
@@ -319,6 +328,55 @@ static int open_conn(const char *path, int flags, sqlite3 **out)
     return 0;
 }
 
+/* ---- the deferred fsync (durability FULL) ---- */
+
+/* fsyncs the directory holding path, so a newly created file's name is durable too. */
+static int sync_dir_of(const char *path)
+{
+    char *copy = herald__xstrdup(path);
+    int dfd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = 0;
+    if (dfd < 0 || fsync(dfd) != 0)
+        rc = herald__err(HERALD_EIO, "cannot sync the directory of '%s': %s", path,
+                         strerror(errno));
+    if (dfd >= 0)
+        close(dfd);
+    herald__free(copy);
+    return rc;
+}
+
+/* Opens (or reopens, if SQLite replaced the file) our descriptor of the WAL. */
+static int wal_open(sq_store *q, bool must_exist)
+{
+    char wal[4096];
+    if (snprintf(wal, sizeof wal, "%s-wal", q->path) >= (int)sizeof wal)
+        return herald__err(HERALD_EINVAL, "store path too long: %s", q->path);
+    if (q->wal_fd >= 0)
+        close(q->wal_fd);
+    q->wal_fd = open(wal, O_RDONLY | O_CLOEXEC);
+    if (q->wal_fd < 0 && errno == ENOENT && !must_exist)
+        return 0; /* no WAL yet: sq_sync opens it after the first commit made one */
+    if (q->wal_fd < 0)
+        return herald__err(HERALD_EIO, "cannot open the write-ahead log '%s' to sync it: %s",
+                           wal, strerror(errno));
+    return sync_dir_of(wal);
+}
+
+/* Syncer thread (store.c): makes every commit so far durable. fdatasync on our descriptor
+ * flushes the file's pages whoever wrote them. */
+static int sq_sync(herald_store *s)
+{
+    sq_store *q = (sq_store *)s;
+    struct stat st;
+    int rc = 0;
+    if (q->wal_fd < 0 || (fstat(q->wal_fd, &st) == 0 && st.st_nlink == 0))
+        rc = wal_open(q, true); /* none yet, or SQLite made a new one: sync that */
+    if (rc == 0 && fdatasync(q->wal_fd) != 0)
+        rc = herald__err(HERALD_EIO, "cannot sync the write-ahead log of '%s': %s", q->path,
+                         strerror(errno));
+    return rc;
+}
+
 static int sq_open(const char *rest, const herald__store_opts *o, herald_store **out)
 {
     char *path = NULL;
@@ -328,6 +386,7 @@ static int sq_open(const char *rest, const herald__store_opts *o, herald_store *
         return rc;
     sq_store *q = herald__xcalloc(1, sizeof *q);
     q->path = path;
+    q->wal_fd = -1;
     q->base.durability = dur;
     rc = open_conn(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &q->wdb);
     if (rc == 0)
@@ -354,16 +413,20 @@ static int sq_open(const char *rest, const herald__store_opts *o, herald_store *
             rc = herald__sq_fail(q->wdb, src, "set WAL mode (is the store writable?)");
         sqlite3_finalize(st);
     }
+    /* FULL: the commits' fsync is sq_sync's, on the syncer thread (see the top). The
+     * migrations run before the syncer exists: they keep synchronous=FULL. */
     if (rc == 0)
-        rc = exec_sql(q->wdb,
-                      dur == HERALD_DURABILITY_FULL ? "PRAGMA synchronous=FULL"
-                                                    : "PRAGMA synchronous=NORMAL",
-                      "set durability");
+        rc = exec_sql(q->wdb, "PRAGMA synchronous=FULL", "set durability");
     if (rc == 0)
         rc = exec_sql(q->wdb, "PRAGMA cache_size=-32768; PRAGMA temp_store=MEMORY",
                       "set cache");
     if (rc == 0)
         rc = migrate(q->wdb, &q->schema_version);
+    if (rc == 0 && dur == HERALD_DURABILITY_FULL)
+        rc = wal_open(q, false);
+    if (rc == 0)
+        rc = exec_sql(q->wdb, "PRAGMA synchronous=NORMAL", "set durability");
+    q->base.has_syncer = rc == 0 && dur == HERALD_DURABILITY_FULL;
     if (rc == 0)
         rc = open_conn(path, SQLITE_OPEN_READWRITE, &q->rdb);
     if (rc == 0) /* before prepare_all: installing it expires every prepared statement */
@@ -397,6 +460,8 @@ static void sq_close(herald_store *s)
     if (q->wdb && q->schema_version > 0)
         (void)sqlite3_wal_checkpoint_v2(q->wdb, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
     sqlite3_close(q->wdb);
+    if (q->wal_fd >= 0)
+        close(q->wal_fd);
     herald__free(q->path);
     herald__free(q);
 }
@@ -458,6 +523,7 @@ static int sq_rollback_to(herald_store *s)
 const herald_store_ops herald__store_sqlite = {
     .scheme = "sqlite",
     .abi = HERALD_STORE_ABI,
+    .sync = sq_sync,
     .open = sq_open,
     .close = sq_close,
     .schema_version = sq_schema_version,

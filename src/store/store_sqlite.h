@@ -45,6 +45,7 @@ typedef struct sq_store {
     sqlite3_stmt *r[R_N];
     int schema_version;
     int wal_pages; /* writer thread: WAL size after the last commit (wal_hook) */
+    int wal_fd;    /* durability FULL: the WAL, fsynced by the syncer thread (sq_sync); or -1 */
     void *wcache, *rcache; /* user-statement caches (store_sqlite_sql.c) */
     void *qcache;          /* writer: queue rows of the current transaction */
     bool w_user_mode, r_user_mode; /* the authorizer applies (store_sqlite_sql.c) */
