@@ -88,7 +88,10 @@ typedef struct herald_store herald_store;
 
 /* Durability of a committed write.
  *   HERALD_DURABILITY_FULL (default): every commit group is fsynced before any caller in it is
- *     released. An accepted message survives process crash and power loss.
+ *     released. An accepted message survives process crash and power loss. The fsync runs
+ *     beside the next group's work, so a reader (stats, peek, herald_sql_query) may see a commit
+ *     a moment before it is durable; nothing that acts on it (a call returning, a consumer
+ *     receiving the message, a callback) happens before.
  *   HERALD_DURABILITY_NORMAL: commits are written to the log but fsynced only at checkpoints.
  *     Survives a process crash (kill -9). A power loss or OS crash may lose the commits made since
  *     the last checkpoint: at most the last ~4 MiB of log (1000 pages), in practice the last

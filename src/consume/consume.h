@@ -9,14 +9,20 @@
 
 #include "queue/queue.h"
 
-/* One effectively-once batch (see tx.c). The caller fills store, batch, handler, ud, policy. */
-typedef struct herald__eo_op {
+/* One effectively-once batch (see tx.c). The caller fills store, batch, handler, ud, policy
+ * and on_done. */
+typedef struct herald__eo_op herald__eo_op;
+struct herald__eo_op {
     herald__op base;
     herald_store *store;
     const herald_batch *batch;
     herald_tx_handler_cb handler;
     void *ud;
     const herald__policy *policy;
+    /* After the batch's commit is durable (rc 0) or failed (rc < 0, herald__err set): on the
+     * store's writer or syncer thread. The results below are final then. */
+    void (*on_done)(herald__eo_op *o, int rc);
+    void *ud_delivery; /* the caller's, for on_done */
     const herald_envelope *envs; /* per message, parsed off the writer; NULL entries allowed */
     const bool *has_env;
     /* results */
@@ -26,11 +32,13 @@ typedef struct herald__eo_op {
     char **errors;
     herald__trace_info *traces;
     unsigned char *outcome; /* per message: EO_* of tx.c */
-} herald__eo_op;
+};
 
-/* Runs the batch's handlers, records and settlements in one group commit; returns when it is
- * durable. < 0: the transaction failed; nothing of the batch happened (it will be redelivered).*/
-int herald__eo_run_batch(herald__eo_op *o);
+/* Submits the batch's handlers, records and settlements as one op of the group commit and
+ * returns at once; o->on_done follows. rc < 0 from on_done: the transaction failed and nothing
+ * of the batch happened (it will be redelivered). Returns < 0 (and on_done is not called) when
+ * the store refused the op. o and the batch must live until on_done. */
+int herald__eo_submit(herald__eo_op *o);
 
 /* The context of one message going through a chain (middleware.c, filled by consumer.c). */
 struct herald_msg_ctx {

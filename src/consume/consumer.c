@@ -11,15 +11,17 @@
  *               already leased, so a handler never waits for a lease round trip.
  *   workers     max_concurrency threads; each runs the handler on one delivery at a time, then
  *               submits the settlement asynchronously (the worker is free at once; the delivery
- *               is freed when the settlement's group commit completes, on the writer thread).
+ *               is freed when the settlement's group commit is durable, on the writer or
+ *               syncer thread). A tx_handler batch is submitted the same way, as one op that
+ *               runs the handlers on the writer (tx.c).
  * A batch is due when max_batch_size messages are visible, or max_batch_timeout after the
  * dispatcher first saw a visible message of that queue, whichever comes first (checklist 9).
  *
  * States of a delivery and who moves it:
- *   LEASING -> QUEUED    leased() on the writer thread: the lease committed, on the job list
+ *   LEASING -> QUEUED    leased() (writer or syncer thread): the lease committed, on the job list
  *   QUEUED  -> RUNNING   worker_main() takes it from the job list
  *   RUNNING -> SETTLING  worker_main() after the handler: herald__queue_settle_async()
- *   SETTLING -> freed    settled() on the writer thread after the commit
+ *   SETTLING -> freed    settled() / eo_committed() after the commit (writer or syncer thread)
  * Wake-ups (no busy polling): the dispatcher sleeps on the store's wake generation until a
  *   commit in this process, a worker freeing a slot, the next due time (delayed message, batch
  *   timeout, lease renewal) or the cross-process poll (PRAGMA data_version; 1 ms after activity,
@@ -58,6 +60,7 @@ struct herald_delivery {
     int64_t renew_at_ms; /* wall ms at which the dispatcher extends the lease */
     herald_delivery *next_job;  /* job list */
     herald_delivery *next_held; /* held list (QUEUED and RUNNING), for lease renewal */
+    herald__eo_op eo;           /* tx_handler consumers: the batch's op */
 };
 
 struct herald_consumer {
@@ -187,7 +190,7 @@ static void held_remove(herald_consumer *c, herald_delivery *d)
     }
 }
 
-/* Writer thread: the settlement of d committed (or failed). */
+/* Writer or syncer thread: the settlement of d committed (or failed). */
 static void settled(void *ud, int rc, const herald_settle_result *res)
 {
     herald_delivery *d = ud;
@@ -270,27 +273,43 @@ static void settle(herald_consumer *c, herald_delivery *d, int handler_rc)
     herald__free(traces);
 }
 
-/* Effectively-once: handlers, records and settlements of d commit together (tx.c). */
-static void run_effectively_once(herald_consumer *c, herald_delivery *d)
+/* Writer or syncer thread: d's effectively-once batch committed (or failed). */
+static void eo_committed(herald__eo_op *o, int rc)
 {
-    herald__eo_op o = { .store = c->s, .batch = &d->batch, .handler = c->tx_handler,
-                        .ud = c->ud, .policy = &c->policy };
-    int rc = herald__eo_run_batch(&o);
+    herald_delivery *d = o->ud_delivery;
+    herald_consumer *c = d->c;
     if (rc < 0) {
         herald__log(HERALD_LOG_ERROR, "effectively-once batch failed to commit; its messages "
                     "will be redelivered after the visibility timeout",
                     "queue", d->batch.queue, "error", herald_last_error(), NULL);
         atomic_fetch_add(&c->n_failures, 1);
     } else {
-        atomic_fetch_add(&c->n_acked, o.n_ok + o.n_duplicates);
-        atomic_fetch_add(&c->n_retried, o.n_failed);
-        if (o.n_failed)
+        atomic_fetch_add(&c->n_acked, o->n_ok + o->n_duplicates);
+        atomic_fetch_add(&c->n_retried, o->n_failed);
+        if (o->n_failed)
             atomic_fetch_add(&c->n_failures, 1);
     }
     pthread_mutex_lock(&c->mu);
-    held_remove(c, d);
+    held_remove(c, d); /* renewed until here: the op may wait behind others in the writer */
+    c->n_settling--;
+    pthread_cond_broadcast(&c->settle_cv);
     pthread_mutex_unlock(&c->mu);
-    delivery_free(d);
+    delivery_free(d); /* not c: stop() may free it once n_settling drops */
+}
+
+/* Effectively-once: handlers, records and settlements of d commit together (tx.c). The worker
+ * does not wait for the commit: the writer always has the next batch in hand. */
+static void run_effectively_once(herald_consumer *c, herald_delivery *d)
+{
+    d->eo = (herald__eo_op){ .store = c->s, .batch = &d->batch, .handler = c->tx_handler,
+                             .ud = c->ud, .policy = &c->policy, .on_done = eo_committed,
+                             .ud_delivery = d };
+    pthread_mutex_lock(&c->mu);
+    c->n_settling++;
+    pthread_mutex_unlock(&c->mu);
+    int rc = herald__eo_submit(&d->eo);
+    if (rc < 0)
+        eo_committed(&d->eo, rc);
 }
 
 /* A middleware chain: one chain run per message, outcomes mapped by the retry policy. */
@@ -402,7 +421,7 @@ typedef struct lease_ctx {
     size_t qi;
 } lease_ctx;
 
-/* Writer thread: a lease submitted by dispatch() committed (or failed). */
+/* Writer or syncer thread: a lease submitted by dispatch() committed (or failed). */
 static void leased(void *ud, int rc, herald_batch *b)
 {
     lease_ctx *lc = ud;

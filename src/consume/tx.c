@@ -240,7 +240,35 @@ static int eo_run(herald_store *s, herald__op *op)
     return rc;
 }
 
-int herald__eo_run_batch(herald__eo_op *o)
+static void eo_release(herald__eo_op *o)
+{
+    for (size_t i = 0; i < o->batch->n; i++) {
+        herald__free(o->errors[i]);
+        if (o->has_env[i])
+            herald_envelope_deinit((herald_envelope *)&o->envs[i]);
+    }
+    herald__free(o->errors);
+    herald__free(o->traces);
+    herald__free(o->outcome);
+    herald__free((herald_envelope *)o->envs);
+    herald__free((bool *)o->has_env);
+}
+
+/* Writer or syncer thread: the group holding the batch is durable, or failed. */
+static void eo_done(herald__op *op)
+{
+    herald__eo_op *o = (herald__eo_op *)op;
+    int rc = op->rc;
+    if (rc == 0)
+        herald__fault("eo.after_commit");
+    eo_release(o);
+    herald__err_clear();
+    if (rc < 0)
+        herald__err(rc, "%s", op->err[0] ? op->err : herald_strerror(rc));
+    o->on_done(o, rc); /* may free o */
+}
+
+int herald__eo_submit(herald__eo_op *o)
 {
     size_t n = o->batch->n ? o->batch->n : 1;
     /* Parse the envelopes here, on the caller's thread: the writer only runs SQL. */
@@ -254,23 +282,13 @@ int herald__eo_run_batch(herald__eo_op *o)
     herald__err_clear();
     o->envs = envs;
     o->has_env = has_env;
-    o->base = (herald__op){ .run = eo_run, .wakes = true };
+    o->base = (herald__op){ .run = eo_run, .done = eo_done, .wakes = true };
     o->errors = herald__xcalloc(n, sizeof *o->errors);
     o->traces = herald__xcalloc(n, sizeof *o->traces);
     o->outcome = herald__xcalloc(n, sizeof *o->outcome);
-    int rc = herald__store_exec(o->store, &o->base);
-    if (rc == 0)
-        herald__fault("eo.after_commit");
-    for (size_t i = 0; i < o->batch->n; i++) {
-        herald__free(o->errors[i]);
-        if (has_env[i])
-            herald_envelope_deinit(&envs[i]);
-    }
-    herald__free(o->errors);
-    herald__free(o->traces);
-    herald__free(o->outcome);
-    herald__free(envs);
-    herald__free(has_env);
+    int rc = herald__store_submit(o->store, &o->base);
+    if (rc < 0)
+        eo_release(o);
     return rc;
 }
 

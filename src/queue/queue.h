@@ -27,8 +27,8 @@ int herald__queue_lease_async(herald_store *s, const char *queue, int max_n,
 /* Completion of an async settle: rc, and the settle result (NULL on failure). */
 typedef void (*herald__queue_done_cb)(void *ud, int rc, const herald_settle_result *res);
 
-/* Settles items (copied) with policy p (copied); cb runs once after the commit, on the writer
- * thread. If this returns < 0, cb is never called. */
+/* Settles items (copied) with policy p (copied); cb runs once after the commit is durable, on
+ * the writer or syncer thread. If this returns < 0, cb is never called. */
 int herald__queue_settle_async(herald_store *s, const char *queue,
                                const herald__settle_item *items, size_t n,
                                const herald__policy *p, herald__queue_done_cb cb, void *ud);

@@ -64,7 +64,8 @@ typedef struct herald__op herald__op;
 /* Runs on the writer thread inside the group's transaction (under a savepoint of its own: a
  * failing op is rolled back alone). Returns 0 or < 0 (with herald__err detail). */
 typedef int (*herald__op_run_fn)(herald_store *s, herald__op *op);
-/* Runs after the group's commit (or failure), with op->rc final. On the writer thread. */
+/* Runs once the group's commit is durable (or failed), with op->rc final: on the writer
+ * thread, or on the syncer thread when the backend defers the fsync (store.c). */
 typedef void (*herald__op_done_fn)(herald__op *op);
 
 struct herald__op {
