@@ -46,10 +46,23 @@ static const herald_store_ops *const backends[] = { &herald__store_sqlite };
 
 /* ---- lease ids ---- */
 
+/* "hl1.<seq in hex>.<tag in 16 hex digits>", by hand: one per leased message. */
 void herald__lease_format(herald__lease_ref r, char out[HERALD_LEASE_ID_SIZE])
 {
-    snprintf(out, HERALD_LEASE_ID_SIZE, "hl1.%" PRIx64 ".%016" PRIx64, (uint64_t)r.seq,
-             (uint64_t)r.tag);
+    static const char hex[] = "0123456789abcdef";
+    char *d = out;
+    memcpy(d, "hl1.", 4);
+    d += 4;
+    uint64_t seq = (uint64_t)r.seq, tag = (uint64_t)r.tag;
+    int n = 1;
+    while (n < 16 && seq >> (4 * n))
+        n++;
+    for (int i = n - 1; i >= 0; i--)
+        *d++ = hex[(seq >> (4 * i)) & 0xf];
+    *d++ = '.';
+    for (int i = 15; i >= 0; i--)
+        *d++ = hex[(tag >> (4 * i)) & 0xf];
+    *d = 0;
 }
 
 static bool parse_hex(const char *s, size_t n, uint64_t *out)

@@ -4,7 +4,10 @@
  * id format of the store layer: the small pieces written by hand (DESIGN.md §8).
  */
 #include <criterion/criterion.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -134,6 +137,18 @@ Test(lease_id, round_trips_and_rejects_malformed_ids)
     cr_assert_not(herald__lease_parse("hl2.12.0000000000000001", &back));
     cr_assert_not(herald__lease_parse("hl1.1G.0000000000000001", &back));
     cr_assert_not(herald__lease_parse("hl1.12.0000000000000001x", &back));
+    /* the hand-written formatter writes what "hl1.%" PRIx64 ".%016" PRIx64 would */
+    const int64_t seqs[] = { 1, 15, 16, 255, 0x123456789abcLL, INT64_MAX };
+    const int64_t tags[] = { 0, 1, 0x0fedcba987654321LL, INT64_MAX };
+    for (size_t i = 0; i < sizeof seqs / sizeof seqs[0]; i++) {
+        for (size_t k = 0; k < sizeof tags / sizeof tags[0]; k++) {
+            char want[HERALD_LEASE_ID_SIZE];
+            snprintf(want, sizeof want, "hl1.%" PRIx64 ".%016" PRIx64, (uint64_t)seqs[i],
+                     (uint64_t)tags[k]);
+            herald__lease_format((herald__lease_ref){ .seq = seqs[i], .tag = tags[k] }, s);
+            cr_assert_str_eq(s, want);
+        }
+    }
 }
 
 Test(base64, matches_rfc4648_test_vectors)
@@ -145,4 +160,43 @@ Test(base64, matches_rfc4648_test_vectors)
         cr_assert_str_eq(b, out[i]);
         herald__free(b);
     }
+}
+
+/* The hand-written ISO 8601 formatter agrees with gmtime_r + strftime on the calendar's corners
+ * and on a spread of instants up to year 9999. */
+static void iso_ref(int64_t ms, char *out, size_t cap)
+{
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    char base[32];
+    strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, cap, "%s.%03dZ", base, (int)(ms % 1000));
+}
+
+Test(iso8601, matches_gmtime_on_corners_and_a_spread_of_instants)
+{
+    const int64_t corners[] = {
+        0, 999, 86399999, 951782400000 /* 2000-02-29 */, 951868799999, 4107542400000 /* 2100-03-01 */,
+        4107455999999 /* 2100-02-28T23:59:59.999 */, 1767225599999, 1767225600000,
+        253402300799999 /* 9999-12-31T23:59:59.999 */, 1709164800123 /* 2024-02-29 */,
+    };
+    char got[40], want[40];
+    for (size_t i = 0; i < sizeof corners / sizeof corners[0]; i++) {
+        herald__iso8601(corners[i], got, sizeof got);
+        iso_ref(corners[i], want, sizeof want);
+        cr_assert_str_eq(got, want, "ms %lld", (long long)corners[i]);
+    }
+    uint64_t x = 88172645463325252ULL; /* xorshift: a fixed spread, the same every run */
+    for (int i = 0; i < 200000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        int64_t ms = (int64_t)(x % 253402300800000ULL);
+        herald__iso8601(ms, got, sizeof got);
+        iso_ref(ms, want, sizeof want);
+        cr_assert_str_eq(got, want, "ms %lld", (long long)ms);
+    }
+    herald__iso8601(1767225600000, got, 10); /* too small a buffer: empty, not overrun */
+    cr_assert_str_eq(got, "");
 }
