@@ -97,6 +97,20 @@ int herald__hex4(const void *s);
 int herald__json_check(const void *p, size_t n, const char *what);
 /* Same; must_be_object also requires the value to be an object. */
 int herald__json_scan(const void *p, size_t n, bool must_be_object, const char *what);
+/* Calls fn for each member of the JSON object that is exactly p[0..n) (validated whole, as
+ * herald__json_scan): key points between the key's quotes (escapes not decoded), val/vlen is
+ * the value's text. Stops at fn's first non-zero result and returns it. Not an object or not
+ * valid JSON: HERALD_EBADJSON with detail naming `what`, line and column. No allocation. */
+typedef int (*herald__json_member_fn)(void *ud, const char *key, size_t klen, const char *val,
+                                      size_t vlen);
+int herald__json_members(const void *p, size_t n, const char *what, herald__json_member_fn fn,
+                         void *ud);
+/* Decodes a valid JSON string literal s[0..n) (quotes included) into dst as UTF-8, NUL-ended;
+ * false (dst "") when it needs more than cap - 1 bytes. *len (may be NULL): its length. */
+bool herald__json_unescape(const char *s, size_t n, char *dst, size_t cap, size_t *len);
+/* Copies the valid JSON text s[0..n) to dst without whitespace outside strings; returns the
+ * length written (<= n) and NUL-terminates (dst holds n + 1). */
+size_t herald__json_compact(const char *s, size_t n, char *dst);
 /* RFC 4648 base64; returns NUL-terminated text to free with herald__free. */
 char *herald__base64(const void *p, size_t n);
 /* The value at a dot path (relative to the object) of a JSON text, as text: a string's

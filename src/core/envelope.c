@@ -160,20 +160,52 @@ int herald__event_encode_at(const herald_event *e, int64_t now_ms, char event_id
     return 0;
 }
 
-static int get_str(json_t *o, const char *key, bool required, char *dst, size_t cap)
+/* The envelope's fields as found by one pass over the body (no JSON tree: this runs for every
+ * message an effectively-once or middleware consumer handles). The last of duplicate keys wins,
+ * as with JSON.parse. */
+enum { F_EVENT_ID, F_TYPE, F_SOURCE, F_TIMESTAMP, F_CORRELATION, F_PAYLOAD, F_N };
+static const char *const field_names[F_N] = { "event_id", "type", "source", "timestamp",
+                                              "correlation_id", "payload" };
+
+typedef struct env_scan {
+    const char *val[F_N];
+    size_t len[F_N];
+} env_scan;
+
+static int env_member(void *ud, const char *key, size_t klen, const char *val, size_t vlen)
 {
-    json_t *v = json_object_get(o, key);
-    if (!v || json_is_null(v)) {
+    env_scan *es = ud;
+    char k[24];
+    if (memchr(key, '\\', klen)) { /* an escaped key: compare what it means */
+        if (!herald__json_unescape(key - 1, klen + 2, k, sizeof k, &klen))
+            return 0; /* longer than any field name */
+        key = k;
+    }
+    for (int f = 0; f < F_N; f++) {
+        if (strlen(field_names[f]) == klen && memcmp(field_names[f], key, klen) == 0) {
+            es->val[f] = val;
+            es->len[f] = vlen;
+        }
+    }
+    return 0;
+}
+
+static int get_str(const env_scan *es, int f, bool required, char *dst, size_t cap)
+{
+    const char *key = field_names[f], *v = es->val[f];
+    if (!v || (es->len[f] == 4 && memcmp(v, "null", 4) == 0)) {
         dst[0] = 0;
         return required ? herald__err(HERALD_EENVELOPE, "envelope field '%s' is missing", key) : 0;
     }
-    if (!json_is_string(v))
+    if (v[0] != '"')
         return herald__err(HERALD_EENVELOPE, "envelope field '%s' must be a string", key);
-    size_t n = json_string_length(v);
-    if (n >= cap)
+    size_t n = 0;
+    if (!herald__json_unescape(v, es->len[f], dst, cap, &n))
         return herald__err(HERALD_EENVELOPE, "envelope field '%s' is longer than %zu bytes", key,
                            cap - 1);
-    memcpy(dst, json_string_value(v), n + 1);
+    if (strlen(dst) != n)
+        return herald__err(HERALD_EENVELOPE, "envelope field '%s' contains a NUL character",
+                           key);
     return 0;
 }
 
@@ -182,45 +214,45 @@ int herald_envelope_parse(const void *body, size_t len, herald_envelope *out)
     herald__err_clear();
     if (!body || !out)
         return herald__err(HERALD_EINVAL, "herald_envelope_parse: NULL argument");
-    json_error_t je;
-    json_t *o = json_loadb(body, len, 0, &je);
-    if (!o)
-        return herald__err(HERALD_EENVELOPE, "body is not JSON: %s (line %d, column %d)", je.text,
-                           je.line, je.column);
+    env_scan es;
+    memset(&es, 0, sizeof es);
+    int rc = herald__json_members(body, len, "body", env_member, &es);
+    if (rc < 0) {
+        char detail[300];
+        herald__err_copy(detail, sizeof detail);
+        return herald__err(HERALD_EENVELOPE, "%s%s",
+                           strstr(detail, "must be a JSON object") ? "an envelope is a JSON "
+                                                                     "object: "
+                                                                   : "body is not JSON: ",
+                           detail);
+    }
     herald_envelope e;
     memset(&e, 0, sizeof e);
-    int rc = 0;
-    if (!json_is_object(o))
-        rc = herald__err(HERALD_EENVELOPE, "an envelope is a JSON object");
-    if (rc == 0)
-        rc = get_str(o, "event_id", true, e.event_id, sizeof e.event_id);
+    rc = get_str(&es, F_EVENT_ID, true, e.event_id, sizeof e.event_id);
     uint8_t b[16];
     if (rc == 0 && !herald__uuid_parse(e.event_id, b))
         rc = herald__err(HERALD_EENVELOPE, "envelope field 'event_id' is not a UUID");
     if (rc == 0)
-        rc = get_str(o, "type", true, e.type, sizeof e.type);
+        rc = get_str(&es, F_TYPE, true, e.type, sizeof e.type);
     if (rc == 0 && !herald__event_type_valid(e.type))
         rc = herald__err(HERALD_EENVELOPE, "envelope field 'type' '%s' is not domain.action",
                          e.type);
     if (rc == 0)
-        rc = get_str(o, "source", true, e.source, sizeof e.source);
+        rc = get_str(&es, F_SOURCE, true, e.source, sizeof e.source);
     if (rc == 0)
-        rc = get_str(o, "timestamp", true, e.timestamp, sizeof e.timestamp);
+        rc = get_str(&es, F_TIMESTAMP, true, e.timestamp, sizeof e.timestamp);
     if (rc == 0)
-        rc = get_str(o, "correlation_id", false, e.correlation_id, sizeof e.correlation_id);
-    json_t *p = rc == 0 ? json_object_get(o, "payload") : NULL;
-    if (rc == 0 && !json_is_object(p))
+        rc = get_str(&es, F_CORRELATION, false, e.correlation_id, sizeof e.correlation_id);
+    const char *p = es.val[F_PAYLOAD];
+    if (rc == 0 && (!p || p[0] != '{'))
         rc = herald__err(HERALD_EENVELOPE, "envelope field 'payload' %s",
                          p ? "must be a JSON object" : "is missing");
-    if (rc == 0) {
-        char *text = json_dumps(p, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        e.payload_len = text ? strlen(text) : 0;
-        e.payload_json = herald__xmemdup(text ? text : "{}", e.payload_len + 1);
-        free(text); /* lint:ok jansson allocates with malloc */
-        *out = e;
-    }
-    json_decref(o);
-    return rc;
+    if (rc < 0)
+        return rc;
+    e.payload_json = herald__xmalloc(es.len[F_PAYLOAD] + 1);
+    e.payload_len = herald__json_compact(p, es.len[F_PAYLOAD], e.payload_json);
+    *out = e;
+    return 0;
 }
 
 void herald_envelope_deinit(herald_envelope *e)

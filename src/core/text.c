@@ -282,6 +282,155 @@ int herald__json_check(const void *p, size_t n, const char *what)
     return herald__json_scan(p, n, false, what);
 }
 
+static int scan_fail(const jscan *j, const char *what)
+{
+    return herald__err(HERALD_EBADJSON, "%s is not valid JSON: %s (line %d, column %d)", what,
+                       j->err, j->line, (int)(j->p - j->line_start) + 1);
+}
+
+int herald__json_members(const void *p, size_t n, const char *what, herald__json_member_fn fn,
+                         void *ud)
+{
+    jscan j = { .p = p, .end = (const uint8_t *)p + n, .line_start = p, .line = 1 };
+    js_ws(&j);
+    if (j.p >= j.end || *j.p != '{') {
+        /* say whether it is JSON at all */
+        int rc = herald__json_scan(p, n, false, what);
+        return rc < 0 ? rc : herald__err(HERALD_EBADJSON, "%s must be a JSON object", what);
+    }
+    j.p++;
+    js_ws(&j);
+    if (j.p < j.end && *j.p == '}') {
+        j.p++;
+    } else {
+        for (;;) {
+            js_ws(&j);
+            if (j.p >= j.end || *j.p != '"')
+                return (j.err = "string key expected", scan_fail(&j, what));
+            const uint8_t *k = j.p;
+            if (!js_string(&j))
+                return scan_fail(&j, what);
+            const uint8_t *k_end = j.p;
+            js_ws(&j);
+            if (j.p >= j.end || *j.p != ':')
+                return (j.err = "':' expected", scan_fail(&j, what));
+            j.p++;
+            js_ws(&j);
+            const uint8_t *v = j.p;
+            if (!js_value(&j))
+                return scan_fail(&j, what);
+            int rc = fn(ud, (const char *)k + 1, (size_t)(k_end - k) - 2, (const char *)v,
+                        (size_t)(j.p - v));
+            if (rc != 0)
+                return rc;
+            js_ws(&j);
+            if (j.p < j.end && *j.p == ',') {
+                j.p++;
+                continue;
+            }
+            if (j.p < j.end && *j.p == '}') {
+                j.p++;
+                break;
+            }
+            return (j.err = j.p < j.end ? "',' or '}' expected" : "unexpected end of input",
+                    scan_fail(&j, what));
+        }
+    }
+    js_ws(&j);
+    if (j.p != j.end)
+        return (j.err = "end of input expected after the value", scan_fail(&j, what));
+    return 0;
+}
+
+/* Appends code point cp as UTF-8 at d (room checked by the caller: 4 bytes). */
+static char *put_utf8(char *d, uint32_t cp)
+{
+    if (cp < 0x80) {
+        *d++ = (char)cp;
+    } else if (cp < 0x800) {
+        *d++ = (char)(0xc0 | cp >> 6);
+        *d++ = (char)(0x80 | (cp & 0x3f));
+    } else if (cp < 0x10000) {
+        *d++ = (char)(0xe0 | cp >> 12);
+        *d++ = (char)(0x80 | (cp >> 6 & 0x3f));
+        *d++ = (char)(0x80 | (cp & 0x3f));
+    } else {
+        *d++ = (char)(0xf0 | cp >> 18);
+        *d++ = (char)(0x80 | (cp >> 12 & 0x3f));
+        *d++ = (char)(0x80 | (cp >> 6 & 0x3f));
+        *d++ = (char)(0x80 | (cp & 0x3f));
+    }
+    return d;
+}
+
+bool herald__json_unescape(const char *s, size_t n, char *dst, size_t cap, size_t *len)
+{
+    const char *p = s + 1, *end = s + n - 1; /* inside the quotes */
+    size_t k = 0;
+    while (p < end) {
+        char one = 0;
+        uint32_t cp = 0;
+        if (*p != '\\') {
+            one = *p++;
+        } else {
+            char e = p[1];
+            p += 2;
+            switch (e) {
+            case 'b': one = '\b'; break;
+            case 'f': one = '\f'; break;
+            case 'n': one = '\n'; break;
+            case 'r': one = '\r'; break;
+            case 't': one = '\t'; break;
+            case 'u':
+                cp = (uint32_t)herald__hex4(p);
+                p += 4;
+                if (cp >= 0xd800 && cp <= 0xdbff) { /* validated: a low surrogate follows */
+                    cp = 0x10000 + ((cp - 0xd800) << 10) +
+                         ((uint32_t)herald__hex4(p + 2) - 0xdc00);
+                    p += 6;
+                }
+                break;
+            default: one = e; break; /* " \\ / */
+            }
+        }
+        size_t need = one || !cp ? 1 : cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+        if (cap < k + need + 1) { /* and the NUL */
+            if (cap)
+                dst[0] = 0;
+            return false;
+        }
+        if (one || !cp)
+            dst[k++] = one;
+        else
+            k = (size_t)(put_utf8(dst + k, cp) - dst);
+    }
+    dst[k] = 0;
+    if (len)
+        *len = k;
+    return true;
+}
+
+size_t herald__json_compact(const char *s, size_t n, char *dst)
+{
+    char *d = dst;
+    bool in_str = false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (in_str) {
+            *d++ = c;
+            if (c == '\\')
+                *d++ = s[++i]; /* valid JSON: an escape is never last */
+            else if (c == '"')
+                in_str = false;
+        } else if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+            *d++ = c;
+            in_str = c == '"';
+        }
+    }
+    *d = 0;
+    return (size_t)(d - dst);
+}
+
 char *herald__base64(const void *p, size_t n)
 {
     static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -676,3 +676,25 @@ Test(events_cli, bad_fields_exit_1_naming_the_field_and_send_nothing)
     free(err);
     cr_assert_eq(hx_cli_stat("q", "sent_total"), 0);
 }
+
+/* The parser decodes escapes in keys and values as any JSON reader would, and refuses a NUL. */
+Test(events, parse_decodes_escapes_and_refuses_a_nul_in_a_field)
+{
+    const char *body = "{\"event_id\":\"" FIXED_ID "\",\"typ\\u0065\":\"a.b\",\"source\":\"s\\/x\","
+                       "\"timestamp\":\"2026-01-01T00:00:00.000Z\",\"correlation_id\":\"c\\\"1\","
+                       "\"payload\":{\"k\":\"\\u00e9\"}}";
+    herald_envelope en;
+    int rc = herald_envelope_parse(body, strlen(body), &en);
+    cr_assert_eq(rc, 0, "parse: %s", herald_last_error());
+    cr_assert_str_eq(en.type, "a.b");
+    cr_assert_str_eq(en.source, "s/x");
+    cr_assert_str_eq(en.correlation_id, "c\"1");
+    cr_assert_str_eq(en.payload_json, "{\"k\":\"\\u00e9\"}");
+    herald_envelope_deinit(&en);
+    assert_parse_fails("{\"event_id\":\"" FIXED_ID "\"," F_TYPE "," F_SRC "," F_TS
+                       ",\"correlation_id\":\"a\\u0000b\"," F_PL "}",
+                       "correlation_id");
+    assert_parse_fails("{" F_ID "," F_TYPE "," F_SRC "," F_TS ",\"payload\":[]}", "payload");
+    assert_parse_fails("[" F_ID "]", NULL);
+    assert_parse_fails("{" F_ID "," F_TYPE "," F_SRC "," F_TS "," F_PL "} trailing", NULL);
+}

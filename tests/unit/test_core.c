@@ -200,3 +200,78 @@ Test(iso8601, matches_gmtime_on_corners_and_a_spread_of_instants)
     herald__iso8601(1767225600000, got, 10); /* too small a buffer: empty, not overrun */
     cr_assert_str_eq(got, "");
 }
+
+/* ---- the envelope's one-pass JSON helpers ---- */
+
+Test(json_unescape, decodes_every_escape_and_surrogate_pairs_and_respects_the_capacity)
+{
+    const char *lit = "\"a\\\"b\\\\c\\/d\\b\\f\\n\\r\\t\\u00e9\\u20ac\\ud83d\\ude00\"";
+    char out[64];
+    size_t n = 0;
+    cr_assert(herald__json_unescape(lit, strlen(lit), out, sizeof out, &n));
+    const char want[] = "a\"b\\c/d\b\f\n\r\t\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80";
+    cr_assert_eq(n, sizeof want - 1, "length %zu", n);
+    cr_assert_eq(memcmp(out, want, sizeof want), 0);
+    /* "abc" needs 4 bytes with the NUL: 4 fits, 3 does not */
+    cr_assert(herald__json_unescape("\"abc\"", 5, out, 4, &n) && n == 3);
+    cr_assert_not(herald__json_unescape("\"abc\"", 5, out, 3, &n));
+    cr_assert_str_eq(out, "");
+    /* a 2-byte character at the end counts as 2 */
+    cr_assert(herald__json_unescape("\"a\\u00e9\"", 9, out, 4, &n) && n == 3);
+    cr_assert_not(herald__json_unescape("\"a\\u00e9\"", 9, out, 3, &n));
+}
+
+Test(json_compact, drops_whitespace_outside_strings_only)
+{
+    const char *in = " { \"a b\" : [ 1 , \"x \\\" y\" ] ,\n\t\"c\" : { } } ";
+    char out[128];
+    size_t n = herald__json_compact(in, strlen(in), out);
+    cr_assert_str_eq(out, "{\"a b\":[1,\"x \\\" y\"],\"c\":{}}");
+    cr_assert_eq(n, strlen(out));
+}
+
+typedef struct members {
+    int n;
+    char keys[8][32];
+    char vals[8][64];
+} members;
+
+static int collect_member(void *ud, const char *key, size_t klen, const char *val, size_t vlen)
+{
+    members *m = ud;
+    if (m->n == 8)
+        return 7; /* stop: returned as is */
+    snprintf(m->keys[m->n], sizeof m->keys[0], "%.*s", (int)klen, key);
+    snprintf(m->vals[m->n], sizeof m->vals[0], "%.*s", (int)vlen, val);
+    m->n++;
+    return 0;
+}
+
+Test(json_members, yields_each_member_with_its_raw_value_and_refuses_what_is_not_one_object)
+{
+    members m = { 0 };
+    const char *doc = " {\"a\":1, \"b\" : {\"x\":[1,{}]} ,\"c\\u0041\":\"s\",\"d\":null} ";
+    cr_assert_eq(herald__json_members(doc, strlen(doc), "doc", collect_member, &m), 0, "%s",
+                 herald_last_error());
+    cr_assert_eq(m.n, 4);
+    cr_assert_str_eq(m.keys[1], "b");
+    cr_assert_str_eq(m.vals[1], "{\"x\":[1,{}]}");
+    cr_assert_str_eq(m.keys[2], "c\\u0041"); /* raw: escapes are the caller's to decode */
+    cr_assert_str_eq(m.vals[2], "\"s\"");
+    cr_assert_str_eq(m.vals[3], "null");
+    memset(&m, 0, sizeof m);
+    cr_assert_eq(herald__json_members("{}", 2, "doc", collect_member, &m), 0);
+    cr_assert_eq(m.n, 0);
+    const char *bad[] = { "[1]", "{\"a\":1} x", "{\"a\":1,}", "{\"a\" 1}", "{\"a\":tru}", "{",
+                          "", "{\"a\":\"\xff\"}", "{1:2}" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        memset(&m, 0, sizeof m);
+        int rc = herald__json_members(bad[i], strlen(bad[i]), "doc", collect_member, &m);
+        cr_assert_eq(rc, HERALD_EBADJSON, "[%s]: rc %d", bad[i], rc);
+        cr_assert(strstr(herald_last_error(), "doc"), "[%s]: %s", bad[i], herald_last_error());
+    }
+    /* fn's non-zero result stops the walk and is returned */
+    memset(&m, 0, sizeof m);
+    m.n = 8;
+    cr_assert_eq(herald__json_members("{\"a\":1}", 7, "doc", collect_member, &m), 7);
+}
