@@ -173,18 +173,32 @@ static int parse_location(const char *rest, const herald__store_opts *o, char **
 
 /* ---- identity and migrations ---- */
 
-static int check_identity(sqlite3 *db, const char *path)
+/* The three reads are one read transaction: another process may be running the first
+ * migration, and reads from before and after its commit would make a half-made store. */
+static int read_identity(sqlite3 *db, const char *path, int64_t *app_id, int64_t *user_version,
+                         int64_t *n_objects)
 {
-    int64_t app_id = 0, user_version = 0, n_objects = 0;
-    int rc = pragma_int(db, "PRAGMA application_id", &app_id);
+    int rc = pragma_int(db, "PRAGMA application_id", app_id);
     if (rc < 0 && (sqlite3_errcode(db) & 0xff) == SQLITE_NOTADB)
         return herald__err(HERALD_ENOTHERALD, "'%s' is not a Herald database (not an SQLite file)",
                            path);
+    if (rc == 0)
+        rc = pragma_int(db, "PRAGMA user_version", user_version);
+    if (rc == 0)
+        rc = pragma_int(db, "SELECT count(*) FROM sqlite_schema", n_objects);
+    return rc;
+}
+
+static int check_identity(sqlite3 *db, const char *path)
+{
+    int64_t app_id = 0, user_version = 0, n_objects = 0;
+    int rc = exec_sql(db, "BEGIN", "begin reading the store's identity");
+    if (rc == 0) {
+        rc = read_identity(db, path, &app_id, &user_version, &n_objects);
+        if (!sqlite3_get_autocommit(db))
+            (void)sqlite3_exec(db, "COMMIT", NULL, NULL, NULL); /* a read: nothing to keep */
+    }
     if (rc < 0)
-        return rc;
-    if ((rc = pragma_int(db, "PRAGMA user_version", &user_version)) < 0)
-        return rc;
-    if ((rc = pragma_int(db, "SELECT count(*) FROM sqlite_schema", &n_objects)) < 0)
         return rc;
     if (app_id == 0 && n_objects == 0 && user_version == 0)
         return 0; /* new: claimed by the first migration */

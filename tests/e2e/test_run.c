@@ -45,9 +45,11 @@ static pid_t start_run(void)
     cr_assert_geq(pid, 0);
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int devnull = open("/dev/null", 1);
-        if (devnull >= 0)
-            dup2(devnull, 2);
+        char log[4300]; /* kept for the failure messages below */
+        snprintf(log, sizeof log, "%s/run.log", g_env.dir);
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd >= 0)
+            dup2(fd, 2);
         execl(hx_herald_bin(), hx_herald_bin(), "--store", g_url, "run", "--config", g_cfg,
               (char *)NULL);
         _exit(127);
@@ -60,6 +62,25 @@ static herald_store *open_store(void)
     herald_store *s = NULL;
     cr_assert_eq(herald_store_open(g_url, NULL, &s), 0, "%s", herald_last_error());
     return s;
+}
+
+/* The last lines `herald run` wrote to stderr (all runs of this test), for failure messages. */
+static const char *run_log(void)
+{
+    static char tail[2048];
+    char path[4300];
+    snprintf(path, sizeof path, "%s/run.log", g_env.dir);
+    tail[0] = 0;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return "(no output)";
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, size > (long)sizeof tail - 1 ? size - (long)sizeof tail + 1 : 0, SEEK_SET);
+    size_t n = fread(tail, 1, sizeof tail - 1, f);
+    tail[n] = 0;
+    fclose(f);
+    return n ? tail : "(no output)";
 }
 
 /* Waits until `herald run` has applied the configuration (its queues exist). */
@@ -76,7 +97,7 @@ static void wait_configured(void)
         }
         hx_sleep_ms(10);
     }
-    cr_assert_fail("herald run did not apply its configuration");
+    cr_assert_fail("herald run did not apply its configuration; its stderr:\n%s", run_log());
 }
 
 static void send_events(herald_store *s, int from, int n)
