@@ -593,6 +593,11 @@ HERALD_API void herald_tx_set_error(herald_tx *tx, const char *error);
  * same event_id is then acked without calling the handler again. Return < 0: everything it did
  * is rolled back and the message is retried (or dead-lettered) as with herald_delivery_retry;
  * HERALD_FAIL_PERMANENT sends it straight to the dead-letter queue instead.
+ * Its batches take no lease: a batch is taken, handled and settled in one transaction, so no
+ * other consumer can see its messages meanwhile; max_concurrency bounds how many batches are
+ * queued for the writer. An attempt counts when the handler fails, or when the process dies
+ * while the handler runs (counted at the next herald_store_open of the store), so a message
+ * that crashes its consumer reaches the dead-letter queue after max_retries like any other.
  * A handler may be called more than once for one message - after a redelivery, or when another
  * message of its batch fails and the batch's transaction is redone without it - so only its
  * herald_tx_* effects are exactly-once; keep other side effects out of it.
@@ -775,7 +780,8 @@ typedef struct herald_consumer_cfg {
     int max_concurrency;          /* HERALD_UNSET = 1; 1 .. 250 */
     const char *dead_letter_queue; /* NULL = the queue's setting */
     int64_t visibility_timeout_ms; /* lease per batch, renewed while the handler runs;
-                                    * HERALD_UNSET = 30 s */
+                                    * HERALD_UNSET = 30 s. Not used with tx_handler: its
+                                    * batches take no lease (see herald_tx_handler_cb) */
     /* A per-message middleware chain instead of `handler` (exactly one of handler, tx_handler,
      * chain); its outcomes retry by retry_policy. Keeps: chain until herald_consumer_stop(). */
     const herald_chain *chain;

@@ -9,35 +9,39 @@
 
 #include "queue/queue.h"
 
-/* One effectively-once batch (see tx.c). The caller fills store, batch, handler, ud, policy
- * and on_done. */
+/* One effectively-once batch (see tx.c): an op that takes up to max_n messages of queue,
+ * runs handler on each and settles them, in one transaction. The caller fills store, queue,
+ * max_n, handler, ud, policy, on_done and ud_caller. */
 typedef struct herald__eo_op herald__eo_op;
 struct herald__eo_op {
     herald__op base;
     herald_store *store;
-    const herald_batch *batch;
+    const char *queue;
+    int max_n;
     herald_tx_handler_cb handler;
     void *ud;
     const herald__policy *policy;
     /* After the batch's commit is durable (rc 0) or failed (rc < 0, herald__err set): on the
      * store's writer or syncer thread. The results below are final then. */
     void (*on_done)(herald__eo_op *o, int rc);
-    void *ud_delivery; /* the caller's, for on_done */
-    const herald_envelope *envs; /* per message, parsed off the writer; NULL entries allowed */
-    const bool *has_env;
-    /* results */
-    int64_t n_ok, n_failed, n_duplicates;
-    /* private */
+    /* Writer thread, while the op runs: it took max_n messages (more may be waiting). */
+    void (*on_full)(herald__eo_op *o);
+    void *ud_caller;
+    /* results: messages taken (0: none was visible), and how they ended */
+    int64_t n_taken, n_ok, n_failed, n_duplicates;
+    /* private (writer thread, during the op) */
     herald_store *s;
+    herald_batch batch;
+    herald_envelope *envs;
+    bool *has_env;
     char **errors;
     herald__trace_info *traces;
     unsigned char *outcome; /* per message: EO_* of tx.c */
 };
 
-/* Submits the batch's handlers, records and settlements as one op of the group commit and
- * returns at once; o->on_done follows. rc < 0 from on_done: the transaction failed and nothing
- * of the batch happened (it will be redelivered). Returns < 0 (and on_done is not called) when
- * the store refused the op. o and the batch must live until on_done. */
+/* Submits the op and returns at once; o->on_done follows. rc < 0 from on_done: the
+ * transaction failed and nothing of the batch happened (its messages stay visible). Returns
+ * < 0 (and on_done is not called) when the store refused the op. o must live until on_done. */
 int herald__eo_submit(herald__eo_op *o);
 
 /* The context of one message going through a chain (middleware.c, filled by consumer.c). */

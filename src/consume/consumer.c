@@ -14,6 +14,9 @@
  *               is freed when the settlement's group commit is durable, on the writer or
  *               syncer thread). A tx_handler batch is submitted the same way, as one op that
  *               runs the handlers on the writer (tx.c).
+ * A tx_handler consumer has no workers and takes no leases: the dispatcher submits
+ * effectively-once ops (dispatch_eo), each of which takes, handles and settles a batch on the
+ * writer thread in one transaction (tx.c); visibility_timeout does not apply to it.
  * A batch is due when max_batch_size messages are visible, or max_batch_timeout after the
  * dispatcher first saw a visible message of that queue, whichever comes first (checklist 9).
  *
@@ -60,7 +63,6 @@ struct herald_delivery {
     int64_t renew_at_ms; /* wall ms at which the dispatcher extends the lease */
     herald_delivery *next_job;  /* job list */
     herald_delivery *next_held; /* held list (QUEUED and RUNNING), for lease renewal */
-    herald__eo_op eo;           /* tx_handler consumers: the batch's op */
 };
 
 struct herald_consumer {
@@ -95,6 +97,7 @@ struct herald_consumer {
     bool workers_stop;                 /* guarded by mu: workers exit once the jobs are done */
     bool dispatcher_exit;              /* guarded by mu: renewals end, the dispatcher returns */
     int max_held;
+    int max_eo, n_eo; /* tx_handler: effectively-once ops allowed / outstanding (mu) */
     int64_t *first_seen_ns;            /* dispatcher only, per queue */
     atomic_llong n_batches, n_delivered, n_acked, n_retried, n_failures;
 };
@@ -273,45 +276,6 @@ static void settle(herald_consumer *c, herald_delivery *d, int handler_rc)
     herald__free(traces);
 }
 
-/* Writer or syncer thread: d's effectively-once batch committed (or failed). */
-static void eo_committed(herald__eo_op *o, int rc)
-{
-    herald_delivery *d = o->ud_delivery;
-    herald_consumer *c = d->c;
-    if (rc < 0) {
-        herald__log(HERALD_LOG_ERROR, "effectively-once batch failed to commit; its messages "
-                    "will be redelivered after the visibility timeout",
-                    "queue", d->batch.queue, "error", herald_last_error(), NULL);
-        atomic_fetch_add(&c->n_failures, 1);
-    } else {
-        atomic_fetch_add(&c->n_acked, o->n_ok + o->n_duplicates);
-        atomic_fetch_add(&c->n_retried, o->n_failed);
-        if (o->n_failed)
-            atomic_fetch_add(&c->n_failures, 1);
-    }
-    pthread_mutex_lock(&c->mu);
-    held_remove(c, d); /* renewed until here: the op may wait behind others in the writer */
-    c->n_settling--;
-    pthread_cond_broadcast(&c->settle_cv);
-    pthread_mutex_unlock(&c->mu);
-    delivery_free(d); /* not c: stop() may free it once n_settling drops */
-}
-
-/* Effectively-once: handlers, records and settlements of d commit together (tx.c). The worker
- * does not wait for the commit: the writer always has the next batch in hand. */
-static void run_effectively_once(herald_consumer *c, herald_delivery *d)
-{
-    d->eo = (herald__eo_op){ .store = c->s, .batch = &d->batch, .handler = c->tx_handler,
-                             .ud = c->ud, .policy = &c->policy, .on_done = eo_committed,
-                             .ud_delivery = d };
-    pthread_mutex_lock(&c->mu);
-    c->n_settling++;
-    pthread_mutex_unlock(&c->mu);
-    int rc = herald__eo_submit(&d->eo);
-    if (rc < 0)
-        eo_committed(&d->eo, rc);
-}
-
 /* A middleware chain: one chain run per message, outcomes mapped by the retry policy. */
 static void run_chain(herald_consumer *c, herald_delivery *d)
 {
@@ -393,9 +357,7 @@ static void *worker_main(void *arg)
 
         atomic_fetch_add(&c->n_batches, 1);
         atomic_fetch_add(&c->n_delivered, (long long)d->batch.n);
-        if (c->tx_handler) {
-            run_effectively_once(c, d);
-        } else if (c->chain) {
+        if (c->chain) {
             run_chain(c, d);
         } else {
             int hrc = c->handler(d, c->ud);
@@ -465,6 +427,80 @@ static void leased(void *ud, int rc, herald_batch *b)
     herald_store_wake(s); /* the dispatcher may look at this queue again */
 }
 
+/* ---- effectively-once batches (tx_handler) ----
+ * No lease and no worker: the dispatcher submits ops that take a batch on the writer, run the
+ * handlers there and settle it, in one transaction (tx.c). Up to max_eo ops are outstanding;
+ * an op that took a full batch wakes the dispatcher while it still runs, so the next op is
+ * queued before this group commits and the writer never waits for the fsync. */
+typedef struct eo_job {
+    herald__eo_op op;
+    herald_consumer *c;
+    size_t qi;
+} eo_job;
+
+/* Writer or syncer thread: an effectively-once batch committed (or failed). */
+static void eo_committed(herald__eo_op *o, int rc)
+{
+    eo_job *j = o->ud_caller;
+    herald_consumer *c = j->c;
+    herald_store *s = c->s; /* c may be freed once pending[qi] drops, below */
+    if (rc < 0) {
+        herald__log(HERALD_LOG_ERROR, "effectively-once batch failed to commit; its messages "
+                    "stay in the queue", "queue", c->queues[j->qi], "error", herald_last_error(),
+                    NULL);
+        atomic_fetch_add(&c->n_failures, 1);
+    } else if (o->n_taken > 0) {
+        atomic_fetch_add(&c->n_batches, 1);
+        atomic_fetch_add(&c->n_delivered, o->n_taken);
+        atomic_fetch_add(&c->n_acked, o->n_ok + o->n_duplicates);
+        atomic_fetch_add(&c->n_retried, o->n_failed);
+        if (o->n_failed)
+            atomic_fetch_add(&c->n_failures, 1);
+    }
+    pthread_mutex_lock(&c->mu);
+    c->pending[j->qi]--;
+    c->n_eo--;
+    pthread_cond_broadcast(&c->settle_cv);
+    pthread_mutex_unlock(&c->mu);
+    herald__free(j);
+    herald_store_wake(s); /* the dispatcher may submit the next one */
+}
+
+/* Writer thread, inside the op: it took a whole batch, so more may be waiting. */
+static void eo_took_full(herald__eo_op *o)
+{
+    eo_job *j = o->ud_caller;
+    herald_store_wake(j->c->s);
+}
+
+/* Submits up to `want` effectively-once ops on queue qi. Returns how many. */
+static int dispatch_eo(herald_consumer *c, size_t qi, int want)
+{
+    int n = 0;
+    for (; n < want; n++) {
+        eo_job *j = herald__xcalloc(1, sizeof *j);
+        j->c = c;
+        j->qi = qi;
+        j->op = (herald__eo_op){ .store = c->s, .queue = c->queues[qi],
+                                 .max_n = c->max_batch_size, .handler = c->tx_handler,
+                                 .ud = c->ud, .policy = &c->policy, .on_done = eo_committed,
+                                 .on_full = eo_took_full, .ud_caller = j };
+        pthread_mutex_lock(&c->mu);
+        c->pending[qi]++;
+        c->n_eo++;
+        pthread_mutex_unlock(&c->mu);
+        if (herald__eo_submit(&j->op) < 0) {
+            pthread_mutex_lock(&c->mu);
+            c->pending[qi]--;
+            c->n_eo--;
+            pthread_mutex_unlock(&c->mu);
+            herald__free(j);
+            break;
+        }
+    }
+    return n;
+}
+
 /* Submits up to `want` leases of queue qi (they join one group commit). Returns how many. */
 static int dispatch(herald_consumer *c, size_t qi, int want)
 {
@@ -495,7 +531,7 @@ static int dispatch(herald_consumer *c, size_t qi, int want)
 static int free_slots(herald_consumer *c, size_t qi, bool *has_pending)
 {
     pthread_mutex_lock(&c->mu);
-    int n = c->max_held - c->n_held;
+    int n = c->tx_handler ? c->max_eo - c->n_eo : c->max_held - c->n_held;
     *has_pending = c->pending[qi] > 0;
     pthread_mutex_unlock(&c->mu);
     return n;
@@ -603,20 +639,27 @@ static bool lease_due(herald_consumer *c, int64_t now_ns, int64_t now_ms, int64_
         int slots = free_slots(c, qi, &has_pending);
         if (slots <= 0)
             break;
-        if (has_pending)
+        int in_flight = 0; /* messages that ops already submitted will take */
+        if (c->tx_handler) {
+            pthread_mutex_lock(&c->mu);
+            in_flight = c->pending[qi] * c->max_batch_size;
+            pthread_mutex_unlock(&c->mu);
+        } else if (has_pending) {
             continue; /* its leases land first; leased() wakes us */
+        }
         int n_ready = 0;
         int64_t next_due = INT64_MAX;
         bool paused = false;
-        if (herald__store_ready(s, c->queues[qi], slots * c->max_batch_size, &n_ready,
-                                &next_due, &paused) < 0 ||
+        if (herald__store_ready(s, c->queues[qi], in_flight + slots * c->max_batch_size,
+                                &n_ready, &next_due, &paused) < 0 ||
             paused) {
             c->first_seen_ns[qi] = 0;
             continue;
         }
+        n_ready -= in_flight;
         if (next_due != INT64_MAX)
             *deadline = min64(*deadline, now_ns + (next_due - now_ms) * 1000000);
-        if (n_ready == 0) {
+        if (n_ready <= 0) {
             c->first_seen_ns[qi] = 0;
             continue;
         }
@@ -629,7 +672,9 @@ static bool lease_due(herald_consumer *c, int64_t now_ns, int64_t now_ms, int64_
                 want = 1;
             if (want > slots)
                 want = slots;
-            if (dispatch(c, qi, want) > 0)
+            if (c->tx_handler && want > (c->max_eo + 1) / 2)
+                want = (c->max_eo + 1) / 2; /* the rest later: consecutive groups, not one */
+            if ((c->tx_handler ? dispatch_eo(c, qi, want) : dispatch(c, qi, want)) > 0)
                 progress = true;
             c->first_seen_ns[qi] = 0;
             rr = qi + 1;
@@ -848,6 +893,7 @@ int herald_consumer_start(herald_store *s, const herald_consumer_cfg *cfg, heral
         cfg->max_batch_timeout_ms == HERALD_UNSET ? 5000 : cfg->max_batch_timeout_ms;
     c->max_concurrency = cfg->max_concurrency == HERALD_UNSET ? 1 : cfg->max_concurrency;
     c->max_held = 2 * c->max_concurrency;
+    c->max_eo = 2 * (c->max_concurrency < 2 ? 2 : c->max_concurrency);
     c->visibility_ms = cfg->visibility_timeout_ms == HERALD_UNSET ? HERALD_DEFAULT_VISIBILITY_MS
                                                                   : cfg->visibility_timeout_ms;
     c->policy.max_retries = cfg->max_retries;
@@ -860,7 +906,7 @@ int herald_consumer_start(herald_store *s, const herald_consumer_cfg *cfg, heral
     pthread_cond_init(&c->job_cv, NULL);
     pthread_cond_init(&c->settle_cv, NULL);
     c->workers = herald__xcalloc((size_t)c->max_concurrency, sizeof *c->workers);
-    for (int i = 0; i < c->max_concurrency; i++) {
+    for (int i = 0; i < (c->tx_handler ? 0 : c->max_concurrency); i++) { /* see dispatch_eo */
         int prc = pthread_create(&c->workers[i], NULL, worker_main, c);
         if (prc != 0) {
             join_all(c, false);

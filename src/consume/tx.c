@@ -3,17 +3,21 @@
  * tx.c - effectively-once processing: the herald_tx a handler runs in, user SQL
  * (herald_sql_*), and the batch op that runs tx handlers on the writer thread.
  *
- * One batch is one op of the group-commit writer. For each message, in order:
+ * One batch is one op of the group-commit writer (eo_run). It takes up to max_n visible
+ * messages of its queue (herald__store_take: no lease, no write - nobody else can see them
+ * before this transaction commits), parses their envelopes, and for each message, in order:
  *   enveloped and (queue, event_id) already processed -> ack, no handler call (a duplicate)
  *   else record (queue, event_id) processed (if enveloped) and call handler(tx, m, env):
  *     0    -> ack
- *     < 0  -> its SQL, sends and record vanish; retry (or dead-letter)
+ *     < 0  -> its SQL, sends and record vanish; retry (or dead-letter); the attempt counts
  *   then all acks/retries of the batch are settled in the same op.
- * A failure is undone without a savepoint per message in the common case: see eo_run.
+ * A failure is undone without a savepoint per message in the common case: see run_handlers.
  * The whole batch commits as one transaction (with whatever else the group holds): the
  * handler's effects, its sends, the processed records and the acks are durable together or not
- * at all. A crash anywhere before the commit leaves the messages leased and untouched; they are
- * redelivered after the visibility timeout and processed once.
+ * at all. A crash anywhere before the commit leaves the messages untouched and visible: the
+ * next batch takes them and processes them once. If the process died inside a handler, the
+ * store's in-flight journal charges that message an attempt at the next open
+ * (store_sqlite_inflight.c), so a message that kills its consumer still dead-letters.
  * Threads: handlers run on the writer thread; herald_tx_* only there, during the handler.
  */
 #include "consume/consume.h"
@@ -144,7 +148,7 @@ enum { EO_OK = 1, EO_DUPLICATE, EO_FAILED }; /* outcome of one message */
 static int process_one(herald__eo_op *o, size_t i, herald__settle_item *it, bool careful)
 {
     herald_store *s = o->s;
-    const herald_message *m = &o->batch->msgs[i];
+    const herald_message *m = &o->batch.msgs[i];
     const herald_envelope *env = o->has_env[i] ? &o->envs[i] : NULL;
     herald__err_clear();
     int rc = careful ? herald__store_sp_begin(s) : 0;
@@ -152,7 +156,7 @@ static int process_one(herald__eo_op *o, size_t i, herald__settle_item *it, bool
     /* Claim the event first: the record is rolled back with everything else if the handler
      * fails, and a duplicate costs one insert attempt. */
     if (rc == 0 && env)
-        rc = herald__store_processed_claim(s, o->batch->queue, env->event_id, env->type,
+        rc = herald__store_processed_claim(s, o->queue, env->event_id, env->type,
                                            &is_new);
     if (rc < 0)
         return rc;
@@ -161,9 +165,11 @@ static int process_one(herald__eo_op *o, size_t i, herald__settle_item *it, bool
         return careful ? herald__store_sp_release(s) : 0;
     }
     herald_tx tx = { .s = s, .m = m, .env = env };
+    herald__store_inflight_running(s, (int64_t)i); /* a crash from here on charges m */
     herald__fault("eo.before_handler");
     int hrc = o->handler(&tx, m, env, o->ud);
     herald__fault("eo.after_handler");
+    herald__store_inflight_running(s, -1);
     if (hrc == 0) {
         o->outcome[i] = EO_OK;
         return careful ? herald__store_sp_release(s) : 0;
@@ -182,9 +188,10 @@ static int process_one(herald__eo_op *o, size_t i, herald__settle_item *it, bool
 /* The settlement of message i before its handler runs: an ack, with its trace. */
 static void item_init(herald__eo_op *o, size_t i, herald__settle_item *it)
 {
-    const herald_message *m = &o->batch->msgs[i];
+    const herald_message *m = &o->batch.msgs[i];
     memset(it, 0, sizeof *it);
     (void)herald__lease_parse(m->lease_id, &it->ref);
+    it->is_taken = true;
     it->delay_s = HERALD_UNSET;
     if (o->has_env[i] && o->envs[i].correlation_id[0]) {
         const herald_envelope *env = &o->envs[i];
@@ -198,18 +205,17 @@ static void item_init(herald__eo_op *o, size_t i, herald__settle_item *it)
     }
 }
 
-/* The common case costs no savepoint per message (a savepoint makes SQLite copy every page a
- * message touches first, ~4 KiB each): the batch runs straight through. If a handler fails,
- * the op is undone and run again carefully, each message under its own savepoint, without
- * calling the failed handler a second time. Handlers before it run twice (herald.h says a
- * handler may run more than once; only its herald_tx_* effects count, and they commit once). */
-static int eo_run(herald_store *s, herald__op *op)
+/* Runs the taken batch: the common case costs no savepoint per message (a savepoint makes
+ * SQLite copy every page a message touches first, ~4 KiB each): the batch runs straight
+ * through under one savepoint. If a handler fails, that savepoint is rolled back and the batch
+ * runs again carefully, each message under its own savepoint, without calling the failed
+ * handler a second time. Handlers before it run twice (herald.h says a handler may run more
+ * than once; only its herald_tx_* effects count, and they commit once). */
+static int run_handlers(herald__eo_op *o, herald__settle_item *items)
 {
-    herald__eo_op *o = (herald__eo_op *)op;
-    o->s = s;
-    size_t n = o->batch->n;
-    herald__settle_item *items = herald__xcalloc(n ? n : 1, sizeof *items);
-    int rc = 0;
+    herald_store *s = o->s;
+    size_t n = o->batch.n;
+    int rc = herald__store_sp_begin(s);
     size_t failed = n; /* the message whose failure made the batch run carefully */
     for (size_t i = 0; rc == 0 && i < n; i++) {
         item_init(o, i, &items[i]);
@@ -217,16 +223,72 @@ static int eo_run(herald_store *s, herald__op *op)
         if (rc == EO_FAILED)
             failed = i;
     }
-    if (rc == EO_FAILED) {
-        rc = herald__store_op_undo(s);
-        for (size_t i = 0; rc == 0 && i < n; i++) {
-            if (i == failed)
-                continue; /* its item and error stand; its work is undone */
-            item_init(o, i, &items[i]);
-            rc = process_one(o, i, &items[i], true);
-        }
+    if (rc == 0)
+        return herald__store_sp_release(s);
+    if (rc != EO_FAILED)
+        return rc;
+    rc = herald__store_sp_rollback(s);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (i == failed)
+            continue; /* its item and error stand; its work is undone */
+        item_init(o, i, &items[i]);
+        rc = process_one(o, i, &items[i], true);
     }
-    o->n_ok = o->n_failed = o->n_duplicates = 0;
+    return rc;
+}
+
+static void eo_free_batch(herald__eo_op *o)
+{
+    for (size_t i = 0; i < o->batch.n; i++) {
+        if (o->errors)
+            herald__free(o->errors[i]);
+        if (o->has_env && o->has_env[i])
+            herald_envelope_deinit(&o->envs[i]);
+    }
+    herald__free(o->errors);
+    herald__free(o->traces);
+    herald__free(o->outcome);
+    herald__free(o->envs);
+    herald__free(o->has_env);
+    o->errors = NULL;
+    o->traces = NULL;
+    o->outcome = NULL;
+    o->envs = NULL;
+    o->has_env = NULL;
+    herald_batch_deinit(&o->batch);
+}
+
+/* The op: take a batch (no lease: nobody else sees these rows before this transaction
+ * commits, and the in-flight journal counts the attempt if the process dies meanwhile), parse
+ * the envelopes, run the handlers, settle - all in the writer's transaction. */
+static int eo_run(herald_store *s, herald__op *op)
+{
+    herald__eo_op *o = (herald__eo_op *)op;
+    o->s = s;
+    o->n_taken = o->n_ok = o->n_failed = o->n_duplicates = 0;
+    int rc = herald__store_take(s, o->queue, o->max_n, o->policy, &o->batch);
+    if (rc < 0)
+        return rc;
+    size_t n = o->batch.n;
+    o->n_taken = (int64_t)n;
+    if (n == (size_t)o->max_n && o->on_full)
+        o->on_full(o);
+    if (n == 0) {
+        herald_batch_deinit(&o->batch);
+        return 0;
+    }
+    o->envs = herald__xcalloc(n, sizeof *o->envs);
+    o->has_env = herald__xcalloc(n, sizeof *o->has_env);
+    o->errors = herald__xcalloc(n, sizeof *o->errors);
+    o->traces = herald__xcalloc(n, sizeof *o->traces);
+    o->outcome = herald__xcalloc(n, sizeof *o->outcome);
+    for (size_t i = 0; i < n; i++) {
+        const herald_message *m = &o->batch.msgs[i];
+        o->has_env[i] = m->content_type == HERALD_CONTENT_JSON &&
+                        herald_envelope_parse(m->body, m->body_len, &o->envs[i]) == 0;
+    }
+    herald__settle_item *items = herald__xcalloc(n, sizeof *items);
+    rc = run_handlers(o, items);
     for (size_t i = 0; i < n; i++) {
         o->n_ok += o->outcome[i] == EO_OK;
         o->n_failed += o->outcome[i] == EO_FAILED;
@@ -234,24 +296,11 @@ static int eo_run(herald_store *s, herald__op *op)
     }
     herald_settle_result res;
     if (rc == 0)
-        rc = herald__store_settle(s, o->batch->queue, items, n, o->policy, &res);
+        rc = herald__store_settle(s, o->queue, items, n, o->policy, &res);
     herald__free(items);
+    eo_free_batch(o);
     herald__fault("eo.before_commit");
     return rc;
-}
-
-static void eo_release(herald__eo_op *o)
-{
-    for (size_t i = 0; i < o->batch->n; i++) {
-        herald__free(o->errors[i]);
-        if (o->has_env[i])
-            herald_envelope_deinit((herald_envelope *)&o->envs[i]);
-    }
-    herald__free(o->errors);
-    herald__free(o->traces);
-    herald__free(o->outcome);
-    herald__free((herald_envelope *)o->envs);
-    herald__free((bool *)o->has_env);
 }
 
 /* Writer or syncer thread: the group holding the batch is durable, or failed. */
@@ -259,9 +308,8 @@ static void eo_done(herald__op *op)
 {
     herald__eo_op *o = (herald__eo_op *)op;
     int rc = op->rc;
-    if (rc == 0)
+    if (rc == 0 && o->n_taken > 0)
         herald__fault("eo.after_commit");
-    eo_release(o);
     herald__err_clear();
     if (rc < 0)
         herald__err(rc, "%s", op->err[0] ? op->err : herald_strerror(rc));
@@ -270,26 +318,15 @@ static void eo_done(herald__op *op)
 
 int herald__eo_submit(herald__eo_op *o)
 {
-    size_t n = o->batch->n ? o->batch->n : 1;
-    /* Parse the envelopes here, on the caller's thread: the writer only runs SQL. */
-    herald_envelope *envs = herald__xcalloc(n, sizeof *envs);
-    bool *has_env = herald__xcalloc(n, sizeof *has_env);
-    for (size_t i = 0; i < o->batch->n; i++) {
-        const herald_message *m = &o->batch->msgs[i];
-        has_env[i] = m->content_type == HERALD_CONTENT_JSON &&
-                     herald_envelope_parse(m->body, m->body_len, &envs[i]) == 0;
-    }
     herald__err_clear();
-    o->envs = envs;
-    o->has_env = has_env;
+    memset(&o->batch, 0, sizeof o->batch);
+    o->envs = NULL;
+    o->has_env = NULL;
+    o->errors = NULL;
+    o->traces = NULL;
+    o->outcome = NULL;
     o->base = (herald__op){ .run = eo_run, .done = eo_done, .wakes = true };
-    o->errors = herald__xcalloc(n, sizeof *o->errors);
-    o->traces = herald__xcalloc(n, sizeof *o->traces);
-    o->outcome = herald__xcalloc(n, sizeof *o->outcome);
-    int rc = herald__store_submit(o->store, &o->base);
-    if (rc < 0)
-        eo_release(o);
-    return rc;
+    return herald__store_submit(o->store, &o->base);
 }
 
 /* ---- plain transactions (the outbox) ---- */

@@ -520,6 +520,17 @@ int herald__store_lease(herald_store *s, const char *queue, int max_n, int64_t v
     return s->ops->lease(s, queue, max_n, visibility_ms, p, herald__store_now(s), out);
 }
 
+int herald__store_take(herald_store *s, const char *queue, int max_n, const herald__policy *p,
+                       herald_batch *out)
+{
+    return s->ops->take(s, queue, max_n, p, herald__store_now(s), out);
+}
+
+void herald__store_inflight_running(herald_store *s, int64_t i)
+{
+    s->ops->inflight_running(s, i);
+}
+
 int herald__store_settle(herald_store *s, const char *queue, const herald__settle_item *items,
                          size_t n, const herald__policy *p, herald_settle_result *res)
 {

@@ -45,6 +45,7 @@ typedef struct herald__settle_item {
     herald__lease_ref ref;
     bool is_retry;
     bool is_dead;      /* retry only: straight to the DLQ (a permanent error) */
+    bool is_taken;     /* taken by herald__store_take in this op, not leased */
     int64_t delay_s;   /* retry only; HERALD_UNSET = policy retry_delay */
     const char *error; /* retry only; may be NULL */
     const char *processed_event_id; /* ack only: record (queue, id) processed, with the ack */
@@ -97,6 +98,16 @@ int herald__store_msg_put(herald_store *s, const char *queue, const herald__msg_
                           int64_t batch_delay_s);
 int herald__store_lease(herald_store *s, const char *queue, int max_n, int64_t visibility_ms,
                         const herald__policy *p, herald_batch *out);
+/* Takes up to max_n visible messages of queue for an effectively-once batch: like a lease,
+ * but no row changes - every taken message must be settled (is_taken) in the same op, which
+ * keeps it from everyone else. The attempt is counted where it fails (settle) or, if the
+ * process dies first, from the in-flight journal at the next open. m->attempts counts this
+ * attempt. */
+int herald__store_take(herald_store *s, const char *queue, int max_n, const herald__policy *p,
+                       herald_batch *out);
+/* Writer side: the handler of message i of the last take runs now (-1: none). If the process
+ * dies meanwhile, that message's attempt is counted at the next open (no system call). */
+void herald__store_inflight_running(herald_store *s, int64_t i);
 int herald__store_settle(herald_store *s, const char *queue, const herald__settle_item *items,
                          size_t n, const herald__policy *p, herald_settle_result *res);
 int herald__store_extend(herald_store *s, const char *queue, const herald__lease_ref *refs,

@@ -51,6 +51,9 @@ struct herald_store_ops {
                    int64_t batch_delay_s, int64_t now_ms);
     int (*lease)(herald_store *s, const char *queue, int max_n, int64_t visibility_ms,
                  const herald__policy *p, int64_t now_ms, herald_batch *out);
+    int (*take)(herald_store *s, const char *queue, int max_n, const herald__policy *p,
+                int64_t now_ms, herald_batch *out);
+    void (*inflight_running)(herald_store *s, int64_t i);
     int (*settle)(herald_store *s, const char *queue, const herald__settle_item *items, size_t n,
                   const herald__policy *p, int64_t now_ms, herald_settle_result *res);
     int (*extend)(herald_store *s, const char *queue, const herald__lease_ref *refs, size_t n,

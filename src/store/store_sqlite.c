@@ -401,6 +401,7 @@ static int sq_open(const char *rest, const herald__store_opts *o, herald_store *
     sq_store *q = herald__xcalloc(1, sizeof *q);
     q->path = path;
     q->wal_fd = -1;
+    q->inflight_fd = -1;
     q->base.durability = dur;
     rc = open_conn(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &q->wdb);
     if (rc == 0)
@@ -436,6 +437,8 @@ static int sq_open(const char *rest, const herald__store_opts *o, herald_store *
                       "set cache");
     if (rc == 0)
         rc = migrate(q->wdb, &q->schema_version);
+    if (rc == 0)
+        rc = herald__sq_inflight_recover(q);
     if (rc == 0 && dur == HERALD_DURABILITY_FULL)
         rc = wal_open(q, false);
     if (rc == 0)
@@ -474,6 +477,7 @@ static void sq_close(herald_store *s)
     if (q->wdb && q->schema_version > 0)
         (void)sqlite3_wal_checkpoint_v2(q->wdb, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
     sqlite3_close(q->wdb);
+    herald__sq_inflight_close(q);
     if (q->wal_fd >= 0)
         close(q->wal_fd);
     herald__free(q->path);
@@ -534,6 +538,11 @@ static int sq_rollback_to(herald_store *s)
     return herald__sq_exec(q, q->w[W_ROLLBACK_TO], "rollback to savepoint");
 }
 
+static void sq_inflight_running(herald_store *s, int64_t i)
+{
+    herald__sq_inflight_running((sq_store *)s, i);
+}
+
 const herald_store_ops herald__store_sqlite = {
     .scheme = "sqlite",
     .abi = HERALD_STORE_ABI,
@@ -555,6 +564,8 @@ const herald_store_ops herald__store_sqlite = {
     .queue_set_paused = herald__sq_queue_set_paused,
     .msg_put = herald__sq_msg_put,
     .lease = herald__sq_lease,
+    .take = herald__sq_take,
+    .inflight_running = sq_inflight_running,
     .settle = herald__sq_settle,
     .extend = herald__sq_extend,
     .sweep = herald__sq_sweep,

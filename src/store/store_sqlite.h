@@ -18,7 +18,7 @@ enum {
     W_QUEUE_BY_NAME, W_QUEUE_INSERT, W_QUEUE_UPDATE, W_QUEUE_DELETE, W_QUEUE_MSGS_DELETE,
     W_QUEUE_PAUSE, W_COUNTERS,
     W_MSG_INSERT, W_LEASE_SCAN, W_MSG_DELETE, W_MSG_STATE, W_MSG_RETRY,
-    W_MSG_TO_DLQ, W_MSG_EXTEND, W_EXPIRE_ONE, W_LEASE_BATCH, W_ACK_BATCH,
+    W_MSG_TO_DLQ, W_MSG_COUNT_ATTEMPT, W_MSG_EXTEND, W_EXPIRE_ONE, W_LEASE_BATCH, W_ACK_BATCH,
     W_PROCESSED_ADD, W_PROCESSED_PRUNE,
     W_TOPIC_ENSURE, W_TOPIC_SUB, W_TOPIC_UNSUB, W_TOPIC_EXISTS, W_TOPIC_TARGETS, W_TOPIC_COUNT,
     W_QUEUE_SUBS_DELETE, W_OUTBOX_PUT, W_OUTBOX_MARK, W_OUTBOX_PRUNE,
@@ -46,6 +46,9 @@ typedef struct sq_store {
     int schema_version;
     int wal_pages; /* writer thread: WAL size after the last commit (wal_hook) */
     int wal_fd;    /* durability FULL: the WAL, fsynced by the syncer thread (sq_sync); or -1 */
+    int inflight_fd;     /* writer: this handle's in-flight journal, or -1 (created lazily) */
+    void *inflight_map;  /* its mapping */
+    char *inflight_path; /* store_sqlite_inflight.c */
     void *wcache, *rcache; /* user-statement caches (store_sqlite_sql.c) */
     void *qcache;          /* writer: queue rows of the current transaction */
     bool w_user_mode, r_user_mode; /* the authorizer applies (store_sqlite_sql.c) */
@@ -83,6 +86,14 @@ int herald__sq_lease(herald_store *s, const char *queue, int max_n, int64_t visi
 int herald__sq_settle(herald_store *s, const char *queue, const herald__settle_item *items,
                       size_t n, const herald__policy *p, int64_t now_ms,
                       herald_settle_result *res);
+int herald__sq_take(herald_store *s, const char *queue, int max_n, const herald__policy *p,
+                    int64_t now_ms, herald_batch *out);
+/* The in-flight journal of taken batches (store_sqlite_inflight.c). note: writer thread, before
+ * the batch's handlers run; recover: at open, before the writer starts; close: at close. */
+int herald__sq_inflight_note(sq_store *q, const int64_t *seqs, const int64_t *attempts, size_t n);
+int herald__sq_inflight_recover(sq_store *q);
+void herald__sq_inflight_running(sq_store *q, int64_t i); /* -1: no handler runs */
+void herald__sq_inflight_close(sq_store *q);
 int herald__sq_extend(herald_store *s, const char *queue, const herald__lease_ref *refs, size_t n,
                       int64_t until_ms);
 int herald__sq_sweep(herald_store *s, int64_t now_ms, int64_t *n_pruned);

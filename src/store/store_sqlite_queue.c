@@ -13,6 +13,10 @@
  *                                                    seq is AUTOINCREMENT, never reused)
  *   LEASED -> DELAYED/VISIBLE   herald__sq_settle()  retry: visible_at = now + delay, tag NULL
  *   LEASED -> VISIBLE           the clock            lease expiry needs no write
+ *   VISIBLE -> gone / retried   take() + settle()    an effectively-once batch takes rows
+ *                                                    without a write and settles them in the
+ *                                                    same op; a failed one counts its attempt
+ *                                                    at settle (attempts += 1, then retry/DLQ)
  *   VISIBLE|LEASED -> DEAD      lease() / settle()   attempts >= max_retries + 1: the row moves
  *                                                    to the DLQ (new row, same id, sent_ms, body,
  *                                                    dead_from, dead_attempts, last_error) or is
@@ -105,6 +109,7 @@ const char *const herald__sq_wsql[W_N] = {
                      "sent_ms, content_type, id, dead_from, dead_attempts, last_error, body) "
                      "SELECT ?2, ?3, 0, ?4, sent_ms, content_type, id, ?5, attempts, "
                      "coalesce(?6, last_error), body FROM herald_messages WHERE seq = ?1",
+    [W_MSG_COUNT_ATTEMPT] = "UPDATE herald_messages SET attempts = attempts + 1 WHERE seq = ?1",
     [W_MSG_EXTEND] = "UPDATE herald_messages SET visible_at_ms = ?3 "
                      "WHERE seq = ?1 AND lease_tag = ?2 AND queue_id = ?4",
     /* RETURNING is fine here: a rare path (see the lease for why not elsewhere). */
@@ -655,8 +660,12 @@ typedef struct cand {
     herald_message *m; /* pushed into the batch at scan; popped again if not leased */
 } cand;
 
-int herald__sq_lease(herald_store *s, const char *queue, int max_n, int64_t visibility_ms,
-                     const herald__policy *p, int64_t now_ms, herald_batch *out)
+/* Lease (take false) or take (take true) up to max_n visible messages of queue into out. A
+ * take changes no row: the caller settles every taken message in the same op (an
+ * effectively-once batch), so nobody else can see it in between; lease ids carry the attempts
+ * count at take time as their tag, and the store's in-flight journal records them. */
+static int lease_or_take(herald_store *s, const char *queue, int max_n, int64_t visibility_ms,
+                         const herald__policy *p, int64_t now_ms, herald_batch *out, bool take)
 {
     sq_store *q = (sq_store *)s;
     qrow r;
@@ -713,7 +722,7 @@ int herald__sq_lease(herald_store *s, const char *queue, int max_n, int64_t visi
          * so k->m stays valid); keep those leased, in order. Their UPDATE is one statement for
          * the whole page (W_LEASE_BATCH), run after the loop. */
         size_t keep = out->n - (size_t)n_cand;
-        int64_t lease_seqs[HERALD_MAX_BATCH_MESSAGES];
+        int64_t lease_seqs[HERALD_MAX_BATCH_MESSAGES], lease_attempts[HERALD_MAX_BATCH_MESSAGES];
         int n_lease = 0;
         for (int i = 0; rc == 0 && i < n_cand; i++) {
             cand *k = &cands[i];
@@ -728,6 +737,13 @@ int herald__sq_lease(herald_store *s, const char *queue, int max_n, int64_t visi
             if (k->was_leased) {
                 rc = herald__sq_attempt_add(q, k->m->id, queue, k->attempts, LEASE_EXPIRED,
                                             now_ms);
+                if (rc == 0 && take) { /* no new lease replaces the tag: drop it (recorded) */
+                    sqlite3_stmt *up = q->w[W_MSG_RETRY];
+                    sqlite3_bind_int64(up, 1, k->seq);
+                    sqlite3_bind_int64(up, 2, now_ms);
+                    sqlite3_bind_text(up, 3, LEASE_EXPIRED, -1, SQLITE_STATIC);
+                    rc = herald__sq_exec(q, up, "clear an expired lease");
+                }
                 if (rc < 0)
                     break;
             }
@@ -736,7 +752,9 @@ int herald__sq_lease(herald_store *s, const char *queue, int max_n, int64_t visi
                                  now_ms, &c);
                 continue;
             }
-            herald__lease_ref ref = { .seq = k->seq, .tag = tag_base + k->seq };
+            herald__lease_ref ref = { .seq = k->seq,
+                                      .tag = take ? k->attempts : tag_base + k->seq };
+            lease_attempts[n_lease] = k->attempts;
             lease_seqs[n_lease++] = k->seq;
             herald_message *m = &out->msgs[keep];
             if (m != k->m)
@@ -746,7 +764,9 @@ int herald__sq_lease(herald_store *s, const char *queue, int max_n, int64_t visi
             keep++;
         }
         out->n = keep;
-        if (rc == 0 && n_lease > 0) {
+        if (rc == 0 && take && n_lease > 0)
+            rc = herald__sq_inflight_note(q, lease_seqs, lease_attempts, (size_t)n_lease);
+        if (rc == 0 && !take && n_lease > 0) {
             sqlite3_stmt *up = q->w[W_LEASE_BATCH];
             sqlite3_bind_int64(up, 1, now_ms + visibility_ms);
             sqlite3_bind_int64(up, 2, tag_base);
@@ -757,14 +777,26 @@ int herald__sq_lease(herald_store *s, const char *queue, int max_n, int64_t visi
                 rc = herald__err(HERALD_ESTORE, "lease updated %d of %d rows",
                                  sqlite3_changes(q->wdb), n_lease);
         }
-        if (n_cand < requested)
-            break; /* the scan found every visible message */
+        if (n_cand < requested || take)
+            break; /* the scan found every visible message; a take takes one page */
     }
     if (rc == 0)
         rc = write_counters(q, r.id, &c);
     if (rc < 0)
         herald_batch_deinit(out);
     return rc;
+}
+
+int herald__sq_lease(herald_store *s, const char *queue, int max_n, int64_t visibility_ms,
+                     const herald__policy *p, int64_t now_ms, herald_batch *out)
+{
+    return lease_or_take(s, queue, max_n, visibility_ms, p, now_ms, out, false);
+}
+
+int herald__sq_take(herald_store *s, const char *queue, int max_n, const herald__policy *p,
+                    int64_t now_ms, herald_batch *out)
+{
+    return lease_or_take(s, queue, max_n, 0, p, now_ms, out, true);
 }
 
 /* Trace columns of row seq: 1 if it is traced, 0 if not (or gone), < 0 on error. */
@@ -899,7 +931,19 @@ int herald__sq_settle(herald_store *s, const char *queue, const herald__settle_i
             rc = herald__sq_fail(q->wdb, src, "read message state");
             break;
         }
-        if (!has_tag || tag != it->ref.tag) {
+        if (it->is_taken) {
+            /* taken in this op (no lease): this attempt is counted now, where it failed */
+            if (attempts != it->ref.tag) {
+                res->n_stale++;
+                continue;
+            }
+            sqlite3_stmt *cnt = q->w[W_MSG_COUNT_ATTEMPT];
+            sqlite3_bind_int64(cnt, 1, it->ref.seq);
+            rc = herald__sq_exec(q, cnt, "count a failed attempt");
+            if (rc < 0)
+                break;
+            attempts++;
+        } else if (!has_tag || tag != it->ref.tag) {
             res->n_stale++;
             continue;
         }

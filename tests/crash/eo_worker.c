@@ -10,15 +10,22 @@
  * The parent creates the table and both queues beforehand, so herald_consumer_start has nothing
  * to create.
  *
+ * With a second argument N, the handler of the event whose payload is {"n":N} kills the process
+ * (a poison message), and the consumer has max_retries 2 and dead-letter queue "in-dlq".
+ *
  * Exit codes: 0 "in" is empty; 2 usage; 3 "in" not empty after 20 s; 10 open failed;
  * 11 consumer start failed; 12 stats failed.
  */
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "herald.h"
 #include "worker.h"
+
+static char poison[32]; /* the payload that kills the process, "" for none */
 
 static int handler(herald_tx *tx, const herald_message *m, const herald_envelope *env, void *ud)
 {
@@ -28,6 +35,8 @@ static int handler(herald_tx *tx, const herald_message *m, const herald_envelope
         herald_tx_set_error(tx, "eo_worker: not an envelope");
         return -1;
     }
+    if (poison[0] && strcmp(env->payload_json, poison) == 0)
+        raise(SIGKILL);
     herald_arg a = HERALD_ARG_S(env->event_id);
     int rc = herald_tx_exec(tx, "INSERT INTO effects(event_id) VALUES (?)", &a, 1, NULL);
     if (rc < 0)
@@ -40,10 +49,12 @@ static int handler(herald_tx *tx, const herald_message *m, const herald_envelope
 
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: eo_worker STORE_URL\n");
+    if (argc != 2 && argc != 3) {
+        fprintf(stderr, "usage: eo_worker STORE_URL [POISON_N]\n");
         return 2;
     }
+    if (argc == 3)
+        snprintf(poison, sizeof poison, "{\"n\":%d}", atoi(argv[2]));
     herald_store *s = NULL;
     int rc = herald_store_open(argv[1], NULL, &s);
     if (rc < 0) {
@@ -60,6 +71,10 @@ int main(int argc, char **argv)
     c.max_batch_size = 10;
     c.max_batch_timeout_ms = 0;
     c.retry_delay_s = 0;
+    if (poison[0]) {
+        c.max_retries = 2;
+        c.dead_letter_queue = "in-dlq";
+    }
     herald_consumer *cons = NULL;
     rc = herald_consumer_start(s, &c, &cons);
     if (rc < 0) {

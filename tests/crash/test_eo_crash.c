@@ -215,3 +215,54 @@ Test(eo_crash, an_unknown_fault_point_does_nothing)
     assert_exit_0(run_worker("no.such_point"), "unknown fault point");
     assert_processed_once("unknown fault point");
 }
+
+/* A handler that kills the process on one message (a poison message): no lease counts the
+ * attempt before the handler runs, the in-flight journal does. After max_retries + 1 = 3 deaths
+ * the message goes to the dead-letter queue with three attempt records; the messages of its
+ * batches were not charged for its crashes, and every other event took effect once. */
+Test(eo_crash, a_poison_message_that_kills_the_process_is_dead_lettered_after_max_retries)
+{
+    prepare_store();
+    const char *const argv[] = { HERALD_EO_WORKER, g_url, "3", NULL };
+    int kills = 0, st = 0;
+    for (int run = 0; run < 6; run++) {
+        st = hx_reap(hx_exec_worker(argv, NULL), 60000);
+        if (!WIFSIGNALED(st))
+            break;
+        cr_assert_eq(WTERMSIG(st), SIGKILL, "worker died of signal %d", WTERMSIG(st));
+        kills++;
+    }
+    assert_exit_0(st, "the run after the poison message was dead-lettered");
+    cr_assert_eq(kills, 3, "the poison message killed %d workers, want max_retries + 1 = 3", kills);
+
+    herald_store *s = hx_open(g_dir, NULL);
+    herald_batch b = { 0 };
+    cr_assert_eq(hx_peek(s, "in-dlq", &b), 1, "in-dlq should hold the poison message alone");
+    herald_envelope en;
+    cr_assert_eq(herald_envelope_parse(b.msgs[0].body, b.msgs[0].body_len, &en), 0);
+    cr_assert_str_eq(en.payload_json, "{\"n\":3}");
+    herald_envelope_deinit(&en);
+    cr_assert_eq(b.msgs[0].dead_attempts, 3, "dead_attempts %d", b.msgs[0].dead_attempts);
+    herald_attempt *at = NULL;
+    size_t n_at = 0;
+    cr_assert_eq(herald_message_attempts(s, b.msgs[0].id, &at, &n_at), 0, "%s",
+                 herald_last_error());
+    cr_assert_eq(n_at, 3, "attempt records: %zu", n_at);
+    for (size_t i = 0; i < n_at; i++)
+        cr_assert(strstr(at[i].error, "exited"), "attempt %zu: %s", i, at[i].error);
+    herald_free(at);
+    herald_batch_deinit(&b);
+
+    int64_t v[4] = { -1, -1 };
+    cr_assert_eq(herald_sql_query(s, "SELECT count(*), count(DISTINCT event_id) FROM effects",
+                                  NULL, 0, hx_cb_ints, v),
+                 0);
+    cr_assert_eq(v[0], N_EVENTS - 1, "effects rows %lld, want one per event but the poison one",
+                 (long long)v[0]);
+    cr_assert_eq(v[1], N_EVENTS - 1);
+    herald_queue_stats in = hx_stats(s, "in");
+    cr_assert_eq(in.backlog_count, 0);
+    cr_assert_eq(in.dead_lettered_total, 1, "dead-lettered %lld: batch-mates were charged too",
+                 (long long)in.dead_lettered_total);
+    herald_store_close(s);
+}

@@ -1,0 +1,200 @@
+// SPDX-License-Identifier: MIT
+/*
+ * store_sqlite_inflight.c - the in-flight journal of effectively-once batches.
+ *
+ * An effectively-once batch takes its messages without a write (herald__sq_take): its handlers,
+ * records and settlements commit together, so no lease is needed to keep others away. What a
+ * lease also did is count the attempt before the handler runs, so that a message whose handler
+ * crashes the process still reaches its dead-letter queue after max_retries. The journal keeps
+ * that, better: the take writes (seq, attempts) of every taken message to a small file of this
+ * store handle, "<db>-inflight-<pid>-<n>", mapped into memory (MAP_SHARED: plain stores, no
+ * system call; a crashed process's writes survive in the page cache - a power loss is not a
+ * poison message), and the batch marks which handler is running. The file is held under
+ * flock(LOCK_EX) while the store is open and removed at close.
+ * Recovery (sq_open, before the writer starts): a journal whose lock can be taken belongs to a
+ * process that is gone. If a handler was running, only its message is charged: attempts + 1
+ * and an attempt record ("the process exited while its handler ran"), in one transaction, if it
+ * still has the recorded attempts count (so a repeated recovery - a crash between commit and
+ * unlink - changes nothing); the other messages of the batch lost nothing but a try. Then the
+ * file is removed.
+ * Layout (int64, host byte order): "HRLDINF1", n, running index (-1: no handler running), then
+ * n pairs (seq, attempts).
+ */
+#include "store/store_sqlite.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAGIC "HRLDINF1"
+#define DIED "the process exited while its handler ran"
+
+static atomic_int journal_counter; /* distinguishes store handles of one process */
+
+enum { J_MAGIC, J_N, J_RUNNING, J_PAIRS };
+#define JOURNAL_BYTES ((size_t)(J_PAIRS + 2 * HERALD_MAX_BATCH_MESSAGES) * sizeof(int64_t))
+
+static int journal_create(sq_store *q)
+{
+    char tmp[4200], final[4200];
+    int k = atomic_fetch_add(&journal_counter, 1);
+    if (snprintf(tmp, sizeof tmp, "%s-inflight-%ld-%d.tmp", q->path, (long)getpid(), k) >=
+        (int)sizeof tmp)
+        return herald__err(HERALD_EINVAL, "store path too long: %s", q->path);
+    memcpy(final, tmp, strlen(tmp) - 4);
+    final[strlen(tmp) - 4] = 0;
+    /* locked before it has its final name: a recovering process never sees it unlocked */
+    int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    void *map = MAP_FAILED;
+    if (fd >= 0 && flock(fd, LOCK_EX) == 0 && ftruncate(fd, (off_t)JOURNAL_BYTES) == 0)
+        map = mmap(NULL, JOURNAL_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (map == MAP_FAILED || rename(tmp, final) != 0) {
+        int e = errno;
+        if (map != MAP_FAILED)
+            munmap(map, JOURNAL_BYTES);
+        if (fd >= 0) {
+            close(fd);
+            unlink(tmp);
+        }
+        return herald__err(HERALD_EIO, "cannot create the in-flight journal '%s': %s", final,
+                           strerror(e));
+    }
+    q->inflight_fd = fd;
+    q->inflight_map = map;
+    q->inflight_path = herald__xstrdup(final);
+    return 0;
+}
+
+int herald__sq_inflight_note(sq_store *q, const int64_t *seqs, const int64_t *attempts, size_t n)
+{
+    HERALD_CHECK(n <= HERALD_MAX_BATCH_MESSAGES);
+    if (!q->inflight_map) {
+        int rc = journal_create(q);
+        if (rc < 0)
+            return rc;
+    }
+    int64_t *j = q->inflight_map;
+    j[J_RUNNING] = -1;
+    j[J_N] = 0; /* a torn batch reads as empty */
+    for (size_t i = 0; i < n; i++) {
+        j[J_PAIRS + 2 * i] = seqs[i];
+        j[J_PAIRS + 2 * i + 1] = attempts[i];
+    }
+    memcpy(&j[J_MAGIC], MAGIC, 8);
+    j[J_N] = (int64_t)n;
+    return 0;
+}
+
+void herald__sq_inflight_running(sq_store *q, int64_t i)
+{
+    if (q->inflight_map)
+        ((volatile int64_t *)q->inflight_map)[J_RUNNING] = i;
+}
+
+void herald__sq_inflight_close(sq_store *q)
+{
+    if (q->inflight_fd >= 0) {
+        unlink(q->inflight_path); /* before the lock goes: nobody recovers a clean close */
+        munmap(q->inflight_map, JOURNAL_BYTES);
+        close(q->inflight_fd);
+    }
+    q->inflight_fd = -1;
+    q->inflight_map = NULL;
+    herald__free(q->inflight_path);
+    q->inflight_path = NULL;
+}
+
+/* Applies one dead process's journal (fd locked by us): charges the message whose handler was
+ * running, if any. */
+static int apply_journal(sq_store *q, int fd, const char *path)
+{
+    int64_t j[J_PAIRS + 2 * HERALD_MAX_BATCH_MESSAGES];
+    ssize_t got = pread(fd, j, sizeof j, 0);
+    if (got < (ssize_t)(J_PAIRS * sizeof j[0]) || memcmp(&j[J_MAGIC], MAGIC, 8) != 0 ||
+        j[J_N] <= 0 || j[J_N] > HERALD_MAX_BATCH_MESSAGES || j[J_RUNNING] < 0 ||
+        j[J_RUNNING] >= j[J_N] || got < (ssize_t)((J_PAIRS + 2 * j[J_N]) * sizeof j[0]))
+        return 0; /* no handler was running: nothing to charge */
+    int64_t seq = j[J_PAIRS + 2 * j[J_RUNNING]], attempts = j[J_PAIRS + 2 * j[J_RUNNING] + 1];
+    static const char *const sql[2] = {
+        "INSERT INTO herald_attempts (message_id, queue, attempt, error, at_ms) "
+        "SELECT m.id, q.name, m.attempts + 1, ?3, ?4 FROM herald_messages m "
+        "JOIN herald_queues q ON q.queue_id = m.queue_id WHERE m.seq = ?1 AND m.attempts = ?2",
+        "UPDATE herald_messages SET attempts = attempts + 1, last_error = ?3 "
+        "WHERE seq = ?1 AND attempts = ?2",
+    };
+    int src = sqlite3_exec(q->wdb, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    int changed = 0;
+    for (int k = 0; src == SQLITE_OK && k < 2; k++) {
+        sqlite3_stmt *st = NULL;
+        src = sqlite3_prepare_v2(q->wdb, sql[k], -1, &st, NULL);
+        if (src == SQLITE_OK) {
+            sqlite3_bind_int64(st, 1, seq);
+            sqlite3_bind_int64(st, 2, attempts);
+            sqlite3_bind_text(st, 3, DIED, -1, SQLITE_STATIC);
+            if (k == 0)
+                sqlite3_bind_int64(st, 4, herald__wall_ms());
+            src = sqlite3_step(st);
+            src = src == SQLITE_DONE ? SQLITE_OK : src;
+            changed = sqlite3_changes(q->wdb);
+        }
+        sqlite3_finalize(st);
+    }
+    if (src == SQLITE_OK)
+        src = sqlite3_exec(q->wdb, "COMMIT", NULL, NULL, NULL);
+    if (src != SQLITE_OK) {
+        int rc = herald__sq_fail(q->wdb, src, "recover the in-flight journal");
+        if (!sqlite3_get_autocommit(q->wdb))
+            (void)sqlite3_exec(q->wdb, "ROLLBACK", NULL, NULL, NULL);
+        return rc;
+    }
+    if (changed > 0) {
+        char b[32];
+        snprintf(b, sizeof b, "%lld", (long long)seq);
+        herald__log(HERALD_LOG_WARN, "a process exited while an effectively-once handler ran; "
+                    "the attempt is counted", "journal", path, "seq", b, NULL);
+    }
+    return 0;
+}
+
+int herald__sq_inflight_recover(sq_store *q)
+{
+    char *copy = herald__xstrdup(q->path), *copy2 = herald__xstrdup(q->path);
+    const char *dir = dirname(copy), *base = basename(copy2);
+    char prefix[512];
+    int plen = snprintf(prefix, sizeof prefix, "%s-inflight-", base);
+    DIR *d = opendir(dir);
+    int rc = 0;
+    struct dirent *e;
+    while (rc == 0 && d && plen < (int)sizeof prefix && (e = readdir(d))) {
+        size_t nl = strlen(e->d_name);
+        if (strncmp(e->d_name, prefix, (size_t)plen) != 0 ||
+            (nl > 4 && strcmp(e->d_name + nl - 4, ".tmp") == 0))
+            continue;
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        struct stat st;
+        /* locked: its process is alive; unlinked meanwhile: someone else recovered it */
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &st) == 0 && st.st_nlink > 0) {
+            rc = apply_journal(q, fd, path);
+            if (rc == 0)
+                unlink(path);
+        }
+        close(fd);
+    }
+    if (d)
+        closedir(d);
+    herald__free(copy);
+    herald__free(copy2);
+    return rc;
+}
