@@ -297,6 +297,9 @@ static void sq_close(herald_store *s);
 static int prepare_all(sq_store *q)
 {
     static const char *const generic[] = {
+        [W_SEQ_READ] = "SELECT (SELECT value FROM herald_meta WHERE key = 'message_seq'), "
+                       "(SELECT max(seq) FROM herald_messages)",
+        [W_SEQ_MARK] = "UPDATE herald_meta SET value = ?1 WHERE key = 'message_seq'",
         [W_BEGIN] = "BEGIN IMMEDIATE",   [W_COMMIT] = "COMMIT",
         [W_ROLLBACK] = "ROLLBACK",       [W_SAVEPOINT] = "SAVEPOINT op",
         [W_RELEASE] = "RELEASE op",      [W_ROLLBACK_TO] = "ROLLBACK TO op",
@@ -496,13 +499,30 @@ static int sq_begin(herald_store *s)
     sq_store *q = (sq_store *)s;
     herald__sq_qcache_clear(q);
     herald__sq_counters_reset(q);
-    return herald__sq_exec(q, q->w[W_BEGIN], "begin transaction");
+    int rc = herald__sq_exec(q, q->w[W_BEGIN], "begin transaction");
+    if (rc < 0)
+        return rc;
+    /* Inside the write lock: other processes' seqs are in the mark or in the table. */
+    sqlite3_stmt *st = q->w[W_SEQ_READ];
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        q->seq_mark = sqlite3_column_int64(st, 0);
+        int64_t max_seq = sqlite3_column_int64(st, 1);
+        q->next_seq = (max_seq > q->seq_mark ? max_seq : q->seq_mark) + 1;
+        src = sqlite3_step(st);
+    }
+    sqlite3_reset(st);
+    return src == SQLITE_DONE ? 0 : herald__sq_fail(q->wdb, src, "read the message seq mark");
 }
 
 static int sq_commit(herald_store *s)
 {
     sq_store *q = (sq_store *)s;
     int rc = herald__sq_counters_flush(q);
+    if (rc == 0 && q->next_seq - 1 > q->seq_mark) {
+        sqlite3_bind_int64(q->w[W_SEQ_MARK], 1, q->next_seq - 1);
+        rc = herald__sq_exec(q, q->w[W_SEQ_MARK], "record the message seq mark");
+    }
     return rc < 0 ? rc : herald__sq_exec(q, q->w[W_COMMIT], "commit");
 }
 

@@ -13,7 +13,8 @@
 
 /* Statements of the writer connection, prepared at open (index into sq_store.w). */
 enum {
-    W_BEGIN, W_COMMIT, W_ROLLBACK, W_SAVEPOINT, W_RELEASE, W_ROLLBACK_TO,
+    W_BEGIN, W_COMMIT, W_ROLLBACK, W_SAVEPOINT, W_RELEASE, W_ROLLBACK_TO, W_SEQ_READ,
+    W_SEQ_MARK,
     W_SP_BEGIN, W_SP_RELEASE, W_SP_ROLLBACK,
     W_QUEUE_BY_NAME, W_QUEUE_INSERT, W_QUEUE_UPDATE, W_QUEUE_DELETE, W_QUEUE_MSGS_DELETE,
     W_QUEUE_PAUSE, W_COUNTERS,
@@ -46,6 +47,8 @@ typedef struct sq_store {
     int schema_version;
     int wal_pages; /* writer thread: WAL size after the last commit (wal_hook) */
     int wal_fd;    /* durability FULL: the WAL, fsynced by the syncer thread (sq_sync); or -1 */
+    int64_t next_seq;    /* writer: the seq the next new message row gets (herald__sq_next_seq) */
+    int64_t seq_mark;    /* writer: herald_meta's message_seq as this transaction began */
     int inflight_fd;     /* writer: this handle's in-flight journal, or -1 (created lazily) */
     void *inflight_map;  /* its mapping */
     char *inflight_path; /* store_sqlite_inflight.c */
@@ -62,6 +65,13 @@ int herald__sq_fail(sqlite3 *db, int src, const char *what);
 int herald__sq_collect(sqlite3 *db, sqlite3_stmt *st, size_t elem_size,
                        void (*fill)(sqlite3_stmt *st, void *elem), void **out, size_t *n,
                        const char *what);
+/* Writer: the seq for a new message row. Never one handed out before, even if that row is
+ * gone: seqs continue from max(herald_meta's mark, max(seq)), read when the transaction began,
+ * and the mark is written back at commit (migration 0010). */
+static inline int64_t herald__sq_next_seq(sq_store *q)
+{
+    return q->next_seq++;
+}
 /* Steps a statement that returns no row; resets it. */
 int herald__sq_exec(sq_store *q, sqlite3_stmt *st, const char *what);
 

@@ -53,6 +53,7 @@ int herald__sq_redrive_one(herald_store *s, const char *dlq, int64_t seq, const 
         sqlite3_bind_blob64(st, 5, len ? body : "", len, SQLITE_STATIC);
     else
         sqlite3_bind_null(st, 5);
+    sqlite3_bind_int64(st, 6, herald__sq_next_seq(q));
     if ((rc = herald__sq_exec(q, st, "redrive message")) < 0)
         return rc;
     st = q->w[W_MSG_DELETE];

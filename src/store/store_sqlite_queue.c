@@ -10,7 +10,7 @@
  *                                                    UPDATE for the page: W_LEASE_BATCH)
  *   LEASED -> gone              herald__sq_settle()  ack: delete by seq (late acks accepted; a
  *                                                    consumer's plain acks in one W_ACK_BATCH;
- *                                                    seq is AUTOINCREMENT, never reused)
+ *                                                    a seq is never reused: herald__sq_next_seq)
  *   LEASED -> DELAYED/VISIBLE   herald__sq_settle()  retry: visible_at = now + delay, tag NULL
  *   LEASED -> VISIBLE           the clock            lease expiry needs no write
  *   VISIBLE -> gone / retried   take() + settle()    an effectively-once batch takes rows
@@ -87,7 +87,7 @@ const char *const herald__sq_wsql[W_N] = {
                    "WHERE queue_id = ?1",
     [W_MSG_INSERT] = "INSERT INTO herald_messages (queue_id, visible_at_ms, attempts, "
                      "expires_at_ms, sent_ms, content_type, id, body, correlation_id, event_id, "
-                     "event_type) VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                     "event_type, seq) VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     [W_TRACE_ADD] = "INSERT INTO herald_trace (correlation_id, at_ms, what, queue, message_id, "
                     "event_id, type, handler, attempt, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
                     "?7, ?8, ?9, ?10)",
@@ -106,9 +106,9 @@ const char *const herald__sq_wsql[W_N] = {
     [W_MSG_RETRY] = "UPDATE herald_messages SET visible_at_ms = ?2, lease_tag = NULL, "
                     "last_error = coalesce(?3, last_error) WHERE seq = ?1",
     [W_MSG_TO_DLQ] = "INSERT INTO herald_messages (queue_id, visible_at_ms, attempts, expires_at_ms, "
-                     "sent_ms, content_type, id, dead_from, dead_attempts, last_error, body) "
+                     "sent_ms, content_type, id, dead_from, dead_attempts, last_error, body, seq) "
                      "SELECT ?2, ?3, 0, ?4, sent_ms, content_type, id, ?5, attempts, "
-                     "coalesce(?6, last_error), body FROM herald_messages WHERE seq = ?1",
+                     "coalesce(?6, last_error), body, ?7 FROM herald_messages WHERE seq = ?1",
     [W_MSG_COUNT_ATTEMPT] = "UPDATE herald_messages SET attempts = attempts + 1 WHERE seq = ?1",
     [W_MSG_EXTEND] = "UPDATE herald_messages SET visible_at_ms = ?3 "
                      "WHERE seq = ?1 AND lease_tag = ?2 AND queue_id = ?4",
@@ -140,8 +140,8 @@ const char *const herald__sq_wsql[W_N] = {
     [W_DEAD_GET] = "SELECT id, dead_from FROM herald_messages WHERE seq = ?1 AND queue_id = ?2",
     /* ?5: the edited body, or NULL to keep the dead letter's */
     [W_REDRIVE] = "INSERT INTO herald_messages (queue_id, visible_at_ms, attempts, expires_at_ms, "
-                  "sent_ms, content_type, id, body) SELECT ?2, ?3, 0, ?4, sent_ms, content_type, "
-                  "id, coalesce(?5, body) FROM herald_messages WHERE seq = ?1",
+                  "sent_ms, content_type, id, body, seq) SELECT ?2, ?3, 0, ?4, sent_ms, "
+                  "content_type, id, coalesce(?5, body), ?6 FROM herald_messages WHERE seq = ?1",
     [W_METRICS_ADD] = "INSERT INTO herald_metrics (queue, type, outcome, count, sum_ms, b0, b1, "
                       "b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12) VALUES (?1, ?2, ?3, ?4, "
                       "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18) "
@@ -534,6 +534,7 @@ int herald__sq_msg_put(herald_store *s, const char *queue, const herald__msg_in 
             sqlite3_bind_null(st, 9);
             sqlite3_bind_null(st, 10);
         }
+        sqlite3_bind_int64(st, 11, herald__sq_next_seq(q));
         int src = sqlite3_step(st);
         sqlite3_reset(st);
         if (src != SQLITE_DONE)
@@ -600,6 +601,7 @@ static int dead_letter(sq_store *q, const qrow *src, const char *src_name, int64
             sqlite3_bind_text(st, 6, error, -1, SQLITE_STATIC);
         else
             sqlite3_bind_null(st, 6);
+        sqlite3_bind_int64(st, 7, herald__sq_next_seq(q));
         rc = herald__sq_exec(q, st, "move message to dead-letter queue");
         if (rc == 0) {
             counters dc = { .sent = 1 };

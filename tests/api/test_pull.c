@@ -925,6 +925,31 @@ Test(pull, a_repeated_ack_never_deletes_a_message_sent_after_the_first_ack)
     herald_batch_deinit(&b);
 }
 
+/* The mark of handed-out seqs is kept in the store: after a reopen (another process, or this
+ * one later) the seq of a deleted newest message is still not handed out again. Each of the
+ * three messages is the newest when it is acked, in a transaction of its own. */
+Test(pull, a_seq_is_not_reused_after_the_store_is_reopened)
+{
+    char old_leases[3][HERALD_LEASE_ID_SIZE];
+    for (int i = 0; i < 3; i++) {
+        send1("q", "\"old\"", NULL);
+        herald_batch a = { 0 };
+        cr_assert_eq(pull_n("q", 1, &a), 1);
+        memcpy(old_leases[i], a.msgs[0].lease_id, sizeof old_leases[i]);
+        herald_batch_deinit(&a);
+        cr_assert_eq(ack1("q", old_leases[i]).n_acked, 1);
+        hx_env_close(&env);
+        hx_env_reopen(&env);
+    }
+    char id_b[HERALD_ID_SIZE];
+    send1("q", "\"B\"", id_b);
+    for (int i = 0; i < 3; i++) {
+        herald_settle_result r = ack1("q", old_leases[i]);
+        cr_assert_eq(r.n_acked, 0, "an old lease acked the message sent after a reopen");
+    }
+    cr_assert_eq(stats("q").backlog_count, 1, "B was deleted by an old lease");
+}
+
 /* ---- herald_message_get --------------------------------------------------------------------- */
 
 Test(pull, message_get_finds_a_message_in_any_state_by_id_and_not_elsewhere)
