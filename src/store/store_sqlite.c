@@ -7,8 +7,10 @@
  *   wdb   the writer: only the group-commit writer thread runs statements on it (open and close
  *         run before the writer starts / after it stopped).
  *   rdb   the reader: under base.read_mu; WAL lets it read while the writer writes.
- * Checkpoints: wal_autocheckpoint is off; the writer thread checkpoints between commit groups
- *   (sq_after_commit) so that no caller waits for one and the WAL is reused, not grown.
+ * Checkpoints: wal_autocheckpoint is off. Durability FULL: a checkpointer thread with its own
+ *   connection copies the WAL beside the writer, and the writer restarts the WAL when it gets
+ *   long (ckpt_main). NORMAL: the writer checkpoints between commit groups (sq_after_commit).
+ *   Either way no caller waits for a checkpoint and the WAL is reused, not grown.
  * Durability: journal_mode=WAL. FULL -> the WAL is fsynced after every commit group, but not
  *   by the commit: the connection runs synchronous=NORMAL and the store's syncer thread calls
  *   sq_sync (fdatasync of the WAL through a descriptor of our own) before the group's callers
@@ -26,6 +28,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <string.h>
@@ -36,6 +39,7 @@
 
 #define HERALD_APP_ID 0x48524c44 /* 'HRLD' */
 #define CKPT_PAGES 1000          /* ~4 MiB of WAL between checkpoints */
+#define WAL_RESTART_PAGES 8000   /* ~32 MiB: the writer restarts the WAL (checkpointer thread) */
 
 int herald__sq_fail(sqlite3 *db, int src, const char *what)
 {
@@ -263,19 +267,98 @@ static int wal_hook(void *ud, sqlite3 *db, const char *name, int pages)
     return SQLITE_OK;
 }
 
-/* Writer thread, between commit groups: a PASSIVE checkpoint once the WAL passes CKPT_PAGES.
- * Run here, with no write in progress, it can backfill the whole WAL, so the next transaction
- * restarts the WAL from its beginning (reusing its cached pages) instead of growing the file. A
- * concurrent checkpointer thread never catches up with a busy writer and lets the WAL grow
- * without bound. */
+static int open_conn(const char *path, int flags, sqlite3 **out);
+
+/* The background checkpointer (durability FULL): PASSIVE checkpoints on a connection of its
+ * own, so that copying the WAL into the database and the fsyncs that go with it run beside the
+ * writer instead of inside it. A busy writer never lets a concurrent checkpoint finish the
+ * whole WAL (new frames arrive meanwhile), so the WAL would not restart and would grow without
+ * bound: once it passes WAL_RESTART_PAGES the writer itself runs a RESTART checkpoint between
+ * groups - by then the checkpointer has copied nearly everything, so that is short. */
+static void *ckpt_main(void *arg)
+{
+    sq_store *q = arg;
+    pthread_mutex_lock(&q->ckpt_mu);
+    for (;;) {
+        while (!q->ckpt_wanted && !q->ckpt_stop)
+            pthread_cond_wait(&q->ckpt_cv, &q->ckpt_mu);
+        if (q->ckpt_stop)
+            break;
+        q->ckpt_wanted = false;
+        pthread_mutex_unlock(&q->ckpt_mu);
+        int log = 0, done = 0;
+        int src = sqlite3_wal_checkpoint_v2(q->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+        pthread_mutex_lock(&q->ckpt_mu);
+        if (src != SQLITE_OK && src != SQLITE_BUSY && q->ckpt_src == SQLITE_OK) {
+            q->ckpt_src = src; /* reported by the writer (sq_after_commit): sticky */
+            snprintf(q->ckpt_err, sizeof q->ckpt_err, "%s", sqlite3_errmsg(q->cdb));
+        }
+    }
+    pthread_mutex_unlock(&q->ckpt_mu);
+    return NULL;
+}
+
+static int ckpt_start(sq_store *q)
+{
+    int rc = open_conn(q->path, SQLITE_OPEN_READWRITE, &q->cdb);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_init(&q->ckpt_mu, NULL);
+    pthread_cond_init(&q->ckpt_cv, NULL);
+    int prc = pthread_create(&q->ckpt_thread, NULL, ckpt_main, q);
+    if (prc != 0) {
+        pthread_cond_destroy(&q->ckpt_cv);
+        pthread_mutex_destroy(&q->ckpt_mu);
+        return herald__err(-prc, "cannot start the checkpointer thread: %s", strerror(prc));
+    }
+    q->has_ckpt_thread = true;
+    return 0;
+}
+
+static void ckpt_stop(sq_store *q)
+{
+    if (q->has_ckpt_thread) {
+        pthread_mutex_lock(&q->ckpt_mu);
+        q->ckpt_stop = true;
+        pthread_cond_signal(&q->ckpt_cv);
+        pthread_mutex_unlock(&q->ckpt_mu);
+        pthread_join(q->ckpt_thread, NULL);
+        pthread_cond_destroy(&q->ckpt_cv);
+        pthread_mutex_destroy(&q->ckpt_mu);
+        q->has_ckpt_thread = false;
+    }
+    sqlite3_close(q->cdb);
+    q->cdb = NULL;
+}
+
+/* Writer thread, between commit groups. With the checkpointer thread: wake it once the WAL
+ * passes CKPT_PAGES more frames, and RESTART past WAL_RESTART_PAGES (see above). Without it
+ * (durability NORMAL, where a checkpoint is what makes commits durable and its bound is
+ * documented): a PASSIVE checkpoint here once the WAL passes CKPT_PAGES; with no write in
+ * progress it backfills the whole WAL, and the next transaction restarts it. */
 static int sq_after_commit(herald_store *s)
 {
     sq_store *q = (sq_store *)s;
-    if (q->wal_pages < CKPT_PAGES)
+    if (q->has_ckpt_thread) {
+        pthread_mutex_lock(&q->ckpt_mu);
+        int bad = q->ckpt_src;
+        if (bad == SQLITE_OK && q->wal_pages >= q->ckpt_asked_at + CKPT_PAGES) {
+            q->ckpt_wanted = true;
+            q->ckpt_asked_at = q->wal_pages;
+            pthread_cond_signal(&q->ckpt_cv);
+        }
+        pthread_mutex_unlock(&q->ckpt_mu);
+        if (bad != SQLITE_OK)
+            return herald__err(HERALD_EIO, "checkpoint failed: %s", q->ckpt_err);
+        if (q->wal_pages < WAL_RESTART_PAGES)
+            return 0;
+    } else if (q->wal_pages < CKPT_PAGES) {
         return 0;
+    }
     int log = 0, done = 0;
     int64_t t0 = herald__mono_ns();
-    int src = sqlite3_wal_checkpoint_v2(q->wdb, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+    int mode = q->has_ckpt_thread ? SQLITE_CHECKPOINT_RESTART : SQLITE_CHECKPOINT_PASSIVE;
+    int src = sqlite3_wal_checkpoint_v2(q->wdb, NULL, mode, &log, &done);
     if (herald__log_enabled(HERALD_LOG_DEBUG)) {
         char b[96];
         snprintf(b, sizeof b, "%d frames, %d backfilled, %.2f ms", log, done,
@@ -283,6 +366,7 @@ static int sq_after_commit(herald_store *s)
         herald__log(HERALD_LOG_DEBUG, "checkpoint", "result", b, NULL);
     }
     q->wal_pages = 0;
+    q->ckpt_asked_at = 0;
     if (src == SQLITE_OK || src == SQLITE_BUSY) /* busy: a reader held it back; next time */
         return 0;
     /* In durability normal the checkpoint is where the WAL reaches the disk: a failure here
@@ -453,8 +537,10 @@ static int sq_open(const char *rest, const herald__store_opts *o, herald_store *
         herald__sq_install_authorizer(q);
     if (rc == 0)
         rc = prepare_all(q);
+    if (rc == 0 && dur == HERALD_DURABILITY_FULL)
+        rc = ckpt_start(q);
     if (rc == 0) {
-        sqlite3_wal_autocheckpoint(q->wdb, 0); /* sq_after_commit() does it between groups */
+        sqlite3_wal_autocheckpoint(q->wdb, 0); /* sq_after_commit() and ckpt_main() do it */
         sqlite3_wal_hook(q->wdb, wal_hook, q);
     }
     if (rc < 0) {
@@ -476,6 +562,7 @@ static void sq_close(herald_store *s)
         sqlite3_finalize(q->w[i]);
     for (int i = 0; i < R_N; i++)
         sqlite3_finalize(q->r[i]);
+    ckpt_stop(q);
     sqlite3_close(q->rdb);
     if (q->wdb && q->schema_version > 0)
         (void)sqlite3_wal_checkpoint_v2(q->wdb, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);

@@ -47,6 +47,16 @@ typedef struct sq_store {
     int schema_version;
     int wal_pages; /* writer thread: WAL size after the last commit (wal_hook) */
     int wal_fd;    /* durability FULL: the WAL, fsynced by the syncer thread (sq_sync); or -1 */
+    /* durability FULL: the checkpointer thread and its connection (store_sqlite.c) */
+    sqlite3 *cdb;
+    bool has_ckpt_thread;
+    pthread_t ckpt_thread;
+    pthread_mutex_t ckpt_mu;
+    pthread_cond_t ckpt_cv;
+    bool ckpt_wanted, ckpt_stop; /* ckpt_mu */
+    int ckpt_src;                /* ckpt_mu: first failure, SQLITE_OK if none */
+    char ckpt_err[256];          /* ckpt_mu */
+    int ckpt_asked_at;           /* writer: wal_pages when the checkpointer was last woken */
     int64_t next_seq;    /* writer: the seq the next new message row gets (herald__sq_next_seq) */
     int64_t seq_mark;    /* writer: herald_meta's message_seq as this transaction began */
     int inflight_fd;     /* writer: this handle's in-flight journal, or -1 (created lazily) */
