@@ -290,7 +290,7 @@ static void run_chain(herald_consumer *c, herald_delivery *d)
     for (size_t i = 0; i < n; i++) {
         const herald_message *m = &d->batch.msgs[i];
         has_env[i] = m->content_type == HERALD_CONTENT_JSON &&
-                     herald_envelope_parse(m->body, m->body_len, &envs[i]) == 0;
+                     herald__envelope_parse_stored(m->body, m->body_len, &envs[i]) == 0;
         herald_msg_ctx ctx = { .chain = c->chain, .queue = d->batch.queue };
         int rc = herald_mw_next(&ctx, m, has_env[i] ? &envs[i] : NULL);
         herald__settle_item *it = &items[i];

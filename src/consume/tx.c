@@ -285,7 +285,7 @@ static int eo_run(herald_store *s, herald__op *op)
     for (size_t i = 0; i < n; i++) {
         const herald_message *m = &o->batch.msgs[i];
         o->has_env[i] = m->content_type == HERALD_CONTENT_JSON &&
-                        herald_envelope_parse(m->body, m->body_len, &o->envs[i]) == 0;
+                        herald__envelope_parse_stored(m->body, m->body_len, &o->envs[i]) == 0;
     }
     herald__settle_item *items = herald__xcalloc(n, sizeof *items);
     rc = run_handlers(o, items);

@@ -170,6 +170,8 @@ static const char *const field_names[F_N] = { "event_id", "type", "source", "tim
 typedef struct env_scan {
     const char *val[F_N];
     size_t len[F_N];
+    const bool *value_ws; /* trusted walk: whether the current value has whitespace */
+    bool payload_ws;
 } env_scan;
 
 static int env_member(void *ud, const char *key, size_t klen, const char *val, size_t vlen)
@@ -185,6 +187,8 @@ static int env_member(void *ud, const char *key, size_t klen, const char *val, s
         if (strlen(field_names[f]) == klen && memcmp(field_names[f], key, klen) == 0) {
             es->val[f] = val;
             es->len[f] = vlen;
+            if (f == F_PAYLOAD)
+                es->payload_ws = !es->value_ws || *es->value_ws;
         }
     }
     return 0;
@@ -209,14 +213,20 @@ static int get_str(const env_scan *es, int f, bool required, char *dst, size_t c
     return 0;
 }
 
-int herald_envelope_parse(const void *body, size_t len, herald_envelope *out)
+static int parse(const void *body, size_t len, herald_envelope *out, bool trusted)
 {
-    herald__err_clear();
-    if (!body || !out)
-        return herald__err(HERALD_EINVAL, "herald_envelope_parse: NULL argument");
     env_scan es;
     memset(&es, 0, sizeof es);
-    int rc = herald__json_members(body, len, "body", env_member, &es);
+    bool value_ws = false;
+    int rc;
+    if (trusted) {
+        es.value_ws = &value_ws;
+        rc = herald__json_members_trusted(body, len, env_member, &es, &value_ws);
+        if (rc < 0)
+            return herald__err(HERALD_EENVELOPE, "body is not a JSON object");
+    } else {
+        rc = herald__json_members(body, len, "body", env_member, &es);
+    }
     if (rc < 0) {
         char detail[300];
         herald__err_copy(detail, sizeof detail);
@@ -250,9 +260,29 @@ int herald_envelope_parse(const void *body, size_t len, herald_envelope *out)
     if (rc < 0)
         return rc;
     e.payload_json = herald__xmalloc(es.len[F_PAYLOAD] + 1);
-    e.payload_len = herald__json_compact(p, es.len[F_PAYLOAD], e.payload_json);
+    if (es.payload_ws) {
+        e.payload_len = herald__json_compact(p, es.len[F_PAYLOAD], e.payload_json);
+    } else { /* already compact: the common case of bodies Herald encoded */
+        memcpy(e.payload_json, p, es.len[F_PAYLOAD]);
+        e.payload_json[es.len[F_PAYLOAD]] = 0;
+        e.payload_len = es.len[F_PAYLOAD];
+    }
     *out = e;
     return 0;
+}
+
+int herald_envelope_parse(const void *body, size_t len, herald_envelope *out)
+{
+    herald__err_clear();
+    if (!body || !out)
+        return herald__err(HERALD_EINVAL, "herald_envelope_parse: NULL argument");
+    return parse(body, len, out, false);
+}
+
+int herald__envelope_parse_stored(const void *body, size_t len, herald_envelope *out)
+{
+    herald__err_clear();
+    return parse(body, len, out, true);
 }
 
 void herald_envelope_deinit(herald_envelope *e)
@@ -278,7 +308,7 @@ bool herald__envelope_trace(const void *body, size_t len, char corr[HERALD_CORRE
     if (!has_key) /* Herald writes correlation_id before the payload: near the start */
         return false;
     herald_envelope env;
-    if (herald_envelope_parse(body, len, &env) < 0) {
+    if (herald__envelope_parse_stored(body, len, &env) < 0) {
         herald__err_clear();
         return false;
     }

@@ -342,6 +342,105 @@ int herald__json_members(const void *p, size_t n, const char *what, herald__json
     return 0;
 }
 
+/* ---- trusted JSON: text the store validated when it was sent ---- */
+
+/* The end of the string literal starting at the quote p, or NULL. */
+static const uint8_t *skip_string(const uint8_t *p, const uint8_t *end)
+{
+    for (p++; p < end; p++) {
+        if (*p == '"')
+            return p + 1;
+        if (*p == '\\')
+            p++;
+    }
+    return NULL;
+}
+
+static bool is_ws(uint8_t c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* The end of the value starting at p (no leading whitespace), or NULL. *has_ws: whitespace seen
+ * outside strings. Checks structure only: what it skips was validated before. */
+static const uint8_t *skip_value(const uint8_t *p, const uint8_t *end, bool *has_ws)
+{
+    int depth = 0;
+    while (p < end) {
+        uint8_t c = *p;
+        if (c == '"') {
+            if (!(p = skip_string(p, end)))
+                return NULL;
+        } else if (c == '{' || c == '[') {
+            depth++;
+            p++;
+        } else if (c == '}' || c == ']') {
+            if (--depth < 0)
+                return NULL;
+            p++;
+        } else if (depth == 0 && c == ',') {
+            return NULL; /* a scalar cannot start with ',' */
+        } else {
+            if (is_ws(c))
+                *has_ws = true;
+            p++;
+            /* a scalar at the top ends before ',', '}', ']' or whitespace */
+            while (depth == 0 && p < end && !is_ws(*p) && *p != ',' && *p != '}' && *p != ']')
+                p++;
+        }
+        if (depth == 0)
+            return p;
+    }
+    return NULL;
+}
+
+int herald__json_members_trusted(const void *p, size_t n, herald__json_member_fn fn, void *ud,
+                                 bool *value_ws)
+{
+    const uint8_t *c = p, *end = c + n;
+    while (c < end && is_ws(*c))
+        c++;
+    if (c >= end || *c != '{')
+        return -1;
+    c++;
+    for (;;) {
+        while (c < end && is_ws(*c))
+            c++;
+        if (c < end && *c == '}')
+            return 0;
+        if (c >= end || *c != '"')
+            return -1;
+        const uint8_t *k = c;
+        if (!(c = skip_string(c, end)))
+            return -1;
+        const uint8_t *k_end = c;
+        while (c < end && is_ws(*c))
+            c++;
+        if (c >= end || *c != ':')
+            return -1;
+        c++;
+        while (c < end && is_ws(*c))
+            c++;
+        const uint8_t *v = c;
+        bool ws = false;
+        if (!(c = skip_value(c, end, &ws)))
+            return -1;
+        *value_ws = ws;
+        int rc = fn(ud, (const char *)k + 1, (size_t)(k_end - k) - 2, (const char *)v,
+                    (size_t)(c - v));
+        if (rc != 0)
+            return rc;
+        while (c < end && is_ws(*c))
+            c++;
+        if (c < end && *c == ',')
+            c++;
+        else if (c < end && *c == '}')
+            return 0;
+        else
+            return -1;
+    }
+}
+
 /* Appends code point cp as UTF-8 at d (room checked by the caller: 4 bytes). */
 static char *put_utf8(char *d, uint32_t cp)
 {

@@ -115,10 +115,17 @@ const char *const herald__sq_wsql[W_N] = {
     /* RETURNING is fine here: a rare path (see the lease for why not elsewhere). */
     [W_EXPIRE_ONE] = "DELETE FROM herald_messages WHERE seq = ?1 AND expires_at_ms <= ?2 "
                      "RETURNING queue_id",
+    /* UUIDv7 event ids (migration 0011): the key orders them by creation time; ?3 is the id
+     * prefix of the cutoff, so the prune walks the key range of ids created before it. */
     [W_PROCESSED_ADD] = "INSERT OR IGNORE INTO herald_processed_events "
                         "(queue_id, event_id, type, processed_ms) VALUES (?1, ?2, ?3, ?4)",
     [W_PROCESSED_PRUNE] = "DELETE FROM herald_processed_events "
-                          "WHERE processed_ms < ?2 AND queue_id = ?1",
+                          "WHERE queue_id = ?1 AND event_id < ?3 AND processed_ms < ?2",
+    /* other event ids: an age index */
+    [W_PROCESSED_ADD_OTHER] = "INSERT OR IGNORE INTO herald_processed_other "
+                              "(queue_id, event_id, type, processed_ms) VALUES (?1, ?2, ?3, ?4)",
+    [W_PROCESSED_PRUNE_OTHER] = "DELETE FROM herald_processed_other "
+                                "WHERE processed_ms < ?2 AND queue_id = ?1",
     [W_TOPIC_ENSURE] = "INSERT OR IGNORE INTO herald_topics (name, created_ms) VALUES (?1, ?2)",
     [W_TOPIC_SUB] = "INSERT OR IGNORE INTO herald_topic_subscriptions (topic, queue, created_ms) "
                     "VALUES (?1, ?2, ?3)",
@@ -199,6 +206,8 @@ const char *const herald__sq_rsql[R_N] = {
                   "WHERE q.name = ?1 AND m.id = ?2 AND m.expires_at_ms > ?3",
     [R_PROCESSED_CHECK] = "SELECT 1 FROM herald_processed_events p JOIN herald_queues q "
                           "ON q.queue_id = p.queue_id WHERE q.name = ?1 AND p.event_id = ?2",
+    [R_PROCESSED_CHECK_OTHER] = "SELECT 1 FROM herald_processed_other p JOIN herald_queues q "
+                                "ON q.queue_id = p.queue_id WHERE q.name = ?1 AND p.event_id = ?2",
     [R_METRICS] = "SELECT queue, type, outcome, count, sum_ms, b0, b1, b2, b3, b4, b5, b6, b7, "
                   "b8, b9, b10, b11, b12 FROM herald_metrics ORDER BY queue, type, outcome",
     [R_EXPIRED_SCAN] = "SELECT seq FROM herald_messages WHERE expires_at_ms <= ?1 AND seq > ?2 "
@@ -1252,6 +1261,13 @@ int herald__sq_data_version(herald_store *s, int64_t *out)
 
 /* ---- processed events (effectively-once) ---- */
 
+/* Which table records event_id: UUIDv7 ids (version nibble at offset 14) the one ordered by
+ * time, others the one with the age index. */
+static bool is_uuid7(const char *event_id)
+{
+    return strlen(event_id) == HERALD_ID_SIZE - 1 && event_id[14] == '7';
+}
+
 int herald__sq_processed_claim(herald_store *s, const char *queue, const char *event_id,
                                const char *type, int64_t now_ms, bool *is_new)
 {
@@ -1260,7 +1276,7 @@ int herald__sq_processed_claim(herald_store *s, const char *queue, const char *e
     int rc = load_queue(q, queue, &r);
     if (rc < 0)
         return rc;
-    sqlite3_stmt *st = q->w[W_PROCESSED_ADD];
+    sqlite3_stmt *st = q->w[is_uuid7(event_id) ? W_PROCESSED_ADD : W_PROCESSED_ADD_OTHER];
     sqlite3_bind_int64(st, 1, r.id);
     sqlite3_bind_text(st, 2, event_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, type, -1, SQLITE_STATIC);
@@ -1279,12 +1295,24 @@ int herald__sq_processed_prune(herald_store *s, const char *queue, int64_t befor
     int rc = load_queue(q, queue, &r);
     if (rc < 0)
         return rc;
-    sqlite3_stmt *st = q->w[W_PROCESSED_PRUNE];
-    sqlite3_bind_int64(st, 1, r.id);
-    sqlite3_bind_int64(st, 2, before_ms);
-    rc = herald__sq_exec(q, st, "prune processed events");
+    /* The id prefix "tttttttt-tttt" of the cutoff: every UUIDv7 created before it sorts
+     * below it. The processed_ms condition decides; the prefix only bounds the walk. */
+    char prefix[16];
+    uint64_t t = before_ms > 0 ? (uint64_t)before_ms & 0xffffffffffffULL : 0;
+    snprintf(prefix, sizeof prefix, "%08llx-%04llx", (unsigned long long)(t >> 16),
+             (unsigned long long)(t & 0xffff));
+    int64_t total = 0;
+    for (int k = 0; rc == 0 && k < 2; k++) {
+        sqlite3_stmt *st = q->w[k == 0 ? W_PROCESSED_PRUNE : W_PROCESSED_PRUNE_OTHER];
+        sqlite3_bind_int64(st, 1, r.id);
+        sqlite3_bind_int64(st, 2, before_ms);
+        if (k == 0)
+            sqlite3_bind_text(st, 3, prefix, -1, SQLITE_TRANSIENT);
+        rc = herald__sq_exec(q, st, "prune processed events");
+        total += rc == 0 ? sqlite3_changes64(q->wdb) : 0;
+    }
     if (rc == 0 && n_pruned)
-        *n_pruned = sqlite3_changes64(q->wdb);
+        *n_pruned = total;
     return rc;
 }
 
@@ -1317,7 +1345,7 @@ int herald__sq_processed_check(herald_store *s, const char *queue, const char *e
                                bool *seen)
 {
     sq_store *q = (sq_store *)s;
-    sqlite3_stmt *st = q->r[R_PROCESSED_CHECK];
+    sqlite3_stmt *st = q->r[is_uuid7(event_id) ? R_PROCESSED_CHECK : R_PROCESSED_CHECK_OTHER];
     sqlite3_bind_text(st, 1, queue, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, event_id, -1, SQLITE_STATIC);
     int src = sqlite3_step(st);

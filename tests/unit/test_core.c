@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <sys/wait.h>
@@ -274,4 +275,80 @@ Test(json_members, yields_each_member_with_its_raw_value_and_refuses_what_is_not
     memset(&m, 0, sizeof m);
     m.n = 8;
     cr_assert_eq(herald__json_members("{\"a\":1}", 7, "doc", collect_member, &m), 7);
+}
+
+/* The trusted walk (stored bodies, validated when sent) yields what the validating one does on
+ * valid text, and on text that is not one object it says so without reading past the end. */
+Test(json_members_trusted, agrees_with_the_validating_walk_and_stops_at_bad_structure)
+{
+    const char *docs[] = {
+        "{}", " { \"a\" : 1 } ", "{\"a\":\"x\\\"}y\",\"b\":[1,{\"c\":[]}],\"d\":null}",
+        "{\"k\\\\\":true,\"e\":-1.5e3,\"f\":{\"g\":\"}\"}}", "{\"p\":{ \"x\" : [ 1 , 2 ] }}",
+    };
+    for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
+        members a = { 0 }, b = { 0 };
+        bool ws = false;
+        cr_assert_eq(herald__json_members(docs[i], strlen(docs[i]), "doc", collect_member, &a), 0);
+        cr_assert_eq(herald__json_members_trusted(docs[i], strlen(docs[i]), collect_member, &b,
+                                                  &ws),
+                     0, "[%s]", docs[i]);
+        cr_assert_eq(a.n, b.n, "[%s]: %d vs %d members", docs[i], a.n, b.n);
+        for (int k = 0; k < a.n; k++) {
+            cr_assert_str_eq(a.keys[k], b.keys[k]);
+            cr_assert_str_eq(a.vals[k], b.vals[k], "[%s] member %d", docs[i], k);
+        }
+    }
+    bool ws = false;
+    members m = { 0 };
+    cr_assert_eq(herald__json_members_trusted("{\"p\":{ \"x\":1}}", 14, collect_member, &m, &ws),
+                 0);
+    cr_assert(ws, "whitespace inside the value was not seen");
+    memset(&m, 0, sizeof m);
+    cr_assert_eq(herald__json_members_trusted("{\"p\":{\"x\":\" \"}}", 15, collect_member, &m,
+                                              &ws),
+                 0);
+    cr_assert_not(ws, "whitespace inside a string is not whitespace of the value");
+    /* truncated or not an object: -1, and (under ASan) no read past the end */
+    const char *bad[] = { "", "[1]", "{", "{\"a\"", "{\"a\":", "{\"a\":\"x", "{\"a\":{\"b\":1}",
+                          "{\"a\":1,", "{\"a\":1]", "{\"a\" 1}", "{\"a\":}}" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        size_t n = strlen(bad[i]);
+        char *copy = malloc(n ? n : 1); /* exact size: an overread is an ASan error */
+        memcpy(copy, bad[i], n);
+        memset(&m, 0, sizeof m);
+        cr_assert_eq(herald__json_members_trusted(copy, n, collect_member, &m, &ws), -1, "[%s]",
+                     bad[i]);
+        free(copy);
+    }
+}
+
+/* herald__envelope_parse_stored gives the same envelope as herald_envelope_parse. */
+Test(envelope, the_stored_body_parser_agrees_with_the_public_one)
+{
+    const char *bodies[] = {
+        "{\"event_id\":\"01890a5b-2c3d-7e4f-8a1b-2c3d4e5f6a7b\",\"type\":\"a.b\",\"source\":\"s\","
+        "\"timestamp\":\"2026-01-01T00:00:00.000Z\",\"payload\":{\"k\":[1,2],\"s\":\"x y\"}}",
+        "{ \"event_id\" : \"01890a5b-2c3d-7e4f-8a1b-2c3d4e5f6a7b\", \"type\": \"a.b\", "
+        "\"source\": \"s\\/t\", \"timestamp\": \"t\", \"correlation_id\": \"c\\\"1\", "
+        "\"payload\": { \"k\" : 1 } }",
+    };
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        herald_envelope a, b;
+        cr_assert_eq(herald_envelope_parse(bodies[i], strlen(bodies[i]), &a), 0, "%s",
+                     herald_last_error());
+        cr_assert_eq(herald__envelope_parse_stored(bodies[i], strlen(bodies[i]), &b), 0, "%s",
+                     herald_last_error());
+        cr_assert_str_eq(a.event_id, b.event_id);
+        cr_assert_str_eq(a.type, b.type);
+        cr_assert_str_eq(a.source, b.source);
+        cr_assert_str_eq(a.timestamp, b.timestamp);
+        cr_assert_str_eq(a.correlation_id, b.correlation_id);
+        cr_assert_str_eq(a.payload_json, b.payload_json);
+        cr_assert_eq(a.payload_len, b.payload_len);
+        herald_envelope_deinit(&a);
+        herald_envelope_deinit(&b);
+    }
+    herald_envelope e;
+    cr_assert_eq(herald__envelope_parse_stored("{\"type\":\"a.b\"}", 14, &e), HERALD_EENVELOPE);
+    cr_assert_eq(herald__envelope_parse_stored("[]", 2, &e), HERALD_EENVELOPE);
 }
