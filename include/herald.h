@@ -594,8 +594,8 @@ HERALD_API void herald_tx_set_error(herald_tx *tx, const char *error);
  * is rolled back and the message is retried (or dead-lettered) as with herald_delivery_retry;
  * HERALD_FAIL_PERMANENT sends it straight to the dead-letter queue instead.
  * Its batches take no lease: a batch is taken, handled and settled in one transaction, so no
- * other consumer can see its messages meanwhile; max_concurrency bounds how many batches are
- * queued for the writer. An attempt counts when the handler fails, or when the process dies
+ * other consumer can see its messages meanwhile. Handlers run one at a time on the writer;
+ * max_concurrency sets how many batches wait for it (2 x max(4, max_concurrency)). An attempt counts when the handler fails, or when the process dies
  * while the handler runs (counted at the next herald_store_open of the store), so a message
  * that crashes its consumer reaches the dead-letter queue after max_retries like any other.
  * A handler may be called more than once for one message - after a redelivery, or when another

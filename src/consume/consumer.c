@@ -893,7 +893,9 @@ int herald_consumer_start(herald_store *s, const herald_consumer_cfg *cfg, heral
         cfg->max_batch_timeout_ms == HERALD_UNSET ? 5000 : cfg->max_batch_timeout_ms;
     c->max_concurrency = cfg->max_concurrency == HERALD_UNSET ? 1 : cfg->max_concurrency;
     c->max_held = 2 * c->max_concurrency;
-    c->max_eo = 2 * (c->max_concurrency < 2 ? 2 : c->max_concurrency);
+    /* tx handlers run one at a time on the writer: concurrency is how many batches wait for
+     * it, enough for the next commit group to be ready while one commits */
+    c->max_eo = 2 * (c->max_concurrency < 4 ? 4 : c->max_concurrency);
     c->visibility_ms = cfg->visibility_timeout_ms == HERALD_UNSET ? HERALD_DEFAULT_VISIBILITY_MS
                                                                   : cfg->visibility_timeout_ms;
     c->policy.max_retries = cfg->max_retries;

@@ -183,8 +183,9 @@ static int env_member(void *ud, const char *key, size_t klen, const char *val, s
             return 0; /* longer than any field name */
         key = k;
     }
+    static const size_t name_len[F_N] = { 8, 4, 6, 9, 14, 7 };
     for (int f = 0; f < F_N; f++) {
-        if (strlen(field_names[f]) == klen && memcmp(field_names[f], key, klen) == 0) {
+        if (name_len[f] == klen && memcmp(field_names[f], key, klen) == 0) {
             es->val[f] = val;
             es->len[f] = vlen;
             if (f == F_PAYLOAD)

@@ -344,14 +344,21 @@ int herald__json_members(const void *p, size_t n, const char *what, herald__json
 
 /* ---- trusted JSON: text the store validated when it was sent ---- */
 
-/* The end of the string literal starting at the quote p, or NULL. */
+/* The end of the string literal starting at the quote p, or NULL. memchr finds the candidate
+ * closing quote; an odd run of backslashes before it escapes it. */
 static const uint8_t *skip_string(const uint8_t *p, const uint8_t *end)
 {
-    for (p++; p < end; p++) {
-        if (*p == '"')
-            return p + 1;
-        if (*p == '\\')
-            p++;
+    const uint8_t *from = p + 1;
+    while (from < end) {
+        const uint8_t *q = memchr(from, '"', (size_t)(end - from));
+        if (!q)
+            return NULL;
+        const uint8_t *b = q;
+        while (b > from && b[-1] == '\\')
+            b--;
+        if ((q - b) % 2 == 0)
+            return q + 1;
+        from = q + 1;
     }
     return NULL;
 }
