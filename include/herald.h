@@ -90,8 +90,11 @@ typedef struct herald_store herald_store;
  *   HERALD_DURABILITY_FULL (default): every commit group is fsynced before any caller in it is
  *     released. An accepted message survives process crash and power loss. The fsync runs
  *     beside the next group's work, so a reader (stats, peek, herald_sql_query) may see a commit
- *     a moment before it is durable; nothing that acts on it (a call returning, a consumer
- *     receiving the message, a callback) happens before.
+ *     a moment before it is durable; no call returns, no callback runs and no lease is handed
+ *     out before. (A tx_handler may already process such a message in the next group: its
+ *     effects commit after it, so a power loss takes both or neither.) If the fsync fails
+ *     (HERALD_EIO), the outcome of the writes not yet confirmed is unknown - as with any
+ *     database - and the store refuses writes until reopened.
  *   HERALD_DURABILITY_NORMAL: commits are written to the log but fsynced only at checkpoints.
  *     Survives a process crash (kill -9). A power loss or OS crash may lose the commits made since
  *     the last checkpoint: at most the last ~4 MiB of log (1000 pages), in practice the last
@@ -253,8 +256,9 @@ HERALD_API int herald_send_batch(herald_store *s, const char *queue, const heral
                                  size_t n, int64_t batch_delay_s, char (*ids_out)[HERALD_ID_SIZE]);
 
 /* Completion of an asynchronous send: rc as herald_send_batch; ids valid only during the call
- * (n of them, input order; NULL when rc < 0). Runs on the store's writer thread: it must be
- * quick and must not call synchronous Herald functions. */
+ * (n of them, input order; NULL when rc < 0). Runs on a thread of the store (the writer, or in
+ * durability full the syncer, which releases commits after their fsync): it must be quick and
+ * must not call synchronous Herald functions. */
 typedef void (*herald_send_cb)(void *ud, int rc, const char (*ids)[HERALD_ID_SIZE], size_t n);
 
 /* Like herald_send_batch, but returns once the batch is validated and queued for the next group
@@ -353,13 +357,13 @@ typedef struct herald_envelope {
     char source[HERALD_EVENT_SOURCE_MAX + 1];
     char correlation_id[HERALD_CORRELATION_ID_MAX + 1]; /* "" when none */
     char timestamp[40];                                 /* ISO 8601 UTC as sent */
-    char *payload_json;                                 /* compact JSON object text */
+    char *payload_json; /* the payload's JSON text as sent, without whitespace between tokens */
     size_t payload_len;
 } herald_envelope;
 
 /* Builds the envelope body {"event_id","type","source","timestamp","correlation_id"?,"payload"}
- * (timestamp = now in ISO 8601 UTC with ms; the payload text is kept as given, trimmed). *json_out: NUL-terminated, free with
- * herald_free(); len_out and event_id_out may be NULL. Errors: HERALD_EENVELOPE, with a message
+ * (timestamp = now in ISO 8601 UTC with ms; the payload text is kept as given, trimmed).
+ * *json_out: NUL-terminated, free with herald_free(); len_out and event_id_out may be NULL. Errors: HERALD_EENVELOPE, with a message
  * naming the field that is wrong. */
 HERALD_API int herald_event_encode(herald_store *s, const herald_event *e,
                                    char event_id_out[HERALD_ID_SIZE], char **json_out,
@@ -595,9 +599,11 @@ HERALD_API void herald_tx_set_error(herald_tx *tx, const char *error);
  * HERALD_FAIL_PERMANENT sends it straight to the dead-letter queue instead.
  * Its batches take no lease: a batch is taken, handled and settled in one transaction, so no
  * other consumer can see its messages meanwhile. Handlers run one at a time on the writer;
- * max_concurrency sets how many batches wait for it (2 x max(4, max_concurrency)). An attempt counts when the handler fails, or when the process dies
- * while the handler runs (counted at the next herald_store_open of the store), so a message
- * that crashes its consumer reaches the dead-letter queue after max_retries like any other.
+ * max_concurrency sets how many batches wait for it (2 x max(4, max_concurrency)). An attempt
+ * counts when the handler fails, or when the process dies while the handler runs (counted at
+ * the next herald_store_open of the store), so a message that crashes its consumer reaches the
+ * dead-letter queue after max_retries like any other. If the store fails (not a handler), the
+ * batch is rolled back, no attempt counts, and its queue is tried again a second later.
  * A handler may be called more than once for one message - after a redelivery, or when another
  * message of its batch fails and the batch's transaction is redone without it - so only its
  * herald_tx_* effects are exactly-once; keep other side effects out of it.

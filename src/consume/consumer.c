@@ -12,11 +12,12 @@
  *   workers     max_concurrency threads; each runs the handler on one delivery at a time, then
  *               submits the settlement asynchronously (the worker is free at once; the delivery
  *               is freed when the settlement's group commit is durable, on the writer or
- *               syncer thread). A tx_handler batch is submitted the same way, as one op that
- *               runs the handlers on the writer (tx.c).
+ *               syncer thread).
  * A tx_handler consumer has no workers and takes no leases: the dispatcher submits
  * effectively-once ops (dispatch_eo), each of which takes, handles and settles a batch on the
- * writer thread in one transaction (tx.c); visibility_timeout does not apply to it.
+ * writer thread in one transaction (tx.c); up to max_eo ops are outstanding (n_eo, counted in
+ * pending[] too); visibility_timeout does not apply to it. An op the store failed holds its
+ * queue back for EO_BACKOFF_MS (retry_at_ms).
  * A batch is due when max_batch_size messages are visible, or max_batch_timeout after the
  * dispatcher first saw a visible message of that queue, whichever comes first (checklist 9).
  *
@@ -30,14 +31,15 @@
  *   timeout, lease renewal) or the cross-process poll (PRAGMA data_version; 1 ms after activity,
  *   doubling to 250 ms when idle).
  * Invariants: (1) at most max_concurrency handlers run at once, and at most 2 x max_concurrency
- *   batches are held; (2) a message is settled once;
- *   (3) stop() returns only after every leased batch has been handled and its settlement
- *   committed (or failed and logged).
- * Stop (join_all): is_stopping ends new leases; submitted leases land; the workers finish
- *   every held batch while the dispatcher keeps renewing their leases; then the dispatcher
- *   exits; then the last settlements commit.
- * Locks: c->mu guards jobs, held, n_held, n_settling, pending, is_stopping, workers_stop,
- *   dispatcher_exit.
+ *   batches are held (tx_handler: at most max_eo ops outstanding); (2) a message is settled
+ *   once; (3) stop() returns only after every leased batch has been handled and its settlement
+ *   committed (or failed and logged), and every submitted effectively-once op has completed.
+ * Stop (join_all): is_stopping ends new leases and ops (checked under mu where pending[] is
+ *   counted); submitted leases and ops land; the workers finish every held batch while the
+ *   dispatcher keeps renewing their leases; then the dispatcher exits; then the last
+ *   settlements commit.
+ * Locks: c->mu guards jobs, held, n_held, n_settling, pending, n_eo, retry_at_ms, is_stopping,
+ *   workers_stop, dispatcher_exit.
  */
 #include "consume/consume.h"
 
@@ -49,6 +51,7 @@
 #define POLL_MIN_MS 1
 #define POLL_MAX_MS 250
 #define SWEEP_EVERY_MS 60000
+#define EO_BACKOFF_MS 1000 /* a queue whose effectively-once op failed waits this long */
 
 enum { ST_NONE = 0, ST_ACK = 1, ST_RETRY = 2 };
 
@@ -92,12 +95,13 @@ struct herald_consumer {
     herald_delivery *held;             /* guarded by mu: QUEUED and RUNNING deliveries */
     int n_held;     /* guarded by mu: batches from lease submission until the handler returns */
     int n_settling; /* guarded by mu */
-    int *pending;   /* guarded by mu: per queue, leases submitted and not yet completed */
+    int *pending;   /* mu: per queue, leases / eo ops submitted, not yet completed */
     bool is_stopping;                  /* guarded by mu: the dispatcher stops */
     bool workers_stop;                 /* guarded by mu: workers exit once the jobs are done */
     bool dispatcher_exit;              /* guarded by mu: renewals end, the dispatcher returns */
     int max_held;
     int max_eo, n_eo; /* tx_handler: effectively-once ops allowed / outstanding (mu) */
+    int64_t *retry_at_ms; /* tx_handler, per queue: no op before this store time (mu) */
     int64_t *first_seen_ns;            /* dispatcher only, per queue */
     atomic_llong n_batches, n_delivered, n_acked, n_retried, n_failures;
 };
@@ -444,12 +448,13 @@ static void eo_committed(herald__eo_op *o, int rc)
     eo_job *j = o->ud_caller;
     herald_consumer *c = j->c;
     herald_store *s = c->s; /* c may be freed once pending[qi] drops, below */
-    if (rc < 0) {
-        herald__log(HERALD_LOG_ERROR, "effectively-once batch failed to commit; its messages "
-                    "stay in the queue", "queue", c->queues[j->qi], "error", herald_last_error(),
-                    NULL);
+    bool failed = rc < 0 && rc != HERALD_EPAUSED && rc != HERALD_ENOQUEUE;
+    if (failed) {
+        herald__log(HERALD_LOG_ERROR, "effectively-once batch failed; its messages stay in the "
+                    "queue and the queue is tried again in a second", "queue",
+                    c->queues[j->qi], "error", herald_last_error(), NULL);
         atomic_fetch_add(&c->n_failures, 1);
-    } else if (o->n_taken > 0) {
+    } else if (rc == 0 && o->n_taken > 0) {
         atomic_fetch_add(&c->n_batches, 1);
         atomic_fetch_add(&c->n_delivered, o->n_taken);
         atomic_fetch_add(&c->n_acked, o->n_ok + o->n_duplicates);
@@ -458,6 +463,8 @@ static void eo_committed(herald__eo_op *o, int rc)
             atomic_fetch_add(&c->n_failures, 1);
     }
     pthread_mutex_lock(&c->mu);
+    if (failed) /* the store failed, not a handler: no attempt counts, so do not spin */
+        c->retry_at_ms[j->qi] = herald__store_now(s) + EO_BACKOFF_MS;
     c->pending[j->qi]--;
     c->n_eo--;
     pthread_cond_broadcast(&c->settle_cv);
@@ -486,9 +493,16 @@ static int dispatch_eo(herald_consumer *c, size_t qi, int want)
                                  .ud = c->ud, .policy = &c->policy, .on_done = eo_committed,
                                  .on_full = eo_took_full, .ud_caller = j };
         pthread_mutex_lock(&c->mu);
-        c->pending[qi]++;
-        c->n_eo++;
+        bool stopping = c->is_stopping; /* stop() waits only for what is pending already */
+        if (!stopping) {
+            c->pending[qi]++;
+            c->n_eo++;
+        }
         pthread_mutex_unlock(&c->mu);
+        if (stopping) {
+            herald__free(j);
+            break;
+        }
         if (herald__eo_submit(&j->op) < 0) {
             pthread_mutex_lock(&c->mu);
             c->pending[qi]--;
@@ -510,9 +524,16 @@ static int dispatch(herald_consumer *c, size_t qi, int want)
         lc->c = c;
         lc->qi = qi;
         pthread_mutex_lock(&c->mu);
-        c->pending[qi]++;
-        c->n_held++;
+        bool stopping = c->is_stopping; /* stop() waits only for what is pending already */
+        if (!stopping) {
+            c->pending[qi]++;
+            c->n_held++;
+        }
         pthread_mutex_unlock(&c->mu);
+        if (stopping) {
+            herald__free(lc);
+            break;
+        }
         int rc = herald__queue_lease_async(c->s, c->queues[qi], c->max_batch_size,
                                            c->visibility_ms, &c->policy, leased, lc);
         if (rc < 0) {
@@ -625,8 +646,9 @@ static int64_t min64(int64_t a, int64_t b)
     return a < b ? a : b;
 }
 
-/* Submits the leases of every queue whose batch is due (size reached or timeout passed), and
- * lowers *deadline to when the next one may be due. Returns whether any lease was submitted. */
+/* Submits the leases (tx_handler: the effectively-once ops) of every queue whose batch is due
+ * (size reached or timeout passed), and lowers *deadline to when the next one may be due.
+ * Returns whether any was submitted. */
 static bool lease_due(herald_consumer *c, int64_t now_ns, int64_t now_ms, int64_t *deadline,
                       size_t *rr_io)
 {
@@ -643,7 +665,12 @@ static bool lease_due(herald_consumer *c, int64_t now_ns, int64_t now_ms, int64_
         if (c->tx_handler) {
             pthread_mutex_lock(&c->mu);
             in_flight = c->pending[qi] * c->max_batch_size;
+            int64_t retry_at = c->retry_at_ms[qi];
             pthread_mutex_unlock(&c->mu);
+            if (retry_at > now_ms) { /* its last op failed */
+                *deadline = min64(*deadline, now_ns + (retry_at - now_ms) * 1000000);
+                continue;
+            }
         } else if (has_pending) {
             continue; /* its leases land first; leased() wakes us */
         }
@@ -804,6 +831,7 @@ static void consumer_free(herald_consumer *c)
     herald__free(c->queues);
     herald__free(c->first_seen_ns);
     herald__free(c->pending);
+    herald__free(c->retry_at_ms);
     herald__free(c->workers);
     herald__free(c->dlq_copy);
     herald__free(c->name);
@@ -872,6 +900,7 @@ int herald_consumer_start(herald_store *s, const herald_consumer_cfg *cfg, heral
         c->queues[i] = herald__xstrdup(cfg->queues[i]);
     c->first_seen_ns = herald__xcalloc(cfg->n_queues, sizeof *c->first_seen_ns);
     c->pending = herald__xcalloc(cfg->n_queues, sizeof *c->pending);
+    c->retry_at_ms = herald__xcalloc(cfg->n_queues, sizeof *c->retry_at_ms);
     c->handler = cfg->handler;
     c->tx_handler = cfg->tx_handler;
     c->chain = (herald_chain *)cfg->chain;

@@ -158,8 +158,11 @@ static int process_one(herald__eo_op *o, size_t i, herald__settle_item *it, bool
     if (rc == 0 && env)
         rc = herald__store_processed_claim(s, o->queue, env->event_id, env->type,
                                            &is_new);
-    if (rc < 0)
+    if (rc < 0) {
+        if (careful) /* keep the savepoint stack (and the store's counter snapshots) level */
+            (void)herald__store_sp_rollback(s);
         return rc;
+    }
     if (!is_new) {
         o->outcome[i] = EO_DUPLICATE;
         return careful ? herald__store_sp_release(s) : 0;
@@ -225,8 +228,10 @@ static int run_handlers(herald__eo_op *o, herald__settle_item *items)
     }
     if (rc == 0)
         return herald__store_sp_release(s);
-    if (rc != EO_FAILED)
+    if (rc != EO_FAILED) { /* the store failed: the op fails; leave no savepoint behind */
+        (void)herald__store_sp_rollback(s);
         return rc;
+    }
     rc = herald__store_sp_rollback(s);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         if (i == failed)

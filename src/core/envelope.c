@@ -228,14 +228,10 @@ static int parse(const void *body, size_t len, herald_envelope *out, bool truste
     } else {
         rc = herald__json_members(body, len, "body", env_member, &es);
     }
-    if (rc < 0) {
+    if (rc < 0) { /* "body is not valid JSON: ... (line, column)" / "body must be a JSON object" */
         char detail[300];
         herald__err_copy(detail, sizeof detail);
-        return herald__err(HERALD_EENVELOPE, "%s%s",
-                           strstr(detail, "must be a JSON object") ? "an envelope is a JSON "
-                                                                     "object: "
-                                                                   : "body is not JSON: ",
-                           detail);
+        return herald__err(HERALD_EENVELOPE, "%s", detail);
     }
     herald_envelope e;
     memset(&e, 0, sizeof e);

@@ -15,7 +15,7 @@ int herald__queue_lease(herald_store *s, const char *queue, int max_n, int64_t v
                         const herald__policy *p, herald_batch *out);
 
 /* Completion of an async lease: on success *b is the caller's (free with herald_batch_deinit);
- * rc < 0: b is empty. Runs on the writer thread. */
+ * rc < 0: b is empty. Runs on the writer thread, or the syncer thread (durability full). */
 typedef void (*herald__queue_lease_cb)(void *ud, int rc, herald_batch *b);
 
 /* Like herald__queue_lease, asynchronously: many leases submitted together share one commit.

@@ -7,7 +7,8 @@
  *   IDLE -> GATHER   an op arrives (herald__store_exec / _submit append to head..tail)
  *   GATHER -> RUN    the writer takes every pending op at once, begins one transaction
  *   RUN -> COMMIT    each op runs under its own savepoint; a failing op is rolled back alone
- *   COMMIT -> IDLE   one commit (one fsync in FULL mode); then every op of the group is released:
+ *   COMMIT -> IDLE   one commit (one fsync in FULL mode, see "deferred sync"); then every op of
+ *                    the group is released:
  *                    synchronous callers are signalled, async ops get done() called
  * Deferred sync (FULL, backends with ops->sync): the commit itself does not fsync; the writer
  *   hands the committed group to the syncer thread and goes on with the next group at once.
@@ -705,11 +706,6 @@ int herald__store_sp_release(herald_store *s)
 int herald__store_sp_rollback(herald_store *s)
 {
     return s->ops->sp_rollback(s);
-}
-
-int herald__store_op_undo(herald_store *s)
-{
-    return s->ops->rollback_to(s);
 }
 
 int herald__store_user_sql(herald_store *s, const char *sql, const herald_arg *args, size_t n,

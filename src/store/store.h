@@ -173,8 +173,6 @@ int herald__store_metrics_add(herald_store *s, const herald_metric *m, size_t n)
 int herald__store_sp_begin(herald_store *s);
 int herald__store_sp_release(herald_store *s);
 int herald__store_sp_rollback(herald_store *s); /* rolls back to it and releases it */
-/* Writer side, inside an op: undoes everything the op did so far; the op goes on. */
-int herald__store_op_undo(herald_store *s);
 /* User SQL on the writer connection, inside the current transaction (see herald_tx_exec).
  * is_multi: several ';'-separated statements allowed (no args). cb may be NULL. */
 int herald__store_user_sql(herald_store *s, const char *sql, const herald_arg *args, size_t n,

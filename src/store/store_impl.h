@@ -34,7 +34,8 @@ struct herald_store_ops {
     int (*savepoint)(herald_store *s);
     int (*release)(herald_store *s);
     int (*rollback_to)(herald_store *s);
-    /* after a group's callers were released: housekeeping such as checkpoints */
+    /* after a group's commit (its callers are released then, or by the syncer after its
+     * fsync): housekeeping such as checkpoints */
     int (*after_commit)(herald_store *s); /* < 0: the store's error becomes sticky */
     /* Durability FULL with a deferred sync: makes every transaction committed so far durable
      * (an fsync). Runs on the syncer thread while the writer goes on with the next group; a
@@ -107,7 +108,7 @@ struct herald_store_ops {
     int (*data_version)(herald_store *s, int64_t *out);
 };
 
-#define HERALD_STORE_ABI 1
+#define HERALD_STORE_ABI 2 /* 2: sync, take, inflight_running */
 
 struct herald_store {
     const herald_store_ops *ops;

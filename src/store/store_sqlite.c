@@ -40,6 +40,7 @@
 #define HERALD_APP_ID 0x48524c44 /* 'HRLD' */
 #define CKPT_PAGES 1000          /* ~4 MiB of WAL between checkpoints */
 #define WAL_RESTART_PAGES 8000   /* ~32 MiB: the writer restarts the WAL (checkpointer thread) */
+#define BUSY_TIMEOUT_MS 10000    /* how long a connection waits for another process's lock */
 
 int herald__sq_fail(sqlite3 *db, int src, const char *what)
 {
@@ -301,6 +302,10 @@ static void *ckpt_main(void *arg)
 static int ckpt_start(sq_store *q)
 {
     int rc = open_conn(q->path, SQLITE_OPEN_READWRITE, &q->cdb);
+    /* A connection that never read has not opened the WAL: its checkpoints would do nothing
+     * (SQLite returns OK with log -1). One read attaches it. */
+    if (rc == 0)
+        rc = exec_sql(q->cdb, "SELECT count(*) FROM sqlite_schema", "open the checkpointer");
     if (rc < 0)
         return rc;
     pthread_mutex_init(&q->ckpt_mu, NULL);
@@ -341,7 +346,10 @@ static int sq_after_commit(herald_store *s)
     sq_store *q = (sq_store *)s;
     if (q->has_ckpt_thread) {
         pthread_mutex_lock(&q->ckpt_mu);
-        int bad = q->ckpt_src;
+        int bad = q->ckpt_reported ? SQLITE_OK : q->ckpt_src;
+        q->ckpt_reported = q->ckpt_reported || bad != SQLITE_OK; /* sticky in store.c now */
+        if (q->wal_pages < q->ckpt_asked_at) /* the WAL restarted by itself */
+            q->ckpt_asked_at = 0;
         if (bad == SQLITE_OK && q->wal_pages >= q->ckpt_asked_at + CKPT_PAGES) {
             q->ckpt_wanted = true;
             q->ckpt_asked_at = q->wal_pages;
@@ -358,16 +366,24 @@ static int sq_after_commit(herald_store *s)
     int log = 0, done = 0;
     int64_t t0 = herald__mono_ns();
     int mode = q->has_ckpt_thread ? SQLITE_CHECKPOINT_RESTART : SQLITE_CHECKPOINT_PASSIVE;
+    /* RESTART waits for readers of older snapshots and for the checkpointer thread: never
+     * here, with the write lock held - if it is busy, the next group tries again. */
+    if (mode == SQLITE_CHECKPOINT_RESTART)
+        sqlite3_busy_timeout(q->wdb, 0);
     int src = sqlite3_wal_checkpoint_v2(q->wdb, NULL, mode, &log, &done);
+    if (mode == SQLITE_CHECKPOINT_RESTART)
+        sqlite3_busy_timeout(q->wdb, BUSY_TIMEOUT_MS);
     if (herald__log_enabled(HERALD_LOG_DEBUG)) {
         char b[96];
         snprintf(b, sizeof b, "%d frames, %d backfilled, %.2f ms", log, done,
                  (double)(herald__mono_ns() - t0) / 1e6);
         herald__log(HERALD_LOG_DEBUG, "checkpoint", "result", b, NULL);
     }
+    if ((src & 0xff) == SQLITE_BUSY) /* a reader or the checkpointer held it back: next time */
+        return 0;
     q->wal_pages = 0;
     q->ckpt_asked_at = 0;
-    if (src == SQLITE_OK || src == SQLITE_BUSY) /* busy: a reader held it back; next time */
+    if (src == SQLITE_OK)
         return 0;
     /* In durability normal the checkpoint is where the WAL reaches the disk: a failure here
      * is a failed durable write (STYLE.md §7.2). */
@@ -423,7 +439,7 @@ static int open_conn(const char *path, int flags, sqlite3 **out)
         sqlite3_close(db);
         return rc;
     }
-    sqlite3_busy_timeout(db, 10000);
+    sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
     sqlite3_extended_result_codes(db, 1);
     *out = db;
     return 0;
@@ -599,7 +615,12 @@ static int sq_begin(herald_store *s)
         src = sqlite3_step(st);
     }
     sqlite3_reset(st);
-    return src == SQLITE_DONE ? 0 : herald__sq_fail(q->wdb, src, "read the message seq mark");
+    if (src == SQLITE_DONE)
+        return 0;
+    rc = herald__sq_fail(q->wdb, src, "read the message seq mark");
+    if (!sqlite3_get_autocommit(q->wdb)) /* the BEGIN held: do not keep the write lock */
+        (void)sqlite3_exec(q->wdb, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
 }
 
 static int sq_commit(herald_store *s)

@@ -32,8 +32,8 @@ enum {
 enum {
     R_QUEUE_BY_NAME, R_QUEUE_LIST, R_STATS, R_PEEK, R_READY_COUNT, R_NEXT_DUE, R_DATA_VERSION,
     R_TOPIC_LIST, R_TOPIC_SUBS, R_OUTBOX_PENDING, R_OUTBOX_COUNT,
-    R_ATTEMPTS, R_DEAD_PAGE, R_AUDIT, R_PROCESSED_CHECK, R_PROCESSED_CHECK_OTHER, R_METRICS, R_TRACE, R_MSG_GET,
-    R_EXPIRED_SCAN,
+    R_ATTEMPTS, R_DEAD_PAGE, R_AUDIT, R_PROCESSED_CHECK, R_PROCESSED_CHECK_OTHER, R_METRICS,
+    R_TRACE, R_MSG_GET, R_EXPIRED_SCAN,
     R_N
 };
 
@@ -55,6 +55,7 @@ typedef struct sq_store {
     pthread_cond_t ckpt_cv;
     bool ckpt_wanted, ckpt_stop; /* ckpt_mu */
     int ckpt_src;                /* ckpt_mu: first failure, SQLITE_OK if none */
+    bool ckpt_reported;          /* ckpt_mu: the writer returned ckpt_src once (it is sticky) */
     char ckpt_err[256];          /* ckpt_mu */
     int ckpt_asked_at;           /* writer: wal_pages when the checkpointer was last woken */
     int64_t next_seq;    /* writer: the seq the next new message row gets (herald__sq_next_seq) */

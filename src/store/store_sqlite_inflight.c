@@ -44,26 +44,30 @@ enum { J_MAGIC, J_N, J_RUNNING, J_PAIRS };
 
 static int journal_create(sq_store *q)
 {
+    /* The name has a random part: processes of two containers sharing the store's directory
+     * can have the same pid. */
     char tmp[4200], final[4200];
     int k = atomic_fetch_add(&journal_counter, 1);
-    if (snprintf(tmp, sizeof tmp, "%s-inflight-%ld-%d.tmp", q->path, (long)getpid(), k) >=
-        (int)sizeof tmp)
+    if (snprintf(tmp, sizeof tmp, "%s-inflight-%ld-%d-%016llx.tmp", q->path, (long)getpid(), k,
+                 (unsigned long long)herald__rand64()) >= (int)sizeof tmp)
         return herald__err(HERALD_EINVAL, "store path too long: %s", q->path);
     memcpy(final, tmp, strlen(tmp) - 4);
     final[strlen(tmp) - 4] = 0;
-    /* locked before it has its final name: a recovering process never sees it unlocked */
-    int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    /* Locked before it has its final name, so a recovering process never sees it unlocked;
+     * link(), unlike rename(), never replaces a file that exists. */
+    int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     void *map = MAP_FAILED;
     if (fd >= 0 && flock(fd, LOCK_EX) == 0 && ftruncate(fd, (off_t)JOURNAL_BYTES) == 0)
         map = mmap(NULL, JOURNAL_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (map == MAP_FAILED || rename(tmp, final) != 0) {
-        int e = errno;
+    int linked = map != MAP_FAILED ? link(tmp, final) : -1;
+    int e = errno;
+    if (fd >= 0)
+        unlink(tmp);
+    if (linked != 0) {
         if (map != MAP_FAILED)
             munmap(map, JOURNAL_BYTES);
-        if (fd >= 0) {
+        if (fd >= 0)
             close(fd);
-            unlink(tmp);
-        }
         return herald__err(HERALD_EIO, "cannot create the in-flight journal '%s': %s", final,
                            strerror(e));
     }
@@ -81,14 +85,16 @@ int herald__sq_inflight_note(sq_store *q, const int64_t *seqs, const int64_t *at
         if (rc < 0)
             return rc;
     }
-    int64_t *j = q->inflight_map;
+    volatile int64_t *j = q->inflight_map; /* stores to a shared mapping: none is dropped */
     j[J_RUNNING] = -1;
     j[J_N] = 0; /* a torn batch reads as empty */
     for (size_t i = 0; i < n; i++) {
         j[J_PAIRS + 2 * i] = seqs[i];
         j[J_PAIRS + 2 * i + 1] = attempts[i];
     }
-    memcpy(&j[J_MAGIC], MAGIC, 8);
+    int64_t magic;
+    memcpy(&magic, MAGIC, 8);
+    j[J_MAGIC] = magic;
     j[J_N] = (int64_t)n;
     return 0;
 }
@@ -175,19 +181,21 @@ int herald__sq_inflight_recover(sq_store *q)
     struct dirent *e;
     while (rc == 0 && d && plen < (int)sizeof prefix && (e = readdir(d))) {
         size_t nl = strlen(e->d_name);
-        if (strncmp(e->d_name, prefix, (size_t)plen) != 0 ||
-            (nl > 4 && strcmp(e->d_name + nl - 4, ".tmp") == 0))
+        if (strncmp(e->d_name, prefix, (size_t)plen) != 0)
             continue;
+        bool is_tmp = nl > 4 && strcmp(e->d_name + nl - 4, ".tmp") == 0; /* died while made */
         char path[4200];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         int fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
             continue;
-        struct stat st;
-        /* locked: its process is alive; unlinked meanwhile: someone else recovered it */
+        struct stat st, now;
+        /* locked: its process is alive; unlinked or replaced meanwhile: someone else
+         * recovered it */
         if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &st) == 0 && st.st_nlink > 0) {
-            rc = apply_journal(q, fd, path);
-            if (rc == 0)
+            rc = is_tmp ? 0 : apply_journal(q, fd, path);
+            if (rc == 0 && stat(path, &now) == 0 && now.st_ino == st.st_ino &&
+                now.st_dev == st.st_dev)
                 unlink(path);
         }
         close(fd);

@@ -759,8 +759,10 @@ static int lease_or_take(herald_store *s, const char *queue, int max_n, int64_t 
                     break;
             }
             if (k->attempts >= max_retries + 1) { /* its last lease expired unsettled */
-                rc = dead_letter(q, &r, queue, k->seq, k->m->id, dlq, LEASE_EXPIRED,
-                                 now_ms, &c);
+                /* its last attempt: an expired lease, or (taken, crash-charged) the row's
+                 * own last_error */
+                rc = dead_letter(q, &r, queue, k->seq, k->m->id, dlq,
+                                 k->was_leased ? LEASE_EXPIRED : NULL, now_ms, &c);
                 continue;
             }
             herald__lease_ref ref = { .seq = k->seq,

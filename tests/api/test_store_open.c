@@ -408,6 +408,36 @@ Test(store_open, a_long_stream_of_writes_keeps_the_wal_bounded, .timeout = 120)
     free(wal);
 }
 
+/* The checkpointer thread (durability full) copies the WAL into the database while the store is
+ * busy: after ~8 MiB of sends - past its 1000-page trigger, well short of the writer's own
+ * restart at 8000 pages - the database file grows. (Its first version never attached to the WAL and
+ * copied nothing; the writer did all of it at 8000 pages.) */
+Test(store_open, the_checkpointer_thread_copies_the_wal_into_the_database, .timeout = 60)
+{
+    hx_env_reopen(&env);
+    cr_assert_eq(herald_queue_create(env.store, "q", NULL), 0);
+    char *db = path_in("herald.db");
+    off_t before = file_size(db);
+    static char body[1024];
+    memset(body, 'y', sizeof body);
+    herald_msg msgs[100];
+    for (int i = 0; i < 100; i++)
+        msgs[i] = (herald_msg){ body, sizeof body, HERALD_CONTENT_BYTES, HERALD_UNSET };
+    for (int k = 0; k < 80; k++)
+        cr_assert_eq(herald_send_batch(env.store, "q", msgs, 100, HERALD_UNSET, NULL), 0);
+    /* one more commit after the trigger, then give the thread a bounded while */
+    off_t after = file_size(db);
+    for (int i = 0; i < 400 && after < before + (4LL << 20); i++) {
+        cr_assert_eq(herald_send_batch(env.store, "q", msgs, 1, HERALD_UNSET, NULL), 0);
+        hx_sleep_ms(25);
+        after = file_size(db);
+    }
+    cr_assert_geq(after, before + (4LL << 20),
+                  "the database file grew from %lld to %lld bytes only: nothing was checkpointed",
+                  (long long)before, (long long)after);
+    free(db);
+}
+
 /* ---- reopen and versions -------------------------------------------------------------------- */
 
 Test(store_open, reopen_keeps_queues_settings_and_messages)
