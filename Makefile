@@ -23,6 +23,7 @@ test: build
 
 bench: build
 	@./$(BUILD)/herald bench queue
+	@./$(BUILD)/herald bench eo
 
 fmt:
 	@clang-format -i include/*.h src/*/*.c src/*/*.h tests/*/*.c tests/*/*.h bench/*.c examples/*.c
