@@ -655,7 +655,7 @@ static bool lease_due(herald_consumer *c, int64_t now_ns, int64_t now_ms, int64_
     herald_store *s = c->s;
     size_t rr = *rr_io;
     bool progress = false;
-        for (size_t k = 0; k < c->n_queues; k++) {
+    for (size_t k = 0; k < c->n_queues; k++) {
         size_t qi = (rr + k) % c->n_queues;
         bool has_pending = false;
         int slots = free_slots(c, qi, &has_pending);

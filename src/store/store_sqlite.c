@@ -394,11 +394,15 @@ static int sq_after_commit(herald_store *s)
 
 static void sq_close(herald_store *s);
 
+/* The message seq mark and the highest seq (sq_begin). */
+static const char seq_read_sql[] = "SELECT (SELECT value FROM herald_meta "
+                                   "WHERE key = 'message_seq'), "
+                                   "(SELECT max(seq) FROM herald_messages)";
+
 static int prepare_all(sq_store *q)
 {
     static const char *const generic[] = {
-        [W_SEQ_READ] = "SELECT (SELECT value FROM herald_meta WHERE key = 'message_seq'), "
-                       "(SELECT max(seq) FROM herald_messages)",
+        [W_SEQ_READ] = seq_read_sql,
         [W_SEQ_MARK] = "UPDATE herald_meta SET value = ?1 WHERE key = 'message_seq'",
         [W_BEGIN] = "BEGIN IMMEDIATE",   [W_COMMIT] = "COMMIT",
         [W_ROLLBACK] = "ROLLBACK",       [W_SAVEPOINT] = "SAVEPOINT op",
