@@ -422,6 +422,27 @@ Test(eo, failing_handler_is_rolled_back_and_retried)
     pthread_mutex_unlock(&R.mu);
 }
 
+/* A paused queue gets no batches (and no failures counted for it); resumed, it drains. */
+Test(eo, a_paused_queue_is_not_taken_from_until_resumed)
+{
+    cr_assert_eq(herald_queue_pause(env.store, "in"), 0, "%s", herald_last_error());
+    for (int i = 0; i < 5; i++)
+        send_ev("in", NULL, NULL, NULL, NULL);
+    mode md = { .send_event = true };
+    start_in(&md);
+    hx_sleep_ms(300); /* several dispatcher turns: none may take from the paused queue */
+    cr_assert_eq(n_calls(), 0, "a handler ran on a paused queue");
+    herald_consumer_counters cc;
+    herald_consumer_counters_get(g_c, &cc);
+    cr_assert_eq(cc.handler_failures, 0, "the pause counted as %lld failures",
+                 (long long)cc.handler_failures);
+    cr_assert_eq(herald_queue_resume(env.store, "in"), 0);
+    wait_drained("in", 5);
+    stop();
+    assert_no_handler_failure();
+    cr_assert_eq(effects_rows(), 5);
+}
+
 /* One failure among successes in one batch: the batch's transaction is redone without the
  * failed message; the others' effects commit once, the failed one's not at all. */
 Test(eo, one_failing_message_in_a_batch_leaves_the_others_effects_once)

@@ -20,7 +20,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "herald.h"
+#include "store/migrations.h"
 #include "support.h"
 
 static hx_env env; /* dir and fake clock; env.store is opened by the tests that need it */
@@ -436,6 +439,51 @@ Test(store_open, the_checkpointer_thread_copies_the_wal_into_the_database, .time
                   "the database file grew from %lld to %lld bytes only: nothing was checkpointed",
                   (long long)before, (long long)after);
     free(db);
+}
+
+/* A store made by a Herald of schema 9 (message seqs by AUTOINCREMENT) upgrades to seqs handed
+ * out from a mark: its messages are kept, and the seq of its newest message - acked, so only
+ * sqlite_sequence remembered it - is not handed out again. */
+Test(store_open, a_schema_9_store_upgrades_and_keeps_its_seq_high_water_mark)
+{
+    char *p = path_in("old.db");
+    sqlite3 *db = NULL;
+    cr_assert_eq(sqlite3_open(p, &db), SQLITE_OK);
+    for (int i = 0; i < herald__n_migrations && herald__migrations[i].version <= 9; i++)
+        cr_assert_eq(sqlite3_exec(db, herald__migrations[i].sql, NULL, NULL, NULL), SQLITE_OK,
+                     "%s: %s", herald__migrations[i].name, sqlite3_errmsg(db));
+    const char *fill =
+        "PRAGMA application_id = 1213353028; /* HRLD */ PRAGMA user_version = 9;"
+        "INSERT INTO herald_queues (name, uuid, created_ms, modified_ms, delivery_delay_s, "
+        "  retention_s, max_message_bytes, max_retries, retry_delay_s) "
+        "  VALUES ('q', 'u', 0, 0, 0, 345600, 128000, 3, 0);"
+        "INSERT INTO herald_messages (queue_id, visible_at_ms, expires_at_ms, sent_ms, "
+        "  content_type, id, body) VALUES (1, 0, 9000000000000, 0, 1, 'a', X'41'), "
+        "  (1, 0, 9000000000000, 0, 1, 'b', X'42'), (1, 0, 9000000000000, 0, 1, 'c', X'43');"
+        "DELETE FROM herald_messages WHERE id = 'c';"; /* seq 3: only sqlite_sequence knows */
+    cr_assert_eq(sqlite3_exec(db, fill, NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+    sqlite3_close(db);
+
+    char url[4200];
+    snprintf(url, sizeof url, "sqlite:%s", p);
+    herald_store *s = NULL;
+    cr_assert_eq(herald_store_open(url, NULL, &s), 0, "%s", herald_last_error());
+    cr_assert_eq(herald_store_schema_version(s), herald_schema_version_supported());
+    cr_assert_eq(hx_stats(s, "q").backlog_count, 2, "the old messages were not kept");
+    herald_msg m = { "\"D\"", 3, HERALD_CONTENT_JSON, HERALD_UNSET };
+    char id[HERALD_ID_SIZE];
+    cr_assert_eq(herald_send(s, "q", &m, id), 0, "%s", herald_last_error());
+    herald_batch b = { 0 };
+    cr_assert_eq(hx_pull(s, "q", 3, HERALD_UNSET, &b), 3);
+    for (size_t i = 0; i < b.n; i++) {
+        if (strcmp(b.msgs[i].id, id) != 0)
+            continue;
+        unsigned long long seq = strtoull(b.msgs[i].lease_id + 4, NULL, 16);
+        cr_assert_gt(seq, 3, "the new message got seq %llu: the upgrade lost the mark", seq);
+    }
+    herald_batch_deinit(&b);
+    herald_store_close(s);
+    free(p);
 }
 
 /* ---- reopen and versions -------------------------------------------------------------------- */
