@@ -767,6 +767,38 @@ Test(eo_fake, processed_records_of_non_v7_event_ids_are_deduplicated_and_pruned_
     prune_case("3f2a1c4e-9b7d-4e21-a5f0-6c8d2b1e7a90"); /* a UUIDv4 */
 }
 
+/* A message a pull consumer leased and let expire is taken by an effectively-once consumer
+ * like any visible one: the expired lease is one failed attempt (recorded, and counted in
+ * attempts), and the effect happens once. */
+Test(eo_fake, a_message_whose_pull_lease_expired_is_taken_and_its_attempt_counted)
+{
+    char id[HERALD_ID_SIZE];
+    send_ev("in", NULL, NULL, NULL, id);
+    herald_batch b = { 0 };
+    cr_assert_eq(hx_pull(env.store, "in", 1, 1000, &b), 1);
+    char msg_id[HERALD_ID_SIZE];
+    memcpy(msg_id, b.msgs[0].id, sizeof msg_id);
+    herald_batch_deinit(&b);
+    hx_clock_advance(&env.clock, 2000); /* the lease expires unsettled */
+    mode md = { 0 };
+    start_in(&md);
+    wait_drained("in", 1);
+    stop();
+    cr_assert_eq(effects_rows(), 1);
+    int64_t att[4] = { 0 };
+    cr_assert_eq(herald_sql_query(env.store, "SELECT attempts FROM effects", NULL, 0, hx_cb_ints,
+                                  att),
+                 0);
+    cr_assert_eq(att[0], 2, "the handler saw attempts %lld, want 2 (the expired lease was 1)",
+                 (long long)att[0]);
+    herald_attempt *a = NULL;
+    size_t n = 0;
+    cr_assert_eq(herald_message_attempts(env.store, msg_id, &a, &n), 0);
+    cr_assert_eq(n, 1, "attempt records: %zu", n);
+    cr_assert(strstr(a[0].error, "visibility timeout"), "%s", a[0].error);
+    herald_free(a);
+}
+
 Test(eo_fake, processed_records_are_kept_for_the_default_retention)
 {
     mode md = { 0 };
