@@ -171,8 +171,9 @@ Test(run, kill_9_while_routing_loses_and_duplicates_nothing)
     s = open_store();
     int64_t routed_before = hx_stats(s, "a").backlog_count;
     herald_store_close(s);
-    /* Leased but unrouted messages come back after the 30 s default visibility timeout; a
-     * shorter wait would need a lease setting in the configuration. Run again and wait. */
+    /* Routers are effectively-once consumers: a batch in flight at the kill was never leased,
+     * only taken inside a transaction that died with the process, so the next run routes it
+     * at once. Run again and wait (bounded). */
     pid = start_run();
     s = open_store();
     for (int i = 0; i < 12000 && hx_stats(s, "events").backlog_count > 0; i++)
