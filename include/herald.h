@@ -95,10 +95,11 @@ typedef struct herald_store herald_store;
  *     effects commit after it, so a power loss takes both or neither.) If the fsync fails
  *     (HERALD_EIO), the outcome of the writes not yet confirmed is unknown - as with any
  *     database - and the store refuses writes until reopened.
- *   HERALD_DURABILITY_NORMAL: commits are written to the log but fsynced only at checkpoints.
- *     Survives a process crash (kill -9). A power loss or OS crash may lose the commits made since
- *     the last checkpoint: at most the last ~4 MiB of log (1000 pages), in practice the last
- *     fraction of a second of writes. Never corrupts the database. */
+ *   HERALD_DURABILITY_NORMAL: commits are written to the log but fsynced only at checkpoints,
+ *     which a thread of the store runs every ~4 MiB of log. Survives a process crash (kill -9).
+ *     A power loss or OS crash may lose the commits made since the last checkpoint: usually
+ *     under ~8 MiB of log (a fraction of a second of writes), at most ~32 MiB (where the writer
+ *     restarts the log itself). Never corrupts the database. */
 typedef enum herald_durability {
     HERALD_DURABILITY_FULL = 0,
     HERALD_DURABILITY_NORMAL = 1,

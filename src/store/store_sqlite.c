@@ -7,10 +7,10 @@
  *   wdb   the writer: only the group-commit writer thread runs statements on it (open and close
  *         run before the writer starts / after it stopped).
  *   rdb   the reader: under base.read_mu; WAL lets it read while the writer writes.
- * Checkpoints: wal_autocheckpoint is off. Durability FULL: a checkpointer thread with its own
- *   connection copies the WAL beside the writer, and the writer restarts the WAL when it gets
- *   long (ckpt_main). NORMAL: the writer checkpoints between commit groups (sq_after_commit).
- *   Either way no caller waits for a checkpoint and the WAL is reused, not grown.
+ * Checkpoints: wal_autocheckpoint is off. A checkpointer thread with its own connection copies
+ *   the WAL beside the writer, woken every CKPT_PAGES, and the writer restarts the WAL when it
+ *   passes WAL_RESTART_PAGES (ckpt_main). No caller waits for a checkpoint and the WAL is
+ *   reused, not grown.
  * Durability: journal_mode=WAL. FULL -> the WAL is fsynced after every commit group, but not
  *   by the commit: the connection runs synchronous=NORMAL and the store's syncer thread calls
  *   sq_sync (fdatasync of the WAL through a descriptor of our own) before the group's callers
@@ -18,7 +18,7 @@
  *   loses only groups nobody was told about; SQLite's WAL checksums make recovery stop at the
  *   last whole commit, so what survives is always a prefix. Checkpoints still fsync the WAL
  *   before copying it (synchronous=NORMAL does that). NORMAL -> synchronous=NORMAL and no
- *   syncer (fsync at checkpoints only).
+ *   syncer: the WAL reaches the disk at the checkpointer's checkpoints (herald.h's bound).
  * Identity: application_id = 'HRLD'; user_version = the highest applied migration. A file with
  *   another application_id, or foreign tables and none, is refused (HERALD_ENOTHERALD); a
  *   user_version above what this build knows is refused (HERALD_ESCHEMA). Each migration runs in
@@ -270,9 +270,9 @@ static int wal_hook(void *ud, sqlite3 *db, const char *name, int pages)
 
 static int open_conn(const char *path, int flags, sqlite3 **out);
 
-/* The background checkpointer (durability FULL): PASSIVE checkpoints on a connection of its
- * own, so that copying the WAL into the database and the fsyncs that go with it run beside the
- * writer instead of inside it. A busy writer never lets a concurrent checkpoint finish the
+/* The background checkpointer: PASSIVE checkpoints on a connection of its own, so that copying
+ * the WAL into the database and the fsyncs that go with it run beside the writer instead of
+ * inside it (in durability normal, those fsyncs are what makes commits durable). A busy writer never lets a concurrent checkpoint finish the
  * whole WAL (new frames arrive meanwhile), so the WAL would not restart and would grow without
  * bound: once it passes WAL_RESTART_PAGES the writer itself runs a RESTART checkpoint between
  * groups - by then the checkpointer has copied nearly everything, so that is short. */
@@ -336,43 +336,33 @@ static void ckpt_stop(sq_store *q)
     q->cdb = NULL;
 }
 
-/* Writer thread, between commit groups. With the checkpointer thread: wake it once the WAL
- * passes CKPT_PAGES more frames, and RESTART past WAL_RESTART_PAGES (see above). Without it
- * (durability NORMAL, where a checkpoint is what makes commits durable and its bound is
- * documented): a PASSIVE checkpoint here once the WAL passes CKPT_PAGES; with no write in
- * progress it backfills the whole WAL, and the next transaction restarts it. */
+/* Writer thread, between commit groups: wake the checkpointer once the WAL passes CKPT_PAGES
+ * more frames, and RESTART the WAL past WAL_RESTART_PAGES (see ckpt_main). */
 static int sq_after_commit(herald_store *s)
 {
     sq_store *q = (sq_store *)s;
-    if (q->has_ckpt_thread) {
-        pthread_mutex_lock(&q->ckpt_mu);
-        int bad = q->ckpt_reported ? SQLITE_OK : q->ckpt_src;
-        q->ckpt_reported = q->ckpt_reported || bad != SQLITE_OK; /* sticky in store.c now */
-        if (q->wal_pages < q->ckpt_asked_at) /* the WAL restarted by itself */
-            q->ckpt_asked_at = 0;
-        if (bad == SQLITE_OK && q->wal_pages >= q->ckpt_asked_at + CKPT_PAGES) {
-            q->ckpt_wanted = true;
-            q->ckpt_asked_at = q->wal_pages;
-            pthread_cond_signal(&q->ckpt_cv);
-        }
-        pthread_mutex_unlock(&q->ckpt_mu);
-        if (bad != SQLITE_OK)
-            return herald__err(HERALD_EIO, "checkpoint failed: %s", q->ckpt_err);
-        if (q->wal_pages < WAL_RESTART_PAGES)
-            return 0;
-    } else if (q->wal_pages < CKPT_PAGES) {
-        return 0;
+    pthread_mutex_lock(&q->ckpt_mu);
+    int bad = q->ckpt_reported ? SQLITE_OK : q->ckpt_src;
+    q->ckpt_reported = q->ckpt_reported || bad != SQLITE_OK; /* sticky in store.c now */
+    if (q->wal_pages < q->ckpt_asked_at) /* the WAL restarted by itself */
+        q->ckpt_asked_at = 0;
+    if (bad == SQLITE_OK && q->wal_pages >= q->ckpt_asked_at + CKPT_PAGES) {
+        q->ckpt_wanted = true;
+        q->ckpt_asked_at = q->wal_pages;
+        pthread_cond_signal(&q->ckpt_cv);
     }
+    pthread_mutex_unlock(&q->ckpt_mu);
+    if (bad != SQLITE_OK)
+        return herald__err(HERALD_EIO, "checkpoint failed: %s", q->ckpt_err);
+    if (q->wal_pages < WAL_RESTART_PAGES)
+        return 0;
     int log = 0, done = 0;
     int64_t t0 = herald__mono_ns();
-    int mode = q->has_ckpt_thread ? SQLITE_CHECKPOINT_RESTART : SQLITE_CHECKPOINT_PASSIVE;
     /* RESTART waits for readers of older snapshots and for the checkpointer thread: never
      * here, with the write lock held - if it is busy, the next group tries again. */
-    if (mode == SQLITE_CHECKPOINT_RESTART)
-        sqlite3_busy_timeout(q->wdb, 0);
-    int src = sqlite3_wal_checkpoint_v2(q->wdb, NULL, mode, &log, &done);
-    if (mode == SQLITE_CHECKPOINT_RESTART)
-        sqlite3_busy_timeout(q->wdb, BUSY_TIMEOUT_MS);
+    sqlite3_busy_timeout(q->wdb, 0);
+    int src = sqlite3_wal_checkpoint_v2(q->wdb, NULL, SQLITE_CHECKPOINT_RESTART, &log, &done);
+    sqlite3_busy_timeout(q->wdb, BUSY_TIMEOUT_MS);
     if (herald__log_enabled(HERALD_LOG_DEBUG)) {
         char b[96];
         snprintf(b, sizeof b, "%d frames, %d backfilled, %.2f ms", log, done,
@@ -385,8 +375,8 @@ static int sq_after_commit(herald_store *s)
     q->ckpt_asked_at = 0;
     if (src == SQLITE_OK)
         return 0;
-    /* In durability normal the checkpoint is where the WAL reaches the disk: a failure here
-     * is a failed durable write (STYLE.md §7.2). */
+    /* In durability normal a checkpoint is where the WAL reaches the disk: a failure is a
+     * failed durable write (STYLE.md §7.2). */
     return herald__sq_fail(q->wdb, src, "checkpoint");
 }
 
@@ -557,7 +547,7 @@ static int sq_open(const char *rest, const herald__store_opts *o, herald_store *
         herald__sq_install_authorizer(q);
     if (rc == 0)
         rc = prepare_all(q);
-    if (rc == 0 && dur == HERALD_DURABILITY_FULL)
+    if (rc == 0)
         rc = ckpt_start(q);
     if (rc == 0) {
         sqlite3_wal_autocheckpoint(q->wdb, 0); /* sq_after_commit() and ckpt_main() do it */

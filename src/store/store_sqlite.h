@@ -47,7 +47,7 @@ typedef struct sq_store {
     int schema_version;
     int wal_pages; /* writer thread: WAL size after the last commit (wal_hook) */
     int wal_fd;    /* durability FULL: the WAL, fsynced by the syncer thread (sq_sync); or -1 */
-    /* durability FULL: the checkpointer thread and its connection (store_sqlite.c) */
+    /* the checkpointer thread and its connection (store_sqlite.c) */
     sqlite3 *cdb;
     bool has_ckpt_thread;
     pthread_t ckpt_thread;
