@@ -364,8 +364,8 @@ typedef struct herald_envelope {
 
 /* Builds the envelope body {"event_id","type","source","timestamp","correlation_id"?,"payload"}
  * (timestamp = now in ISO 8601 UTC with ms; the payload text is kept as given, trimmed).
- * *json_out: NUL-terminated, free with herald_free(); len_out and event_id_out may be NULL. Errors: HERALD_EENVELOPE, with a message
- * naming the field that is wrong. */
+ * *json_out: NUL-terminated, free with herald_free(); len_out and event_id_out may be NULL.
+ * Errors: HERALD_EENVELOPE, with a message naming the field that is wrong. */
 HERALD_API int herald_event_encode(herald_store *s, const herald_event *e,
                                    char event_id_out[HERALD_ID_SIZE], char **json_out,
                                    size_t *len_out);
