@@ -237,6 +237,18 @@ static void start(const herald_consumer_cfg *c)
     g_c = hx_consumer_start(env.store, c);
 }
 
+/* Queue "in": max_retries, dead-letter queue "in-dlq" (created), retries at once. */
+static void use_dlq(int64_t max_retries)
+{
+    herald_queue_settings st;
+    herald_queue_settings_init(&st);
+    st.max_retries = max_retries;
+    st.dead_letter_queue = "in-dlq";
+    st.retry_delay_s = 0;
+    cr_assert_eq(herald_queue_update(env.store, "in", &st), 0, "%s", herald_last_error());
+    hx_create_queue(env.store, "in-dlq", NULL);
+}
+
 static const char *const Q_IN[] = { "in" };
 
 static void start_in(mode *md)
@@ -483,13 +495,7 @@ Test(eo, one_failing_message_in_a_batch_leaves_the_others_effects_once)
 
 Test(eo, always_failing_handler_dead_letters_with_the_error_it_set)
 {
-    herald_queue_settings st;
-    herald_queue_settings_init(&st);
-    st.max_retries = 2;
-    st.dead_letter_queue = "in-dlq";
-    st.retry_delay_s = 0;
-    cr_assert_eq(herald_queue_update(env.store, "in", &st), 0, "%s", herald_last_error());
-    hx_create_queue(env.store, "in-dlq", NULL);
+    use_dlq(2);
     char id[HERALD_ID_SIZE];
     send_ev("in", NULL, NULL, NULL, id);
     mode md = { .send_event = true, .send_plain = true, .always_fail = true,
@@ -524,12 +530,7 @@ Test(eo, always_failing_handler_dead_letters_with_the_error_it_set)
 
 Test(eo, failing_handler_without_an_error_still_records_one)
 {
-    herald_queue_settings st;
-    herald_queue_settings_init(&st);
-    st.max_retries = 0;
-    st.dead_letter_queue = "in-dlq";
-    cr_assert_eq(herald_queue_update(env.store, "in", &st), 0, "%s", herald_last_error());
-    hx_create_queue(env.store, "in-dlq", NULL);
+    use_dlq(0);
     send_ev("in", NULL, NULL, NULL, NULL);
     mode md = { .always_fail = true };
     start_in(&md);
@@ -1306,13 +1307,7 @@ Test(sql, null_arguments_are_einval)
 
 Test(eo, permanent_failure_dead_letters_at_once_and_rolls_back)
 {
-    herald_queue_settings st;
-    herald_queue_settings_init(&st);
-    st.max_retries = 3;
-    st.dead_letter_queue = "in-dlq";
-    st.retry_delay_s = 0;
-    cr_assert_eq(herald_queue_update(env.store, "in", &st), 0, "%s", herald_last_error());
-    hx_create_queue(env.store, "in-dlq", NULL);
+    use_dlq(3);
     char id[HERALD_ID_SIZE];
     send_ev("in", NULL, NULL, NULL, id);
     mode md = { .send_event = true, .send_plain = true, .always_fail = true,
