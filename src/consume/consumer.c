@@ -285,7 +285,7 @@ static void run_chain(herald_consumer *c, herald_delivery *d)
 {
     size_t n = d->batch.n;
     herald__settle_item *items = herald__xcalloc(n, sizeof *items);
-    herald__trace_info *traces = trace_batch(&d->batch, items);
+    herald__trace_info *traces = herald__xcalloc(n, sizeof *traces);
     char **errors = herald__xcalloc(n, sizeof *errors);
     herald_envelope *envs = herald__xcalloc(n, sizeof *envs);
     bool *has_env = herald__xcalloc(n, sizeof *has_env);
@@ -295,6 +295,7 @@ static void run_chain(herald_consumer *c, herald_delivery *d)
         const herald_message *m = &d->batch.msgs[i];
         has_env[i] = m->content_type == HERALD_CONTENT_JSON &&
                      herald__envelope_parse_stored(m->body, m->body_len, &envs[i]) == 0;
+        herald__settle_trace(&items[i], &traces[i], m, has_env[i] ? &envs[i] : NULL);
         herald_msg_ctx ctx = { .chain = c->chain, .queue = d->batch.queue };
         int rc = herald_mw_next(&ctx, m, has_env[i] ? &envs[i] : NULL);
         herald__settle_item *it = &items[i];

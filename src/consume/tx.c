@@ -196,16 +196,7 @@ static void item_init(herald__eo_op *o, size_t i, herald__settle_item *it)
     (void)herald__lease_parse(m->lease_id, &it->ref);
     it->is_taken = true;
     it->delay_s = HERALD_UNSET;
-    if (o->has_env[i] && o->envs[i].correlation_id[0]) {
-        const herald_envelope *env = &o->envs[i];
-        herald__trace_info *t = &o->traces[i];
-        memcpy(t->correlation_id, env->correlation_id, sizeof t->correlation_id);
-        memcpy(t->event_id, env->event_id, sizeof t->event_id);
-        memcpy(t->type, env->type, sizeof t->type);
-        it->trace = t;
-        it->message_id = m->id;
-        it->attempt = m->attempts;
-    }
+    herald__settle_trace(it, &o->traces[i], m, o->has_env[i] ? &o->envs[i] : NULL);
 }
 
 /* Runs the taken batch: the common case costs no savepoint per message (a savepoint makes

@@ -8,6 +8,8 @@
 #ifndef HERALD_STORE_STORE_H
 #define HERALD_STORE_STORE_H
 
+#include <string.h>
+
 #include "core/core.h"
 
 /* One message to insert (ids are minted by the queue layer). */
@@ -54,6 +56,21 @@ typedef struct herald__settle_item {
     const char *message_id;          /* with trace */
     int attempt;                     /* with trace */
 } herald__settle_item;
+
+/* Marks the settlement of m as traced, with the correlation of its parsed envelope (t: the
+ * item's storage for it), when the envelope has a correlation id. */
+static inline void herald__settle_trace(herald__settle_item *it, herald__trace_info *t,
+                                        const herald_message *m, const herald_envelope *env)
+{
+    if (!env || !env->correlation_id[0])
+        return;
+    memcpy(t->correlation_id, env->correlation_id, sizeof t->correlation_id);
+    memcpy(t->event_id, env->event_id, sizeof t->event_id);
+    memcpy(t->type, env->type, sizeof t->type);
+    it->trace = t;
+    it->message_id = m->id;
+    it->attempt = m->attempts;
+}
 
 /* Formats / parses "hl1.<seq hex>.<tag hex>". Parse returns false when malformed. */
 void herald__lease_format(herald__lease_ref r, char out[HERALD_LEASE_ID_SIZE]);
