@@ -317,6 +317,20 @@ static void run_group(herald_store *s, herald__op *list)
         if (op->rc == 0 && op->wakes)
             wakes = true;
     }
+    if (rc < 0 && rc != HERALD_EIO && !s->ops->in_transaction(s)) {
+        /* A statement of an op ended the transaction (user SQL with ON CONFLICT ROLLBACK or
+         * RAISE(ROLLBACK)): nothing of the group is kept, and nothing is wrong with the store.
+         * The group's ops fail - the culprit with its own error - and writing goes on. */
+        herald__log(HERALD_LOG_WARN, "an operation rolled back its commit group; the group "
+                    "fails", "detail", herald_last_error(), NULL);
+        herald__err(HERALD_ESTORE, "another operation of this commit group rolled the "
+                    "transaction back; nothing of this one was kept (it may be retried)");
+        for (herald__op *op = list; op; op = op->priv_next)
+            if (op->rc == 0)
+                fail_op(op, HERALD_ESTORE);
+        group_committed(s, list, false);
+        return;
+    }
     if (rc == 0) {
         herald__fault("store.before_commit");
         rc = s->ops->commit(s);

@@ -34,6 +34,7 @@ struct herald_store_ops {
     int (*savepoint)(herald_store *s);
     int (*release)(herald_store *s);
     int (*rollback_to)(herald_store *s);
+    bool (*in_transaction)(herald_store *s); /* false: a statement ended the transaction */
     /* after a group's commit (its callers are released then, or by the syncer after its
      * fsync): housekeeping such as checkpoints */
     int (*after_commit)(herald_store *s); /* < 0: the store's error becomes sticky */
@@ -108,7 +109,7 @@ struct herald_store_ops {
     int (*data_version)(herald_store *s, int64_t *out);
 };
 
-#define HERALD_STORE_ABI 2 /* 2: sync, take, inflight_running */
+#define HERALD_STORE_ABI 2 /* 2: sync, take, inflight_running, in_transaction */
 
 struct herald_store {
     const herald_store_ops *ops;

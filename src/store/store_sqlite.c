@@ -660,6 +660,11 @@ static int sq_rollback_to(herald_store *s)
     return herald__sq_exec(q, q->w[W_ROLLBACK_TO], "rollback to savepoint");
 }
 
+static bool sq_in_transaction(herald_store *s)
+{
+    return !sqlite3_get_autocommit(((sq_store *)s)->wdb);
+}
+
 static void sq_inflight_running(herald_store *s, int64_t i)
 {
     herald__sq_inflight_running((sq_store *)s, i);
@@ -688,6 +693,7 @@ const herald_store_ops herald__store_sqlite = {
     .lease = herald__sq_lease,
     .take = herald__sq_take,
     .inflight_running = sq_inflight_running,
+    .in_transaction = sq_in_transaction,
     .settle = herald__sq_settle,
     .extend = herald__sq_extend,
     .sweep = herald__sq_sweep,

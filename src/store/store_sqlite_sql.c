@@ -92,8 +92,11 @@ static int prepare_user(sqlite3 *db, const char *sql, sqlite3_stmt **out, const 
     return 0;
 }
 
-/* The cached statement for `sql` (one statement), prepared on first use. */
-static int cached(sq_store *q, bool on_writer, const char *sql, sqlite3_stmt **out)
+/* The cached statement for `sql` (one statement), prepared on first use. *owned: the
+ * statement is not the cache's and the caller finalizes it - when the cached one is running
+ * already (a row callback runs the same SQL again) or the cache would have to be emptied while
+ * one of its statements runs. */
+static int cached(sq_store *q, bool on_writer, const char *sql, sqlite3_stmt **out, bool *owned)
 {
     void **slot = on_writer ? &q->wcache : &q->rcache;
     if (!*slot)
@@ -104,11 +107,15 @@ static int cached(sq_store *q, bool on_writer, const char *sql, sqlite3_stmt **o
         uint32_t i = (h + (uint32_t)k) % CACHE_SLOTS;
         if (!c->sql[i])
             break;
-        if (strcmp(c->sql[i], sql) == 0) {
+        if (strcmp(c->sql[i], sql) == 0 && !sqlite3_stmt_busy(c->st[i])) {
             *out = c->st[i];
+            *owned = false;
             return 0;
         }
     }
+    bool any_busy = false;
+    for (int i = 0; i < CACHE_SLOTS && !any_busy; i++)
+        any_busy = c->st[i] && sqlite3_stmt_busy(c->st[i]);
     sqlite3 *db = on_writer ? q->wdb : q->rdb;
     sqlite3_stmt *st = NULL;
     const char *tail = NULL;
@@ -125,6 +132,11 @@ static int cached(sq_store *q, bool on_writer, const char *sql, sqlite3_stmt **o
         return herald__err(HERALD_EINVAL,
                            "one statement per call when parameters are bound; extra text: %.80s",
                            tail);
+    }
+    *owned = any_busy; /* nested in a running statement: leave the cache as it is */
+    if (any_busy) {
+        *out = st;
+        return 0;
     }
     if (c->n >= CACHE_SLOTS * 3 / 4) { /* full: start over */
         for (int i = 0; i < CACHE_SLOTS; i++) {
@@ -260,9 +272,14 @@ int herald__sq_user_sql(herald_store *s, bool on_writer, const char *sql, const 
     if (!sql)
         return herald__err(HERALD_EINVAL, "SQL text is NULL");
     bool *user_mode = on_writer ? &q->w_user_mode : &q->r_user_mode;
+    bool outer = *user_mode; /* a row callback may run user SQL inside user SQL */
     *user_mode = true;
     int rc = user_sql(q, on_writer, sql, args, n, is_multi, changes, cb, ud);
-    *user_mode = false;
+    *user_mode = outer;
+    if (on_writer && sqlite3_get_autocommit(q->wdb)) /* the authorizer cannot see these */
+        rc = herald__err(HERALD_ESQL, "the statement rolled back the whole transaction (ON "
+                         "CONFLICT ROLLBACK or RAISE(ROLLBACK)), so nothing of its commit "
+                         "group was kept; use ABORT, FAIL or IGNORE: %.200s", sql);
     return rc;
 }
 
@@ -295,17 +312,20 @@ static int user_sql(sq_store *q, bool on_writer, const char *sql, const herald_a
         return rc;
     }
     sqlite3_stmt *st = NULL;
-    int rc = cached(q, on_writer, sql, &st);
+    bool owned = false;
+    int rc = cached(q, on_writer, sql, &st, &owned);
     if (rc < 0)
         return rc;
     if (!on_writer && !sqlite3_stmt_readonly(st))
-        return herald__err(HERALD_EDENIED, "herald_sql_query runs read-only statements; use "
-                                           "herald_sql_exec to write");
-    if ((rc = bind_args(db, st, args, n)) < 0) {
+        rc = herald__err(HERALD_EDENIED, "herald_sql_query runs read-only statements; use "
+                                         "herald_sql_exec to write");
+    else if ((rc = bind_args(db, st, args, n)) < 0)
         sqlite3_clear_bindings(st);
-        return rc;
-    }
-    return run_stmt(db, st, changes, cb, ud); /* one statement: one snapshot */
+    else
+        rc = run_stmt(db, st, changes, cb, ud); /* one statement: one snapshot */
+    if (owned)
+        sqlite3_finalize(st);
+    return rc;
 }
 
 int herald__sq_sp_begin(herald_store *s)

@@ -1359,3 +1359,74 @@ Test(eo, other_negative_returns_are_retried_and_roll_back)
         cr_assert_eq(stats("out").sent_total, (int64_t)i + 1, "rc %d", rcs[i]);
     }
 }
+
+/* ON CONFLICT ROLLBACK (or a trigger's RAISE(ROLLBACK)) ends the whole transaction, which the
+ * authorizer cannot see: the statement fails naming why, and the store goes on writing (it
+ * used to refuse every write until reopened). */
+Test(sql, a_statement_that_rolls_back_the_transaction_fails_alone)
+{
+    exec_ok("CREATE TABLE uniq (x INTEGER UNIQUE)", NULL, 0, NULL);
+    exec_ok("INSERT INTO uniq VALUES (1)", NULL, 0, NULL);
+    int rc = herald_sql_exec(env.store, "INSERT OR ROLLBACK INTO uniq VALUES (1)", NULL, 0, NULL);
+    cr_assert_eq(rc, HERALD_ESQL, "rc %s", herald_err_name(rc));
+    cr_assert(strstr(herald_last_error(), "ROLLBACK"), "%s", herald_last_error());
+    exec_ok("INSERT INTO uniq VALUES (2)", NULL, 0, NULL); /* the store still writes */
+    send_ev("in", NULL, NULL, NULL, NULL);
+    int64_t v[4] = { 0 };
+    cr_assert_eq(herald_sql_query(env.store, "SELECT count(*) FROM uniq", NULL, 0, hx_cb_ints,
+                                  v),
+                 0);
+    cr_assert_eq(v[0], 2);
+    cr_assert_eq(stats("in").backlog_count, 1);
+}
+
+static int cb_nested_same_sql(void *ud, const herald_row *r);
+
+typedef struct nested {
+    herald_tx *tx;
+    int outer_rows, inner_rows;
+} nested;
+
+static int cb_count(void *ud, const herald_row *r)
+{
+    (void)r;
+    ((nested *)ud)->inner_rows++;
+    return 0;
+}
+
+static int cb_nested_same_sql(void *ud, const herald_row *r)
+{
+    (void)r;
+    nested *n = ud;
+    n->outer_rows++;
+    return herald_tx_query(n->tx, "SELECT event_id FROM effects", NULL, 0, cb_count, n) < 0 ? -1
+                                                                                            : 0;
+}
+
+static nested g_nested;
+
+static int h_nested(herald_tx *tx, const herald_message *m, const herald_envelope *en, void *ud)
+{
+    (void)m;
+    (void)en;
+    (void)ud;
+    g_nested.tx = tx;
+    return herald_tx_query(tx, "SELECT event_id FROM effects", NULL, 0, cb_nested_same_sql,
+                           &g_nested);
+}
+
+/* A row callback may run the same query again: each runs to its end (the running statement is
+ * not reset under it by the statement cache). */
+Test(eo, a_query_callback_may_run_the_same_query_again)
+{
+    exec_ok("INSERT INTO effects(event_id, attempts) VALUES ('a', 1), ('b', 1), ('c', 1)", NULL,
+            0, NULL);
+    memset(&g_nested, 0, sizeof g_nested);
+    send_ev("in", NULL, NULL, NULL, NULL);
+    herald_consumer_cfg c = tx_cfg(Q_IN, 1, h_nested, NULL);
+    start(&c);
+    wait_drained("in", 1);
+    stop();
+    cr_assert_eq(g_nested.outer_rows, 3, "outer query saw %d rows", g_nested.outer_rows);
+    cr_assert_eq(g_nested.inner_rows, 9, "inner queries saw %d rows", g_nested.inner_rows);
+}
