@@ -243,6 +243,8 @@ Test(eo_crash, a_poison_message_that_kills_the_process_is_dead_lettered_after_ma
     cr_assert_str_eq(en.payload_json, "{\"n\":3}");
     herald_envelope_deinit(&en);
     cr_assert_eq(b.msgs[0].dead_attempts, 3, "dead_attempts %d", b.msgs[0].dead_attempts);
+    cr_assert(b.msgs[0].last_error && strstr(b.msgs[0].last_error, "exited"),
+              "the dead letter's last error: %s", b.msgs[0].last_error);
     herald_attempt *at = NULL;
     size_t n_at = 0;
     cr_assert_eq(herald_message_attempts(s, b.msgs[0].id, &at, &n_at), 0, "%s",
