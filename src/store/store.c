@@ -133,6 +133,7 @@ static void store_destroy(herald_store *s)
     pthread_cond_destroy(&s->sync_cv);
     pthread_mutex_destroy(&s->mu);
     pthread_mutex_destroy(&s->read_mu);
+    pthread_rwlock_destroy(&s->catalog_lock);
     s->ops->close(s);
 }
 
@@ -165,6 +166,7 @@ int herald_store_open(const char *url, const herald_store_cfg *cfg, herald_store
     s->clock = cfg ? cfg->clock : NULL;
     pthread_mutex_init(&s->mu, NULL);
     pthread_mutex_init(&s->read_mu, NULL);
+    pthread_rwlock_init(&s->catalog_lock, NULL);
     pthread_cond_init(&s->work_cv, NULL);
     pthread_cond_init(&s->done_cv, NULL);
     pthread_condattr_t ca;
@@ -464,23 +466,25 @@ int herald__store_submit(herald_store *s, herald__op *op)
 
 /* ---- the event catalog ---- */
 
+/* The write lock waits for checks in progress: once this returns, the old catalog is unused
+ * and its owner may free it (herald.h: "Keeps: c until ... the next call"). */
 void herald_store_set_catalog(herald_store *s, const herald_catalog *c, herald_catalog_mode mode)
 {
-    pthread_mutex_lock(&s->mu);
+    pthread_rwlock_wrlock(&s->catalog_lock);
     s->catalog = c;
     s->catalog_mode = mode;
-    pthread_mutex_unlock(&s->mu);
+    pthread_rwlock_unlock(&s->catalog_lock);
 }
 
 int herald__store_check_event(herald_store *s, const herald_event *e)
 {
-    pthread_mutex_lock(&s->mu);
+    pthread_rwlock_rdlock(&s->catalog_lock);
     const herald_catalog *c = s->catalog;
     herald_catalog_mode mode = s->catalog_mode;
-    pthread_mutex_unlock(&s->mu);
+    int rc = c ? herald_catalog_check(c, e->type, e->payload_json, e->payload_len) : 0;
+    pthread_rwlock_unlock(&s->catalog_lock);
     if (!c)
         return 0;
-    int rc = herald_catalog_check(c, e->type, e->payload_json, e->payload_len);
     if (rc < 0 && mode == HERALD_CATALOG_WARN) {
         herald__log(HERALD_LOG_WARN, "event does not match the catalog (warn mode: sent anyway)",
                     "type", e->type, "problem", herald_last_error(), NULL);

@@ -135,7 +135,9 @@ struct herald_store {
     pthread_t writer;
     /* read side */
     pthread_mutex_t read_mu;
-    /* event catalog, set by herald_store_set_catalog; guarded by mu */
+    /* event catalog, set by herald_store_set_catalog; guarded by catalog_lock (held for
+     * reading through each check, so a replaced catalog is never in use) */
+    pthread_rwlock_t catalog_lock;
     const herald_catalog *catalog;
     herald_catalog_mode catalog_mode;
 };

@@ -10,6 +10,8 @@
 #include <criterion/criterion.h>
 
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,4 +204,45 @@ Test(catalog_enforced, outbox_add_follows_the_catalog_mode_of_the_service_store)
         cr_assert_eq(pending, cases[i].pending_after, "case %zu: %lld pending, want %lld", i,
                      (long long)pending, (long long)cases[i].pending_after);
     }
+}
+
+/* ---- replacing the catalog while events are sent ---- */
+
+static atomic_int g_sending;
+
+static void *send_loop(void *arg)
+{
+    (void)arg;
+    int failures = 0;
+    while (atomic_load(&g_sending)) {
+        herald_event e = BAD_EVENT;
+        if (herald_send_event(S, "a", &e, HERALD_UNSET, NULL) != HERALD_ECATALOG)
+            failures++;
+    }
+    return (void *)(intptr_t)failures;
+}
+
+/* herald.h: the store keeps a catalog until the next herald_store_set_catalog call, so the
+ * caller may free the old one as soon as that call returns - even while another thread is in
+ * the middle of checking an event against it (under ASan, a use after free otherwise). Every
+ * bad event is refused by whichever catalog is set. */
+Test(catalog_enforced, the_old_catalog_may_be_freed_once_a_new_one_is_set)
+{
+    herald_store_set_catalog(S, g_cat, HERALD_CATALOG_STRICT);
+    atomic_store(&g_sending, 1);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, send_loop, NULL), 0);
+    for (int i = 0; i < 300; i++) {
+        herald_catalog *next = NULL;
+        cr_assert_eq(herald_catalog_parse(CATALOG, strlen(CATALOG), "cat.jsonc", &next), 0);
+        herald_store_set_catalog(S, next, HERALD_CATALOG_STRICT);
+        herald_catalog_free(g_cat);
+        g_cat = next;
+    }
+    atomic_store(&g_sending, 0);
+    void *failures = NULL;
+    pthread_join(t, &failures);
+    cr_assert_eq((intptr_t)failures, 0, "%ld bad events were not refused",
+                 (long)(intptr_t)failures);
+    cr_assert_eq(hx_stats(S, "a").backlog_count, 0);
 }
