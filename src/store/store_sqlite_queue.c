@@ -105,10 +105,13 @@ const char *const herald__sq_wsql[W_N] = {
                     "FROM herald_messages WHERE seq = ?1 AND queue_id = ?2",
     [W_MSG_RETRY] = "UPDATE herald_messages SET visible_at_ms = ?2, lease_tag = NULL, "
                     "last_error = coalesce(?3, last_error) WHERE seq = ?1",
+    /* a dead letter and a redriven message keep their trace columns: still in the trace */
     [W_MSG_TO_DLQ] = "INSERT INTO herald_messages (queue_id, visible_at_ms, attempts, expires_at_ms, "
-                     "sent_ms, content_type, id, dead_from, dead_attempts, last_error, body, seq) "
+                     "sent_ms, content_type, id, dead_from, dead_attempts, last_error, body, seq, "
+                     "correlation_id, event_id, event_type) "
                      "SELECT ?2, ?3, 0, ?4, sent_ms, content_type, id, ?5, attempts, "
-                     "coalesce(?6, last_error), body, ?7 FROM herald_messages WHERE seq = ?1",
+                     "coalesce(?6, last_error), body, ?7, correlation_id, event_id, event_type "
+                     "FROM herald_messages WHERE seq = ?1",
     [W_MSG_COUNT_ATTEMPT] = "UPDATE herald_messages SET attempts = attempts + 1 WHERE seq = ?1",
     [W_MSG_EXTEND] = "UPDATE herald_messages SET visible_at_ms = ?3 "
                      "WHERE seq = ?1 AND lease_tag = ?2 AND queue_id = ?4",
@@ -147,8 +150,9 @@ const char *const herald__sq_wsql[W_N] = {
     [W_DEAD_GET] = "SELECT id, dead_from FROM herald_messages WHERE seq = ?1 AND queue_id = ?2",
     /* ?5: the edited body, or NULL to keep the dead letter's */
     [W_REDRIVE] = "INSERT INTO herald_messages (queue_id, visible_at_ms, attempts, expires_at_ms, "
-                  "sent_ms, content_type, id, body, seq) SELECT ?2, ?3, 0, ?4, sent_ms, "
-                  "content_type, id, coalesce(?5, body), ?6 FROM herald_messages WHERE seq = ?1",
+                  "sent_ms, content_type, id, body, seq, correlation_id, event_id, event_type) "
+                  "SELECT ?2, ?3, 0, ?4, sent_ms, content_type, id, coalesce(?5, body), ?6, "
+                  "correlation_id, event_id, event_type FROM herald_messages WHERE seq = ?1",
     [W_METRICS_ADD] = "INSERT INTO herald_metrics (queue, type, outcome, count, sum_ms, b0, b1, "
                       "b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12) VALUES (?1, ?2, ?3, ?4, "
                       "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18) "

@@ -965,3 +965,34 @@ Test(dlq, expired_dead_letters_are_not_redriven)
     cr_expect_eq(count_of("src"), 0, "an expired dead letter came back to life");
     cr_expect_eq(audit_count(NULL), 0);
 }
+
+/* A dead letter and its redriven copy keep their correlation: the trace goes on through the
+ * dead-letter queue to the ack after the redrive. */
+Test(dlq, a_redriven_message_stays_in_its_trace)
+{
+    mkq("src", 0, "dlq");
+    herald_event e = { .type = "x.y", .source = "tests", .correlation_id = "corr-redrive",
+                       .payload_json = "{}" };
+    cr_assert_eq(herald_send_event(env.store, "src", &e, HERALD_UNSET, NULL), 0);
+    herald_batch b = { 0 };
+    cr_assert_eq(hx_pull(env.store, "src", 1, LONG_VIS, &b), 1);
+    const char *lease = b.msgs[0].lease_id;
+    cr_assert_eq(herald_retry(env.store, "src", &lease, 1, 0, "nope", NULL), 0);
+    herald_batch_deinit(&b);
+    cr_assert_eq(count_of("dlq"), 1);
+    herald_redrive_opts o = ropts();
+    int64_t moved = 0;
+    cr_assert_eq(herald_dlq_redrive(env.store, "dlq", &o, &moved), 0, "%s", herald_last_error());
+    cr_assert_eq(moved, 1);
+    cr_assert_eq(hx_pull(env.store, "src", 1, LONG_VIS, &b), 1);
+    lease = b.msgs[0].lease_id;
+    cr_assert_eq(herald_ack(env.store, "src", &lease, 1, NULL), 0);
+    herald_batch_deinit(&b);
+    herald_trace_entry *t = NULL;
+    size_t n = 0;
+    cr_assert_eq(herald_trace(env.store, "corr-redrive", &t, &n), 0);
+    cr_assert_geq(n, 3, "trace has %zu steps", n);
+    cr_assert_str_eq(t[n - 1].what, "acked", "the last step is %s, not the ack after the redrive",
+                     t[n - 1].what);
+    herald_free(t);
+}
