@@ -4,8 +4,8 @@
  *   write:  herald_outbox_run -> one op on the service database: the service's SQL and every
  *           herald_outbox_add row commit together (or neither).
  *   flush:  read pending rows in order (reader), send them to the bus in batches of consecutive
- *           rows with the same destination (<= 100 messages, <= 256,000 bytes), then mark those
- *           rows published (an op on the service database). Publish-then-mark: a crash in
+ *           rows with the same destination (<= 100 messages, <= 256,000 bytes), then mark the
+ *           page's published rows in one op on the service database. Publish-then-mark: a crash in
  *           between publishes the rows again on the next pass; their envelopes carry the same
  *           event_id, so effectively-once consumers skip the duplicates. Nothing is lost.
  *   flusher thread: flushes when the service database commits (its wake generation) or, for
@@ -82,25 +82,18 @@ static int mark_run(herald_store *s, herald__op *op)
     return herald__store_outbox_mark(s, m->seqs, m->n);
 }
 
-/* Publishes rows[from..to) (same destination) in one bus call; marks them on success. */
-static int publish_group(herald_store *svc, herald_store *bus, const herald__outbox_row *rows,
-                         size_t from, size_t to)
+/* Publishes rows[from..to) (same destination) in one bus call. */
+static int publish_group(herald_store *bus, const herald__outbox_row *rows, size_t from,
+                         size_t to)
 {
     herald_msg msgs[PAGE];
-    int64_t seqs[PAGE];
     size_t n = 0;
-    for (size_t i = from; i < to; i++, n++) {
+    for (size_t i = from; i < to; i++, n++)
         msgs[n] = (herald_msg){ .body = rows[i].body, .body_len = rows[i].len,
                                 .content_type = HERALD_CONTENT_JSON, .delay_s = HERALD_UNSET };
-        seqs[n] = rows[i].seq;
-    }
-    int rc = rows[from].is_topic
-                 ? herald_publish(bus, rows[from].dest, msgs, n, HERALD_UNSET, NULL)
-                 : herald_send_batch(bus, rows[from].dest, msgs, n, HERALD_UNSET, NULL);
-    if (rc < 0)
-        return rc;
-    mark_op m = { .base = { .run = mark_run }, .seqs = seqs, .n = n };
-    return herald__store_exec(svc, &m.base);
+    return rows[from].is_topic
+               ? herald_publish(bus, rows[from].dest, msgs, n, HERALD_UNSET, NULL)
+               : herald_send_batch(bus, rows[from].dest, msgs, n, HERALD_UNSET, NULL);
 }
 
 int herald_outbox_flush(herald_store *service_db, herald_store *bus, int64_t *n_published)
@@ -115,7 +108,9 @@ int herald_outbox_flush(herald_store *service_db, herald_store *bus, int64_t *n_
         size_t n = 0;
         if ((rc = herald__store_outbox_pending(service_db, rows, PAGE, &n)) < 0 || n == 0)
             break;
-        size_t from = 0;
+        /* Publish group by group, then mark what was published in one service commit (a
+         * crash in between publishes those rows again: consumers dedup by event_id). */
+        size_t from = 0, published = 0;
         while (rc == 0 && from < n) {
             size_t to = from + 1, bytes = rows[from].len;
             while (to < n && rows[to].is_topic == rows[from].is_topic &&
@@ -124,10 +119,21 @@ int herald_outbox_flush(herald_store *service_db, herald_store *bus, int64_t *n_
                 bytes += rows[to].len;
                 to++;
             }
-            rc = publish_group(service_db, bus, rows, from, to);
+            rc = publish_group(bus, rows, from, to);
             if (rc == 0)
-                total += (int64_t)(to - from);
+                published = to;
             from = to;
+        }
+        if (published > 0) {
+            int64_t seqs[PAGE];
+            for (size_t i = 0; i < published; i++)
+                seqs[i] = rows[i].seq;
+            mark_op m = { .base = { .run = mark_run }, .seqs = seqs, .n = published };
+            int mrc = herald__store_exec(service_db, &m.base);
+            if (mrc == 0)
+                total += (int64_t)published;
+            else if (rc == 0)
+                rc = mrc;
         }
         for (size_t i = 0; i < n; i++)
             herald__free(rows[i].body);
