@@ -214,7 +214,9 @@ static int get_str(const env_scan *es, int f, bool required, char *dst, size_t c
     return 0;
 }
 
-static int parse(const void *body, size_t len, herald_envelope *out, bool trusted)
+/* with_payload false: the fields only (payload_json stays NULL; nothing to deinit). */
+static int parse(const void *body, size_t len, herald_envelope *out, bool trusted,
+                 bool with_payload)
 {
     env_scan es;
     memset(&es, 0, sizeof es);
@@ -256,6 +258,10 @@ static int parse(const void *body, size_t len, herald_envelope *out, bool truste
                          p ? "must be a JSON object" : "is missing");
     if (rc < 0)
         return rc;
+    if (!with_payload) {
+        *out = e;
+        return 0;
+    }
     e.payload_json = herald__xmalloc(es.len[F_PAYLOAD] + 1);
     if (es.payload_ws) {
         e.payload_len = herald__json_compact(p, es.len[F_PAYLOAD], e.payload_json);
@@ -273,13 +279,13 @@ int herald_envelope_parse(const void *body, size_t len, herald_envelope *out)
     herald__err_clear();
     if (!body || !out)
         return herald__err(HERALD_EINVAL, "herald_envelope_parse: NULL argument");
-    return parse(body, len, out, false);
+    return parse(body, len, out, false, true);
 }
 
 int herald__envelope_parse_stored(const void *body, size_t len, herald_envelope *out)
 {
     herald__err_clear();
-    return parse(body, len, out, true);
+    return parse(body, len, out, true, true);
 }
 
 void herald_envelope_deinit(herald_envelope *e)
@@ -305,7 +311,7 @@ bool herald__envelope_trace(const void *body, size_t len, char corr[HERALD_CORRE
     if (!has_key) /* Herald writes correlation_id before the payload: near the start */
         return false;
     herald_envelope env;
-    if (herald__envelope_parse_stored(body, len, &env) < 0) {
+    if (parse(body, len, &env, true, false) < 0) { /* the fields: no copy of the payload */
         herald__err_clear();
         return false;
     }
@@ -315,6 +321,5 @@ bool herald__envelope_trace(const void *body, size_t len, char corr[HERALD_CORRE
         memcpy(event_id, env.event_id, sizeof env.event_id);
         memcpy(type, env.type, sizeof env.type);
     }
-    herald_envelope_deinit(&env);
     return traced;
 }
