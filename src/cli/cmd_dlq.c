@@ -182,15 +182,11 @@ static int audit(const cli_ctx *ctx, herald_store *s, const char *dlq)
 int cmd_dlq(const cli_ctx *ctx, int argc, char **argv)
 {
     /* Repeatable options (--id, --set) are collected before the common parser sees them. */
-    const char **ids = calloc((size_t)argc + 1, sizeof *ids);
-    const char **sets = calloc((size_t)argc + 1, sizeof *sets);
-    char **rest = calloc((size_t)argc + 1, sizeof *rest);
+    const char **ids = herald__xcalloc((size_t)argc + 1, sizeof *ids);
+    const char **sets = herald__xcalloc((size_t)argc + 1, sizeof *sets);
+    char **rest = herald__xcalloc((size_t)argc + 1, sizeof *rest);
     size_t n_ids = 0, n_sets = 0;
     int n_rest = 0, rc = CLI_OK;
-    if (!ids || !sets || !rest) {
-        rc = CLI_FAIL;
-        goto out;
-    }
     for (int i = 0; i < argc; i++) {
         if ((strcmp(argv[i], "--id") == 0 || strcmp(argv[i], "--set") == 0) && i + 1 < argc) {
             if (argv[i][2] == 'i')
@@ -204,10 +200,10 @@ int cmd_dlq(const cli_ctx *ctx, int argc, char **argv)
     cli_opt opts[] = { { "max", true, NULL },  { "to", true, NULL }, { "patch", true, NULL },
                        { "rate", true, NULL }, { "by", true, NULL } };
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
-    char **pos = calloc((size_t)n_rest + 1, sizeof *pos);
+    char **pos = herald__xcalloc((size_t)n_rest + 1, sizeof *pos);
     int n_pos = 0;
     bool help = false;
-    rc = pos ? cli_parse(n_rest, rest, opts, n_opts, pos, &n_pos, &help) : CLI_FAIL;
+    rc = cli_parse(n_rest, rest, opts, n_opts, pos, &n_pos, &help);
     if (rc != CLI_OK)
         goto out_pos;
     if (help) {
@@ -285,10 +281,9 @@ int cmd_dlq(const cli_ctx *ctx, int argc, char **argv)
     }
     herald_store_close(s);
 out_pos:
-    free(pos);
-out:
-    free(ids);
-    free(sets);
-    free(rest);
+    herald__free(pos);
+    herald__free(ids);
+    herald__free(sets);
+    herald__free(rest);
     return rc;
 }

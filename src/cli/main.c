@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 static const char *const usage_main =
     "usage: herald [--store URL] [--json] [--durability full|normal] COMMAND ...\n"

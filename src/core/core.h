@@ -90,6 +90,8 @@ void herald__uuid_format(const uint8_t in[16], char out[HERALD_ID_SIZE]);
 /* ---- text (text.c) ---- */
 
 bool herald__utf8_valid(const void *p, size_t n);
+/* The value of one hex digit (either case), or -1. */
+int herald__hexdigit(int c);
 /* The value of 4 hex digits at s (either case), or -1. */
 int herald__hex4(const void *s);
 /* 0 if p[0..n) is exactly one JSON value (RFC 8259, UTF-8; duplicate keys accepted); else
@@ -154,7 +156,6 @@ struct json_t;
 int herald__jsonc_parse(const char *text, size_t n, const char *file, herald__jsonc **out);
 int herald__jsonc_load(const char *path, herald__jsonc **out);
 struct json_t *herald__jsonc_root(const herald__jsonc *j); /* owned by j */
-const char *herald__jsonc_file(const herald__jsonc *j);
 /* Line (and column) where value v starts; 0 if v is not from this document. */
 int herald__jsonc_line(const herald__jsonc *j, const struct json_t *v, int *col);
 /* Records HERALD_ECONFIG "FILE:LINE:COL: message" at value v (just "FILE: message" when v has

@@ -449,11 +449,6 @@ json_t *herald__jsonc_root(const herald__jsonc *j)
     return j->root;
 }
 
-const char *herald__jsonc_file(const herald__jsonc *j)
-{
-    return j->file;
-}
-
 int herald__jsonc_line(const herald__jsonc *j, const json_t *v, int *col)
 {
     for (size_t i = 0; i < j->n_pos; i++) {

@@ -76,14 +76,18 @@ static void js_ws(jscan *j)
     }
 }
 
+int herald__hexdigit(int c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
 int herald__hex4(const void *s)
 {
     const uint8_t *p = s;
     int v = 0;
     for (int i = 0; i < 4; i++) {
-        uint8_t c = p[i];
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        int d = herald__hexdigit(p[i]);
         if (d < 0)
             return -1;
         v = v << 4 | d;

@@ -116,17 +116,6 @@ void herald__uuid7(char out[HERALD_ID_SIZE])
     herald__uuid7_at(herald__wall_ms(), out);
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 bool herald__uuid_parse(const char *s, uint8_t out[16])
 {
     if (strlen(s) != 36)
@@ -139,7 +128,7 @@ bool herald__uuid_parse(const char *s, uint8_t out[16])
             i++;
             continue;
         }
-        int hi = hexval(s[i]), lo = hexval(s[i + 1]);
+        int hi = herald__hexdigit(s[i]), lo = herald__hexdigit(s[i + 1]);
         if (hi < 0 || lo < 0)
             return false;
         out[j++] = (uint8_t)(hi << 4 | lo);

@@ -73,7 +73,7 @@ static bool parse_hex(const char *s, size_t n, uint64_t *out)
     uint64_t v = 0;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        int d = c >= 'A' && c <= 'F' ? -1 : herald__hexdigit(c); /* lease ids are lowercase */
         if (d < 0)
             return false;
         v = v << 4 | (uint64_t)d;
