@@ -376,7 +376,8 @@ HERALD_API void herald_envelope_deinit(herald_envelope *e);
 
 /* Sends an event: its envelope is the message body (content type json), so every consumer and
  * `herald pull` sees event_id, type, ... in the body. delay_s: HERALD_UNSET or 0 .. 365 days.
- * event_id_out (may be NULL) gets the event's id. Errors: HERALD_EENVELOPE, and as herald_send. */
+ * event_id_out (may be NULL) gets the event's id. Errors: HERALD_EENVELOPE, HERALD_ECATALOG (a
+ * strict catalog is set and refuses it), and as herald_send. */
 HERALD_API int herald_send_event(herald_store *s, const char *queue, const herald_event *e,
                                  int64_t delay_s, char event_id_out[HERALD_ID_SIZE]);
 
@@ -516,7 +517,8 @@ HERALD_API void herald_topic_list_free(herald_topic_info *list, size_t n);
  * max_message_bytes fails the whole publish). */
 HERALD_API int herald_publish(herald_store *s, const char *topic, const herald_msg *msgs, size_t n,
                               int64_t batch_delay_s, size_t *n_queues_out);
-/* Publishes one event (its envelope is the body of every copy). */
+/* Publishes one event (its envelope is the body of every copy). Errors: HERALD_EENVELOPE,
+ * HERALD_ECATALOG (strict catalog), and as herald_publish. */
 HERALD_API int herald_publish_event(herald_store *s, const char *topic, const herald_event *e,
                                     int64_t delay_s, char event_id_out[HERALD_ID_SIZE]);
 
@@ -585,7 +587,8 @@ HERALD_API int herald_tx_query(herald_tx *tx, const char *sql, const herald_arg 
 HERALD_API int herald_tx_send(herald_tx *tx, const char *queue, const herald_msg *m,
                               char id_out[HERALD_ID_SIZE]);
 /* Sends an event in the handler's transaction. Without a correlation_id it inherits the handled
- * event's correlation_id (if it has one: a chain starts where a producer sets one). */
+ * event's correlation_id (if it has one: a chain starts where a producer sets one). Errors: as
+ * herald_send_event. */
 HERALD_API int herald_tx_send_event(herald_tx *tx, const char *queue, const herald_event *e,
                                     char event_id_out[HERALD_ID_SIZE]);
 /* Records why the handler fails (the message's last_error). */

@@ -2,6 +2,8 @@
 /*
  * clock.c - wall clock (stored times, ms since the epoch) and monotonic clock (scheduling, ns).
  * A herald_clock injected by tests replaces the wall clock everywhere a stored time is made.
+ * herald__iso8601 formats a time by hand (it runs for every event encoded).
+ * Threads: any (no state).
  */
 #include "core/core.h"
 

@@ -5,13 +5,16 @@
  *    "timestamp": "2026-01-01T00:00:00.000Z", "correlation_id": "..." (optional),
  *    "payload": { ... }}
  * Encoding validates every field and names the bad one; parsing does the same for a body that
- * claims to be an envelope. event_id is minted as UUIDv7 unless the caller re-publishes one.
- * Threads: any. Ownership: encode returns malloc'd text; parse fills a caller-owned struct whose
- * payload_json is freed by herald_envelope_deinit().
+ * claims to be an envelope, in one pass over it (text.c; no JSON tree). Bodies from the store
+ * were validated when sent: herald__envelope_parse_stored checks their fields, not their JSON,
+ * and herald__envelope_trace reads only the fields (encode writes correlation_id before the
+ * payload, so a trace reader looks for it near the start). event_id is minted as UUIDv7 unless
+ * the caller re-publishes one.
+ * Threads: any. Ownership: encode returns text to free with herald__free (herald_free);
+ * parse fills a caller-owned struct whose payload_json is freed by herald_envelope_deinit().
  */
 #include "core/core.h"
 
-#include <jansson.h>
 #include <string.h>
 
 bool herald__event_type_valid(const char *t)

@@ -1,8 +1,14 @@
 // SPDX-License-Identifier: MIT
 /*
- * text.c - checks on input text: UTF-8 validity, JSON well-formedness (a scanner that allocates
- * nothing and names line and column), queue-name syntax, base64 for the pull wire shape, and the
- * dot-path lookup of a field in a JSON text (jansson) for the middleware's per-key limits.
+ * text.c - text helpers: UTF-8 validity, JSON well-formedness (a scanner that allocates
+ * nothing and names line and column), the members of a JSON object in one pass (validating, or
+ * structure-only for stored bodies), JSON string decoding and compaction, queue-name syntax,
+ * base64 for the pull wire shape, and the dot-path lookup of a field in a JSON text (jansson)
+ * for the middleware's per-key limits.
+ * Invariant: herald__json_members_trusted, herald__json_unescape and herald__json_compact take
+ * text that was validated before (by the scanner here, at send): they check only structure and
+ * bounds, and never read past the text they are given.
+ * Threads: any (no state).
  */
 #include "core/core.h"
 

@@ -4,7 +4,8 @@
  * Layout: 48-bit unix ms | ver 7 | 12-bit rand_a used as a counter | var 10 | 62-bit random.
  * Monotonic within the process (RFC 9562 §6.2 method 1): when the clock does not advance, the
  * 12-bit counter increments; when it wraps, the timestamp is advanced by one ms.
- * Threads: any; the last (ms, counter) pair is guarded by `mu`.
+ * Threads: any; the last (ms, counter) pair is guarded by `mu`; random bytes come from a
+ * per-thread pool, emptied in a fork child (pthread_atfork) so it never repeats the parent's.
  */
 #include "core/core.h"
 
