@@ -835,7 +835,8 @@ typedef enum herald_cond_op {
     HERALD_COND_EXISTS = 2, /* field is present (and not null) */
 } herald_cond_op;
 
-/* A condition on the envelope: path is "payload.a.b", "type", "source" or "correlation_id". */
+/* A condition on the envelope: path is "payload.a.b", "type", "source", "event_id" or
+ * "correlation_id". */
 typedef struct herald_route_cond {
     const char *path;
     herald_cond_op op;
