@@ -415,11 +415,14 @@ Test(store_open, a_long_stream_of_writes_keeps_the_wal_bounded, .timeout = 120)
  * busy: after ~8 MiB of sends - past its 1000-page trigger, well short of the writer's own
  * restart at 8000 pages - the database file grows. (Its first version never attached to the WAL and
  * copied nothing; the writer did all of it at 8000 pages.) */
-Test(store_open, the_checkpointer_thread_copies_the_wal_into_the_database, .timeout = 60)
+static void checkpointer_case(const char *url_suffix)
 {
-    hx_env_reopen(&env);
-    cr_assert_eq(herald_queue_create(env.store, "q", NULL), 0);
-    char *db = path_in("herald.db");
+    char url[4200];
+    snprintf(url, sizeof url, "sqlite:%s/ck.db%s", env.dir, url_suffix);
+    herald_store *s = NULL;
+    cr_assert_eq(herald_store_open(url, NULL, &s), 0, "%s", herald_last_error());
+    cr_assert_eq(herald_queue_create(s, "q", NULL), 0);
+    char *db = path_in("ck.db");
     off_t before = file_size(db);
     static char body[1024];
     memset(body, 'y', sizeof body);
@@ -427,18 +430,31 @@ Test(store_open, the_checkpointer_thread_copies_the_wal_into_the_database, .time
     for (int i = 0; i < 100; i++)
         msgs[i] = (herald_msg){ body, sizeof body, HERALD_CONTENT_BYTES, HERALD_UNSET };
     for (int k = 0; k < 80; k++)
-        cr_assert_eq(herald_send_batch(env.store, "q", msgs, 100, HERALD_UNSET, NULL), 0);
+        cr_assert_eq(herald_send_batch(s, "q", msgs, 100, HERALD_UNSET, NULL), 0);
     /* one more commit after the trigger, then give the thread a bounded while */
     off_t after = file_size(db);
     for (int i = 0; i < 400 && after < before + (4LL << 20); i++) {
-        cr_assert_eq(herald_send_batch(env.store, "q", msgs, 1, HERALD_UNSET, NULL), 0);
+        cr_assert_eq(herald_send_batch(s, "q", msgs, 1, HERALD_UNSET, NULL), 0);
         hx_sleep_ms(25);
         after = file_size(db);
     }
     cr_assert_geq(after, before + (4LL << 20),
                   "the database file grew from %lld to %lld bytes only: nothing was checkpointed",
                   (long long)before, (long long)after);
+    herald_store_close(s);
     free(db);
+}
+
+Test(store_open, the_checkpointer_thread_copies_the_wal_into_the_database, .timeout = 60)
+{
+    checkpointer_case("");
+}
+
+/* Durability normal: the checkpoints that make its commits durable happen as the WAL grows
+ * (on the same thread; this shows they happen, not where). */
+Test(store_open, durability_normal_checkpoints_as_the_wal_grows, .timeout = 60)
+{
+    checkpointer_case("?durability=normal");
 }
 
 /* A store made by a Herald of schema 9 (message seqs by AUTOINCREMENT) upgrades to seqs handed
