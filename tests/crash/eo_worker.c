@@ -3,7 +3,7 @@
  * eo_worker.c - the child program of test_eo_crash.c (not a Criterion test): runs an
  * effectively-once consumer on queue "in" of the store at argv[1] until "in" is empty.
  *
- * Its handler inserts the event's event_id into the user table effects(event_id TEXT) (no
+ * Its handler inserts the event's event_id and attempt into the user table effects (no
  * unique constraint: a second effect would show as a second row) and sends one event to queue
  * "out" in the same transaction. The test exec's it with HERALD_FAULT=<point> in its
  * environment, so the library SIGKILLs it at that point, then once more without.
@@ -29,7 +29,6 @@ static char poison[32]; /* the payload that kills the process, "" for none */
 
 static int handler(herald_tx *tx, const herald_message *m, const herald_envelope *env, void *ud)
 {
-    (void)m;
     (void)ud;
     if (!env) {
         herald_tx_set_error(tx, "eo_worker: not an envelope");
@@ -37,8 +36,9 @@ static int handler(herald_tx *tx, const herald_message *m, const herald_envelope
     }
     if (poison[0] && strcmp(env->payload_json, poison) == 0)
         raise(SIGKILL);
-    herald_arg a = HERALD_ARG_S(env->event_id);
-    int rc = herald_tx_exec(tx, "INSERT INTO effects(event_id) VALUES (?)", &a, 1, NULL);
+    herald_arg a[2] = { HERALD_ARG_S(env->event_id), HERALD_ARG_I(m->attempts) };
+    int rc = herald_tx_exec(tx, "INSERT INTO effects(event_id, attempts) VALUES (?, ?)", a, 2,
+                            NULL);
     if (rc < 0)
         return rc;
     char payload[96];
