@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -608,4 +609,72 @@ Test(store_open, processes_creating_one_new_store_at_once_all_open_it)
                       "round %d: a process could not open the new store (status 0x%x)", r, st);
         }
     }
+}
+
+static atomic_int g_upgrade_calls;
+
+static int count_calls(herald_tx *tx, const herald_message *m, const herald_envelope *en,
+                       void *ud)
+{
+    (void)tx;
+    (void)m;
+    (void)en;
+    (void)ud;
+    atomic_fetch_add(&g_upgrade_calls, 1);
+    return 0;
+}
+
+/* A schema-10 store's processed-event records survive migration 0011, which moves those of
+ * non-v7 event ids to their own table: both events, sent again, are duplicates. */
+Test(store_open, processed_records_of_a_schema_10_store_still_deduplicate)
+{
+    static const char *const v7 = "01890a5b-2c3d-7e4f-8a1b-2c3d4e5f6a7b";
+    static const char *const v4 = "3f2a1c4e-9b7d-4e21-a5f0-6c8d2b1e7a90";
+    char *p = path_in("old10.db");
+    sqlite3 *db = NULL;
+    cr_assert_eq(sqlite3_open(p, &db), SQLITE_OK);
+    for (int i = 0; i < herald__n_migrations && herald__migrations[i].version <= 10; i++)
+        cr_assert_eq(sqlite3_exec(db, herald__migrations[i].sql, NULL, NULL, NULL), SQLITE_OK,
+                     "%s: %s", herald__migrations[i].name, sqlite3_errmsg(db));
+    char fill[1024];
+    snprintf(fill, sizeof fill,
+             "PRAGMA application_id = 1213353028; PRAGMA user_version = 10;"
+             "INSERT INTO herald_queues (name, uuid, created_ms, modified_ms, delivery_delay_s, "
+             "  retention_s, max_message_bytes, max_retries, retry_delay_s) "
+             "  VALUES ('in', 'u', 0, 0, 0, 345600, 128000, 3, 0);"
+             "INSERT INTO herald_processed_events VALUES (1, '%s', 'x.y', %lld), "
+             "  (1, '%s', 'x.y', %lld);",
+             v7, (long long)hx_clock_now(&env.clock), v4, (long long)hx_clock_now(&env.clock));
+    cr_assert_eq(sqlite3_exec(db, fill, NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+    sqlite3_close(db);
+
+    char url[4200];
+    snprintf(url, sizeof url, "sqlite:%s", p);
+    herald_store_cfg cfg = { .clock = &env.clock.clock };
+    herald_store *s = NULL;
+    cr_assert_eq(herald_store_open(url, &cfg, &s), 0, "%s", herald_last_error());
+    const char *ids[2] = { v7, v4 };
+    for (int i = 0; i < 2; i++) {
+        herald_event e = { .event_id = ids[i], .type = "x.y", .source = "t", .payload_json = "{}" };
+        cr_assert_eq(herald_send_event(s, "in", &e, HERALD_UNSET, NULL), 0, "%s",
+                     herald_last_error());
+    }
+    atomic_store(&g_upgrade_calls, 0);
+    herald_consumer_cfg c;
+    herald_consumer_cfg_init(&c);
+    const char *qs[] = { "in" };
+    c.queues = qs;
+    c.n_queues = 1;
+    c.tx_handler = count_calls;
+    c.max_batch_timeout_ms = 0;
+    herald_consumer *cons = NULL;
+    cr_assert_eq(herald_consumer_start(s, &c, &cons), 0, "%s", herald_last_error());
+    HX_WAIT_UNTIL(hx_stats(s, "in").acked_total == 2, 10000);
+    herald_consumer_stop(cons);
+    cr_assert_eq(hx_stats(s, "in").acked_total, 2);
+    cr_assert_eq(atomic_load(&g_upgrade_calls), 0,
+                 "%d handler calls: a processed record was lost by the upgrade",
+                 atomic_load(&g_upgrade_calls));
+    herald_store_close(s);
+    free(p);
 }
