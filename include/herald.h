@@ -340,6 +340,11 @@ HERALD_API int herald_peek(herald_store *s, const char *queue, int max_n, herald
 #define HERALD_EVENT_TYPE_MAX 100 /* bytes of `type`, dot notation: "research.completed" */
 #define HERALD_EVENT_SOURCE_MAX 100
 #define HERALD_CORRELATION_ID_MAX 128
+/* JSON nesting: a JSON body (and an envelope) may nest at most HERALD_JSON_MAX_DEPTH levels of
+ * objects and arrays. An event's payload sits one level inside its envelope, so a payload may
+ * nest at most HERALD_JSON_MAX_DEPTH - 1: the payload check, the catalog check and the envelope
+ * all apply this one limit. */
+#define HERALD_JSON_MAX_DEPTH 512
 
 /* An event to send. Borrowed for the call. */
 typedef struct herald_event {

@@ -90,6 +90,20 @@ void herald__uuid_format(const uint8_t in[16], char out[HERALD_ID_SIZE]);
 /* ---- text (text.c) ---- */
 
 bool herald__utf8_valid(const void *p, size_t n);
+/* The longest prefix of s[0..n) of at most max bytes that does not end inside a UTF-8
+ * character: n when n <= max. */
+size_t herald__utf8_cut(const char *s, size_t n, size_t max);
+/* Copies the NUL-terminated src (NULL: "") into dst[0..cap) as valid UTF-8: every byte that does
+ * not start a valid sequence becomes U+FFFD, and the copy stops before the first character that
+ * would not fit in cap - 1 bytes. NUL-terminates (cap > 0); returns the length written. Every
+ * text that may come from a user and is stored or logged (error texts) goes through it. */
+size_t herald__utf8_copy(char *dst, size_t cap, const char *src);
+/* herald__utf8_copy into a new buffer of at most max + 1 bytes (free with herald__free). */
+char *herald__utf8_dup(const char *src, size_t max);
+/* Longest error text a message keeps (its last_error, an attempt's error): bytes, without NUL. */
+#define HERALD__ERROR_TEXT_MAX 255
+#define HERALD__STR_(x) #x
+#define HERALD__STR(x) HERALD__STR_(x)
 /* The value of one hex digit (either case), or -1. */
 int herald__hexdigit(int c);
 /* The value of 4 hex digits at s (either case), or -1. */
@@ -99,8 +113,12 @@ int herald__hex4(const void *s);
 int herald__json_check(const void *p, size_t n, const char *what);
 /* Same; must_be_object also requires the value to be an object. */
 int herald__json_scan(const void *p, size_t n, bool must_be_object, const char *what);
+/* Same with nesting limited to max_depth (HERALD_JSON_MAX_DEPTH - 1 for an event's payload, which
+ * its envelope wraps in one more level). */
+int herald__json_scan_depth(const void *p, size_t n, bool must_be_object, int max_depth,
+                            const char *what);
 /* Calls fn for each member of the JSON object that is exactly p[0..n) (validated whole, as
- * herald__json_scan): key points between the key's quotes (escapes not decoded), val/vlen is
+ * herald__json_scan; member values nest at most HERALD_JSON_MAX_DEPTH - 1): key points between the key's quotes (escapes not decoded), val/vlen is
  * the value's text. Stops at fn's first non-zero result and returns it. Not an object or not
  * valid JSON: HERALD_EBADJSON with detail naming `what`, line and column. No allocation. */
 typedef int (*herald__json_member_fn)(void *ud, const char *key, size_t klen, const char *val,
@@ -109,12 +127,14 @@ int herald__json_members(const void *p, size_t n, const char *what, herald__json
                          void *ud);
 /* Like herald__json_members, for text already validated (a stored message body): checks the
  * structure only, so it is several times faster. Returns -1 (no error detail) when the text is
- * not one object after all. *value_ws: the last value given to fn had whitespace outside its
+ * not one object after all; fn sees a member only once its ',' or '}' was seen. *value_ws: the last value given to fn had whitespace outside its
  * strings (needs herald__json_compact). */
 int herald__json_members_trusted(const void *p, size_t n, herald__json_member_fn fn, void *ud,
                                  bool *value_ws);
 /* Decodes a valid JSON string literal s[0..n) (quotes included) into dst as UTF-8, NUL-ended;
- * false (dst "") when it needs more than cap - 1 bytes. *len (may be NULL): its length. */
+ * false (dst "") when it needs more than cap - 1 bytes, or when s is not a string literal with
+ * well-formed escapes after all (checked, never read past s + n). *len (may be NULL): its
+ * length. */
 bool herald__json_unescape(const char *s, size_t n, char *dst, size_t cap, size_t *len);
 /* Copies the valid JSON text s[0..n) to dst without whitespace outside strings; returns the
  * length written (<= n) and NUL-terminates (dst holds n + 1). */

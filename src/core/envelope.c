@@ -88,7 +88,8 @@ int herald__event_check(const herald_event *e)
     if (!e->payload_json)
         return herald__err(HERALD_EENVELOPE, "payload is missing (use {} for an empty one)");
     size_t len = e->payload_len ? e->payload_len : strlen(e->payload_json);
-    if (herald__json_scan(e->payload_json, len, true, "payload") < 0) {
+    if (herald__json_scan_depth(e->payload_json, len, true, HERALD_JSON_MAX_DEPTH - 1,
+                                "payload") < 0) {
         char detail[400];
         herald__err_copy(detail, sizeof detail);
         return herald__err(HERALD_EENVELOPE, "%s", detail);

@@ -18,53 +18,106 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The length (1..4) of the valid UTF-8 sequence at s[0..n), or 0 if it is not one (RFC 3629:
+ * no overlong forms, no surrogates, nothing above U+10FFFF). */
+static size_t utf8_seq(const uint8_t *s, size_t n)
+{
+    uint8_t c = s[0];
+    if (c < 0x80)
+        return 1;
+    size_t len;
+    uint32_t cp;
+    if ((c & 0xe0) == 0xc0) {
+        len = 2;
+        cp = c & 0x1f;
+    } else if ((c & 0xf0) == 0xe0) {
+        len = 3;
+        cp = c & 0x0f;
+    } else if ((c & 0xf8) == 0xf0) {
+        len = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (len > n)
+        return 0;
+    for (size_t k = 1; k < len; k++) {
+        if ((s[k] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[k] & 0x3f);
+    }
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return len;
+}
+
 bool herald__utf8_valid(const void *p, size_t n)
 {
     const uint8_t *s = p;
     size_t i = 0;
     while (i < n) {
-        uint8_t c = s[i];
-        if (c < 0x80) {
+        if (s[i] < 0x80) {
             i++;
             continue;
         }
-        size_t len;
-        uint32_t cp;
-        if ((c & 0xe0) == 0xc0) {
-            len = 2;
-            cp = c & 0x1f;
-        } else if ((c & 0xf0) == 0xe0) {
-            len = 3;
-            cp = c & 0x0f;
-        } else if ((c & 0xf8) == 0xf0) {
-            len = 4;
-            cp = c & 0x07;
-        } else {
-            return false;
-        }
-        if (i + len > n)
-            return false;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xc0) != 0x80)
-                return false;
-            cp = cp << 6 | (s[i + k] & 0x3f);
-        }
-        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        size_t len = utf8_seq(s + i, n - i);
+        if (len == 0)
             return false;
         i += len;
     }
     return true;
 }
 
+size_t herald__utf8_cut(const char *s, size_t n, size_t max)
+{
+    if (n <= max)
+        return n;
+    size_t k = max;
+    /* back over continuation bytes to the start of the character that does not fit */
+    while (k > 0 && ((uint8_t)s[k] & 0xc0) == 0x80 && max - k < 3)
+        k--;
+    return ((uint8_t)s[k] & 0xc0) == 0x80 ? max : k; /* not UTF-8 there: cut anywhere */
+}
+
+size_t herald__utf8_copy(char *dst, size_t cap, const char *src)
+{
+    static const char fffd[] = "\xef\xbf\xbd"; /* U+FFFD REPLACEMENT CHARACTER */
+    if (cap == 0)
+        return 0;
+    const uint8_t *s = (const uint8_t *)(src ? src : "");
+    size_t n = strlen((const char *)s), i = 0, k = 0;
+    while (i < n) {
+        size_t len = utf8_seq(s + i, n - i);
+        const char *from = len ? (const char *)s + i : fffd;
+        size_t put = len ? len : 3;
+        if (k + put > cap - 1)
+            break; /* a whole character or nothing */
+        memcpy(dst + k, from, put);
+        k += put;
+        i += len ? len : 1;
+    }
+    dst[k] = 0;
+    return k;
+}
+
+char *herald__utf8_dup(const char *src, size_t max)
+{
+    size_t n = src ? strlen(src) : 0;
+    size_t cap = (n * 3 < max ? n * 3 : max) + 1; /* each bad byte may become 3 */
+    char *d = herald__xmalloc(cap);
+    herald__utf8_copy(d, cap, src);
+    return d;
+}
+
 /* A validating JSON scanner (RFC 8259): no allocation, no tree; used on hot paths (every json
  * send, every envelope) where jansson would build and free a whole tree. Duplicate object keys
- * are accepted (as JSON.parse and jansson's default do). Depth is limited to JSON_MAX_DEPTH. */
-#define JSON_MAX_DEPTH 512
-
+ * are accepted (as JSON.parse and jansson's default do). Nesting is limited to max_depth
+ * (HERALD_JSON_MAX_DEPTH for a whole body; one less for what sits inside an envelope). */
 typedef struct jscan {
     const uint8_t *p, *end, *line_start;
     int line;
+    int max_depth; /* 1..HERALD_JSON_MAX_DEPTH */
     const char *err;
 } jscan;
 
@@ -187,10 +240,10 @@ static bool js_word(jscan *j, const char *w)
     return true;
 }
 
-/* Scans one value iteratively (nesting up to JSON_MAX_DEPTH on an explicit stack). */
+/* Scans one value iteratively (nesting up to j->max_depth on an explicit stack). */
 static bool js_value(jscan *j)
 {
-    char stack[JSON_MAX_DEPTH];
+    char stack[HERALD_JSON_MAX_DEPTH];
     int depth = 0;
     for (;;) {
         /* expect a value */
@@ -199,8 +252,11 @@ static bool js_value(jscan *j)
             return (j->err = "unexpected end of input, value expected", false);
         uint8_t c = *j->p;
         if (c == '{' || c == '[') {
-            if (depth == JSON_MAX_DEPTH)
-                return (j->err = "nesting too deep", false);
+            if (depth == j->max_depth)
+                return (j->err = "nested deeper than HERALD_JSON_MAX_DEPTH (" HERALD__STR(
+                                     HERALD_JSON_MAX_DEPTH) " levels, an event's envelope "
+                                                            "included)",
+                        false);
             stack[depth++] = (char)c;
             j->p++;
             js_ws(j);
@@ -266,9 +322,13 @@ static bool js_value(jscan *j)
     }
 }
 
-int herald__json_scan(const void *p, size_t n, bool must_be_object, const char *what)
+int herald__json_scan_depth(const void *p, size_t n, bool must_be_object, int max_depth,
+                            const char *what)
 {
-    jscan j = { .p = p, .end = (const uint8_t *)p + n, .line_start = p, .line = 1 };
+    jscan j = { .p = p, .end = (const uint8_t *)p + n, .line_start = p, .line = 1,
+                .max_depth = max_depth < 1 || max_depth > HERALD_JSON_MAX_DEPTH
+                                 ? HERALD_JSON_MAX_DEPTH
+                                 : max_depth };
     js_ws(&j);
     bool is_object = j.p < j.end && *j.p == '{';
     bool ok = js_value(&j);
@@ -287,6 +347,11 @@ int herald__json_scan(const void *p, size_t n, bool must_be_object, const char *
     return 0;
 }
 
+int herald__json_scan(const void *p, size_t n, bool must_be_object, const char *what)
+{
+    return herald__json_scan_depth(p, n, must_be_object, HERALD_JSON_MAX_DEPTH, what);
+}
+
 int herald__json_check(const void *p, size_t n, const char *what)
 {
     return herald__json_scan(p, n, false, what);
@@ -301,7 +366,9 @@ static int scan_fail(const jscan *j, const char *what)
 int herald__json_members(const void *p, size_t n, const char *what, herald__json_member_fn fn,
                          void *ud)
 {
-    jscan j = { .p = p, .end = (const uint8_t *)p + n, .line_start = p, .line = 1 };
+    /* the object is one level: its values may nest one less */
+    jscan j = { .p = p, .end = (const uint8_t *)p + n, .line_start = p, .line = 1,
+                .max_depth = HERALD_JSON_MAX_DEPTH - 1 };
     js_ws(&j);
     if (j.p >= j.end || *j.p != '{') {
         /* say whether it is JSON at all */
@@ -420,11 +487,14 @@ int herald__json_members_trusted(const void *p, size_t n, herald__json_member_fn
     if (c >= end || *c != '{')
         return -1;
     c++;
-    for (;;) {
+    while (c < end && is_ws(*c))
+        c++;
+    bool closed = c < end && *c == '}';
+    if (closed)
+        c++;
+    while (!closed) {
         while (c < end && is_ws(*c))
             c++;
-        if (c < end && *c == '}')
-            return 0;
         if (c >= end || *c != '"')
             return -1;
         const uint8_t *k = c;
@@ -442,20 +512,22 @@ int herald__json_members_trusted(const void *p, size_t n, herald__json_member_fn
         bool ws = false;
         if (!(c = skip_value(c, end, &ws)))
             return -1;
-        *value_ws = ws;
-        int rc = fn(ud, (const char *)k + 1, (size_t)(k_end - k) - 2, (const char *)v,
-                    (size_t)(c - v));
-        if (rc != 0)
-            return rc;
+        const uint8_t *v_end = c;
         while (c < end && is_ws(*c))
             c++;
-        if (c < end && *c == ',')
-            c++;
-        else if (c < end && *c == '}')
-            return 0;
-        else
+        /* the member is whole only with its ',' or '}': check before handing it out */
+        if (c >= end || (*c != ',' && *c != '}'))
             return -1;
+        closed = *c++ == '}';
+        *value_ws = ws;
+        int rc = fn(ud, (const char *)k + 1, (size_t)(k_end - k) - 2, (const char *)v,
+                    (size_t)(v_end - v));
+        if (rc != 0)
+            return rc;
     }
+    while (c < end && is_ws(*c))
+        c++;
+    return c == end ? 0 : -1;
 }
 
 /* Appends code point cp as UTF-8 at d (room checked by the caller: 4 bytes). */
@@ -481,6 +553,10 @@ static char *put_utf8(char *d, uint32_t cp)
 
 bool herald__json_unescape(const char *s, size_t n, char *dst, size_t cap, size_t *len)
 {
+    if (cap)
+        dst[0] = 0;
+    if (n < 2 || s[0] != '"' || s[n - 1] != '"')
+        return false;
     const char *p = s + 1, *end = s + n - 1; /* inside the quotes */
     size_t k = 0;
     while (p < end) {
@@ -489,6 +565,10 @@ bool herald__json_unescape(const char *s, size_t n, char *dst, size_t cap, size_
         if (*p != '\\') {
             one = *p++;
         } else {
+            /* each escape is checked to lie inside the quotes: text from a damaged store must
+             * not make this read past it */
+            if (end - p < 2)
+                return false;
             char e = p[1];
             p += 2;
             switch (e) {
@@ -497,15 +577,24 @@ bool herald__json_unescape(const char *s, size_t n, char *dst, size_t cap, size_
             case 'n': one = '\n'; break;
             case 'r': one = '\r'; break;
             case 't': one = '\t'; break;
-            case 'u':
-                cp = (uint32_t)herald__hex4(p);
+            case 'u': {
+                int hi = end - p >= 4 ? herald__hex4(p) : -1;
+                if (hi < 0)
+                    return false;
+                cp = (uint32_t)hi;
                 p += 4;
-                if (cp >= 0xd800 && cp <= 0xdbff) { /* validated: a low surrogate follows */
-                    cp = 0x10000 + ((cp - 0xd800) << 10) +
-                         ((uint32_t)herald__hex4(p + 2) - 0xdc00);
+                if (cp >= 0xd800 && cp <= 0xdbff) { /* a low surrogate must follow */
+                    int lo = end - p >= 6 && p[0] == '\\' && p[1] == 'u' ? herald__hex4(p + 2)
+                                                                        : -1;
+                    if (lo < 0xdc00 || lo > 0xdfff)
+                        return false;
+                    cp = 0x10000 + ((cp - 0xd800) << 10) + ((uint32_t)lo - 0xdc00);
                     p += 6;
+                } else if (cp >= 0xdc00 && cp <= 0xdfff) {
+                    return false;
                 }
                 break;
+            }
             default: one = e; break; /* " \\ / */
             }
         }
@@ -534,8 +623,8 @@ size_t herald__json_compact(const char *s, size_t n, char *dst)
         char c = s[i];
         if (in_str) {
             *d++ = c;
-            if (c == '\\')
-                *d++ = s[++i]; /* valid JSON: an escape is never last */
+            if (c == '\\' && i + 1 < n) /* valid JSON: an escape is never last */
+                *d++ = s[++i];
             else if (c == '"')
                 in_str = false;
         } else if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
