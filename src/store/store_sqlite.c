@@ -242,8 +242,9 @@ static int migrate(sqlite3 *db, int *version_out)
         }
         if (rc == 0)
             rc = exec_sql(db, "COMMIT", "commit migration");
-        if (rc < 0) {
-            (void)exec_sql(db, "ROLLBACK", "rollback migration");
+        if (rc < 0) { /* keep the first error: a failed ROLLBACK must not replace it */
+            if (!sqlite3_get_autocommit(db))
+                (void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
             break;
         }
         cur = m->version;
@@ -488,13 +489,40 @@ static int sq_sync(herald_store *s)
     return rc;
 }
 
+static const char *file_kind(mode_t m)
+{
+    return S_ISDIR(m)    ? "a directory"
+           : S_ISCHR(m)  ? "a character device"
+           : S_ISBLK(m)  ? "a block device"
+           : S_ISFIFO(m) ? "a FIFO"
+           : S_ISSOCK(m) ? "a socket"
+                         : "not a regular file";
+}
+
+/* A store is a regular file (or none yet). SQLite would open /dev/null or a FIFO and fail later
+ * with an error that names a symptom ("no transaction is active"), not the cause. */
+static int check_regular(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0 || S_ISREG(st.st_mode))
+        return 0; /* missing: created; unreadable: open_conn says why */
+    return herald__err(HERALD_ENOTHERALD,
+                       "'%s' is not a Herald database: it is %s, and a store is a regular file "
+                       "(an SQLite database)",
+                       path, file_kind(st.st_mode));
+}
+
 static int sq_open(const char *rest, const herald__store_opts *o, herald_store **out)
 {
     char *path = NULL;
     herald_durability dur;
     int rc = parse_location(rest, o, &path, &dur);
-    if (rc < 0)
+    if (rc == 0)
+        rc = check_regular(path);
+    if (rc < 0) {
+        herald__free(path);
         return rc;
+    }
     sq_store *q = herald__xcalloc(1, sizeof *q);
     q->path = path;
     q->wal_fd = -1;
