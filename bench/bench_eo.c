@@ -82,8 +82,9 @@ static int prefill(herald_store *s, int64_t n_msgs)
                                .payload_json = payload };
             size_t len = 0;
             rc = herald_event_encode(s, &e, NULL, &bodies[i], &len);
-            msgs[i] = (herald_msg){ .body = bodies[i], .body_len = len,
-                                    .content_type = HERALD_CONTENT_JSON, .delay_s = HERALD_UNSET };
+            herald_msg_init(&msgs[i]);
+            msgs[i].body = bodies[i];
+            msgs[i].body_len = len;
         }
         bench_window_acquire(&w);
         if (rc == 0)

@@ -115,8 +115,9 @@ static void w1_batch_init(herald_msg msgs[100])
     static char bodies[100][BODY_BYTES + 1];
     for (int i = 0; i < 100; i++) {
         fill_body(bodies[i], i);
-        msgs[i] = (herald_msg){ .body = bodies[i], .body_len = BODY_BYTES,
-                                .content_type = HERALD_CONTENT_JSON, .delay_s = HERALD_UNSET };
+        herald_msg_init(&msgs[i]);
+        msgs[i].body = bodies[i];
+        msgs[i].body_len = BODY_BYTES;
     }
 }
 
@@ -315,8 +316,9 @@ static int run_w3(herald_store *s, const char *queue, int64_t seconds, int64_t r
         while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) != 0) {
         }
         fill_body(body, due);
-        herald_msg m = { .body = body, .body_len = BODY_BYTES,
-                         .content_type = HERALD_CONTENT_JSON, .delay_s = HERALD_UNSET };
+        herald_msg m = HERALD_MSG_INIT;
+        m.body = body;
+        m.body_len = BODY_BYTES;
         rc = herald_send_batch_async(s, queue, &m, 1, HERALD_UNSET, w3_sent, &st);
     }
     int64_t wait_until = bench_mono_ns() + 30LL * 1000000000LL;

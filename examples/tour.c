@@ -95,23 +95,29 @@ int main(int argc, char **argv)
 
     char id[HERALD_ID_SIZE];
     const char *one = "{\"order\":1,\"kind\":\"book\"}";
-    herald_msg m = { .body = one, .body_len = strlen(one), .delay_s = HERALD_UNSET };
+    herald_msg m = HERALD_MSG_INIT; /* json, delay unset: the queue's delivery_delay applies */
+    m.body = one;
+    m.body_len = strlen(one);
     if ((rc = herald_send(s, "orders", &m, id)) < 0)
         return fail("send", rc);
     printf("2. sent %s (durable before send returned)\n", id);
     const char *bodies[] = { "{\"order\":2,\"kind\":\"flaky\"}", "{\"order\":3,\"kind\":\"poison\"}",
                              "{\"order\":4,\"kind\":\"lamp\"}" };
     herald_msg batch[3];
-    for (int i = 0; i < 3; i++)
-        batch[i] = (herald_msg){ .body = bodies[i], .body_len = strlen(bodies[i]),
-                                 .delay_s = HERALD_UNSET };
+    for (int i = 0; i < 3; i++) {
+        herald_msg_init(&batch[i]);
+        batch[i].body = bodies[i];
+        batch[i].body_len = strlen(bodies[i]);
+    }
     batch[2].delay_s = 2; /* order 4 becomes visible in 2 s */
     char ids[3][HERALD_ID_SIZE];
     if ((rc = herald_send_batch(s, "orders", batch, 3, HERALD_UNSET, ids)) < 0)
         return fail("send batch", rc);
     printf("   sent a batch of 3 atomically; order 4 is delayed by 2 s\n");
     const char *bad = "{not json";
-    herald_msg badm = { .body = bad, .body_len = strlen(bad), .delay_s = HERALD_UNSET };
+    herald_msg badm = HERALD_MSG_INIT;
+    badm.body = bad;
+    badm.body_len = strlen(bad);
     rc = herald_send(s, "orders", &badm, NULL);
     printf("   a malformed body is refused: %s\n", herald_last_error());
     print_stats(s, "orders");

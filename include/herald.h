@@ -79,6 +79,11 @@ HERALD_API const char *herald_strerror(int rc);
 HERALD_API const char *herald_err_name(int rc);
 /* The detailed message of this thread's last failed call (see Conventions). Never NULL. */
 HERALD_API const char *herald_last_error(void);
+/* Records text (copied, at most 511 bytes, invalid UTF-8 replaced; NULL or "": herald_strerror(rc))
+ * as this thread's last error and returns rc, so code that fails on its own - the functions
+ * `herald catalog gen` generates, a wrapper of your own - can report as Herald does:
+ * `return herald_last_error_set(HERALD_EINVAL, "order.placed payload: field 'id' is NULL");` */
+HERALD_API int herald_last_error_set(int rc, const char *text);
 
 /* ---------------------------------------------------------------------------------------------
  * Store
@@ -230,13 +235,27 @@ typedef enum herald_content_type {
 HERALD_API int herald_content_type_parse(const char *s, herald_content_type *out);
 HERALD_API const char *herald_content_type_name(herald_content_type t);
 
-/* One message to send. Borrowed for the call. */
+/* One message to send. Borrowed for the call. Start from HERALD_MSG_INIT (or herald_msg_init):
+ *     herald_msg m = HERALD_MSG_INIT;
+ *     m.body = "{\"order\":1}";
+ *     m.body_len = strlen(m.body);
+ * Beware: a zero-initialised herald_msg (`= { 0 }`, memset, calloc) has delay_s = 0, which is an
+ * explicit "no delay": it overrides the batch delay and the queue's delivery_delay (a queue with a
+ * 60 s delivery_delay would deliver it at once). HERALD_MSG_INIT leaves delay_s unset. */
 typedef struct herald_msg {
     const void *body;
     size_t body_len;
-    herald_content_type content_type;
+    herald_content_type content_type; /* default HERALD_CONTENT_JSON */
     int64_t delay_s; /* HERALD_UNSET: batch delay, else the queue's delivery_delay. 0 overrides */
 } herald_msg;
+
+/* A message with no body, content type json and delay_s unset. An initializer; also usable as a
+ * compound literal: `msgs[i] = (herald_msg)HERALD_MSG_INIT;`. */
+#define HERALD_MSG_INIT                                                                           \
+    { .body = NULL, .body_len = 0, .content_type = HERALD_CONTENT_JSON, .delay_s = HERALD_UNSET }
+
+/* Sets *m to HERALD_MSG_INIT (for messages in arrays or allocated memory). */
+HERALD_API void herald_msg_init(herald_msg *m);
 
 /* Checks one message as a send would (content type, JSON / UTF-8 validity, size against the
  * 128,000-byte default, delay range) without sending it. Errors: as herald_send. */

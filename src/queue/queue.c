@@ -329,6 +329,11 @@ static int check_msg(const herald_msg *m, size_t i, size_t n)
                        (int)m->content_type);
 }
 
+void herald_msg_init(herald_msg *m)
+{
+    *m = (herald_msg)HERALD_MSG_INIT;
+}
+
 int herald_msg_validate(const herald_msg *m)
 {
     herald__err_clear();
