@@ -39,6 +39,10 @@ int cli_parse(int argc, char **argv, cli_opt *opts, int n_opts, char **pos, int 
 const char *cli_opt_get(const cli_opt *opts, int n_opts, const char *name);
 /* Strict integer parse of an option value; usage error naming the option on failure. */
 int cli_int(const char *opt_name, const char *s, int64_t *out);
+/* cli_int, then lo <= value <= hi: out of range is a usage error (exit 2) that states the value
+ * given and the range (`unit` e.g. "s", "" for none). */
+int cli_int_range(const char *opt_name, const char *s, int64_t lo, int64_t hi, const char *unit,
+                  int64_t *out);
 
 int cli_open(const cli_ctx *ctx, herald_store **out);
 /* Prints "herald: <what>: <last error>" to stderr; returns CLI_FAIL. */

@@ -3,23 +3,31 @@
  * cmd_msg.c - `herald send | send-batch | pull | peek | ack | retry`.
  * Pull and peek print Cloudflare's pull shape: {id, body, attempts, timestamp_ms, lease_id,
  * metadata{"CF-Content-Type"}}; json and bytes bodies are base64 (RFC 4648), text is plain.
+ * Without --json they print one line per message with the body (up to 200 bytes, cut on a UTF-8
+ * character boundary); when stdout is a terminal, control characters in it (C0, DEL, C1) are
+ * escaped (\n, \t, \x1b, \u009b, and \\ for a backslash) so that a body cannot move the cursor,
+ * recolour or retitle the user's terminal. Piped output keeps the bytes as they are.
  */
 #include "cli/cli.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define STDIN_MAX (64 * 1024 * 1024)
 
 static const char *const usage_send =
     "usage: herald send NAME [--delay S] [--content-type json|text|bytes] BODY\n"
-    "       herald send NAME --type T --source S [--correlation-id C] [--delay S] PAYLOAD\n"
+    "       herald send NAME --type T --source S [--correlation-id C] [--delay S]\n"
+    "                   [--catalog FILE [--catalog-mode strict|warn]] PAYLOAD\n"
     "  BODY is the message body; - reads it from stdin. Prints the message id once the message\n"
-    "  is durable. Default content type json (the body must be valid JSON).\n"
+    "  is durable. Default content type json (the body must be valid JSON). --delay S: 0 ..\n"
+    "  31536000 (365 days); default the queue's delivery_delay.\n"
     "  With --type, sends an event: the body is the envelope {event_id, type (domain.action),\n"
     "  source, timestamp, correlation_id, payload} around PAYLOAD (a JSON object); prints the\n"
-    "  event_id (a UUIDv7).\n";
+    "  event_id (a UUIDv7). --catalog FILE checks the event against that event catalog first\n"
+    "  (strict: refuse it, the default; warn: log and send).\n";
 static const char *const usage_send_batch =
     "usage: herald send-batch NAME [--delay S] [--content-type json|text|bytes]\n"
     "  Reads one body per line from stdin (empty lines skipped): at most 100 messages, each\n"
@@ -95,17 +103,14 @@ static int finish(char **pos, int rc)
     return rc < 0 ? CLI_OK : rc;
 }
 
+/* --delay S: HERALD_UNSET when absent; out of 0..365 days is a usage error stating the value. */
 static int opt_delay(const cli_opt *o, int n, int64_t *delay)
 {
     const char *v = cli_opt_get(o, n, "delay");
     *delay = HERALD_UNSET;
     if (!v)
         return CLI_OK;
-    if (cli_int("delay", v, delay) != CLI_OK)
-        return CLI_USAGE;
-    if (*delay == HERALD_UNSET)
-        *delay = -2; /* out of range, reported by the library */
-    return CLI_OK;
+    return cli_int_range("delay", v, 0, HERALD_MAX_DELAY_S, "s", delay);
 }
 
 static int opt_type(const char *cmd, const cli_opt *o, int n, herald_content_type *t)
@@ -122,9 +127,11 @@ static int opt_type(const char *cmd, const cli_opt *o, int n, herald_content_typ
 
 static const char *const usage_publish =
     "usage: herald publish TOPIC [--delay S] [--content-type json|text|bytes] BODY\n"
-    "       herald publish TOPIC --type T --source S [--correlation-id C] [--delay S] PAYLOAD\n"
+    "       herald publish TOPIC --type T --source S [--correlation-id C] [--delay S]\n"
+    "                      [--catalog FILE [--catalog-mode strict|warn]] PAYLOAD\n"
     "  Copies the message into every queue subscribed to TOPIC in one transaction (all or\n"
-    "  none); prints the message id of the first copy (or the event_id) and how many queues.\n";
+    "  none); prints the message id of the first copy (or the event_id) and how many queues.\n"
+    "  --catalog FILE checks the event against that event catalog first (as for send).\n";
 
 /* `send` (to a queue) and `publish` (to a topic) share options and output. */
 static int send_or_publish(const cli_ctx *ctx, int argc, char **argv, bool to_topic)
@@ -161,7 +168,7 @@ static int send_or_publish(const cli_ctx *ctx, int argc, char **argv, bool to_to
     if (n_pos != 2)
         return finish(pos, cli_usage(usage, n_pos < 2 ? "%s: missing %s" : "%s: too many arguments%s",
                                      cmd, n_pos == 0 ? "NAME and BODY" : n_pos == 1 ? "BODY" : ""));
-    herald_msg m = { 0 };
+    herald_msg m = HERALD_MSG_INIT;
     if ((rc = opt_delay(opts, n_opts, &m.delay_s)) != CLI_OK ||
         (rc = opt_type(cmd, opts, n_opts, &m.content_type)) != CLI_OK)
         return finish(pos, rc);
@@ -281,11 +288,10 @@ int cmd_send_batch(const cli_ctx *ctx, int argc, char **argv)
                 break;
             }
             herald_msg *m = &msgs[n];
-            memset(m, 0, sizeof *m);
+            herald_msg_init(m);
             m->body = in + off;
             m->body_len = body_len;
             m->content_type = type;
-            m->delay_s = HERALD_UNSET;
             int vrc = herald_msg_validate(m);
             if (vrc < 0) {
                 fprintf(stderr, "herald: send-batch: line %d: %s (%s); nothing was sent\n", line,
@@ -368,6 +374,35 @@ static json_t *message_json(const herald_message *m, bool with_lease, bool with_
     return o;
 }
 
+#define BODY_SHOWN_MAX 200 /* bytes of a body shown on one human-readable line */
+
+/* Writes body[0..len) to stdout; with escape, control characters are written as escapes. */
+static void put_body(const uint8_t *body, size_t len, bool escape)
+{
+    if (!escape) {
+        fwrite(body, 1, len, stdout);
+        return;
+    }
+    for (size_t i = 0; i < len; i++) {
+        uint8_t c = body[i];
+        if (c == '\n') {
+            fputs("\\n", stdout);
+        } else if (c == '\t') {
+            fputs("\\t", stdout);
+        } else if (c == '\r') {
+            fputs("\\r", stdout);
+        } else if (c == '\\') {
+            fputs("\\\\", stdout);
+        } else if (c < 0x20 || c == 0x7f) {
+            printf("\\x%02x", c);
+        } else if (c == 0xc2 && i + 1 < len && body[i + 1] >= 0x80 && body[i + 1] <= 0x9f) {
+            printf("\\u%04x", body[++i]); /* C1 control, e.g. U+009B (CSI) */
+        } else {
+            putchar(c);
+        }
+    }
+}
+
 static void print_batch(const cli_ctx *ctx, const herald_batch *b, bool with_lease)
 {
     if (ctx->json) {
@@ -377,14 +412,23 @@ static void print_batch(const cli_ctx *ctx, const herald_batch *b, bool with_lea
         cli_print_json(arr);
         return;
     }
+    bool escape = isatty(STDOUT_FILENO) == 1;
     for (size_t i = 0; i < b->n; i++) {
         const herald_message *m = &b->msgs[i];
-        bool printable = m->content_type != HERALD_CONTENT_BYTES;
-        printf("%s%s%s  attempts=%d  %.*s%s\n", with_lease ? m->lease_id : "",
-               with_lease ? "  " : "", m->id, m->attempts,
-               printable ? (int)(m->body_len > 200 ? 200 : m->body_len) : 0,
-               printable ? (const char *)m->body : "",
-               printable ? (m->body_len > 200 ? "..." : "") : "(bytes)");
+        printf("%s%s%s  attempts=%d  ", with_lease ? m->lease_id : "", with_lease ? "  " : "",
+               m->id, m->attempts);
+        if (m->content_type == HERALD_CONTENT_BYTES) {
+            puts("(bytes)");
+            continue;
+        }
+        size_t shown = m->body_len;
+        if (shown > BODY_SHOWN_MAX) {
+            shown = BODY_SHOWN_MAX;
+            while (shown > 0 && (m->body[shown] & 0xc0) == 0x80)
+                shown--; /* do not cut a UTF-8 character */
+        }
+        put_body(m->body, shown, escape);
+        puts(shown < m->body_len ? "..." : "");
     }
 }
 
@@ -402,21 +446,13 @@ static int pull_or_peek(const cli_ctx *ctx, int argc, char **argv, bool is_pull)
         return finish(pos, cli_usage(usage, n_pos < 1 ? "missing NAME" : "too many arguments"));
     int64_t batch = is_pull ? 5 : 10, vis_s = 30;
     const char *v;
-    if ((v = cli_opt_get(opts, n_opts, "batch")) && cli_int("batch", v, &batch) != CLI_OK)
+    if ((v = cli_opt_get(opts, n_opts, "batch")) &&
+        cli_int_range("batch", v, 1, HERALD_MAX_BATCH_MESSAGES, "", &batch) != CLI_OK)
         return finish(pos, CLI_USAGE);
     if (is_pull && (v = cli_opt_get(opts, n_opts, "visibility-timeout")) &&
-        cli_int("visibility-timeout", v, &vis_s) != CLI_OK)
+        cli_int_range("visibility-timeout", v, 1, HERALD_MAX_VISIBILITY_MS / 1000, "s",
+                      &vis_s) != CLI_OK)
         return finish(pos, CLI_USAGE);
-    if (batch < 1 || batch > HERALD_MAX_BATCH_MESSAGES) {
-        fprintf(stderr, "herald: --batch %lld is out of range 1..%d\n", (long long)batch,
-                HERALD_MAX_BATCH_MESSAGES);
-        return finish(pos, CLI_FAIL);
-    }
-    if (vis_s < 1 || vis_s > HERALD_MAX_VISIBILITY_MS / 1000) {
-        fprintf(stderr, "herald: --visibility-timeout %lld s is out of range 1..%d\n",
-                (long long)vis_s, HERALD_MAX_VISIBILITY_MS / 1000);
-        return finish(pos, CLI_FAIL);
-    }
     herald_store *s = NULL;
     if ((rc = cli_open(ctx, &s)) == CLI_OK) {
         herald_batch b;

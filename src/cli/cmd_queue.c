@@ -51,22 +51,26 @@ static void print_queue_human(const herald_queue_info *q)
 static int settings_from_opts(const cli_opt *o, int n, herald_queue_settings *st)
 {
     herald_queue_settings_init(st);
+    /* The ranges of herald_queue_settings (herald.h): a value outside is a usage error that
+     * states the value given, before the store is opened. */
     struct {
         const char *name;
         int64_t *field;
+        int64_t lo, hi;
+        const char *unit;
     } ints[] = {
-        { "max-retries", &st->max_retries },
-        { "retry-delay", &st->retry_delay_s },
-        { "delivery-delay", &st->delivery_delay_s },
-        { "max-message-bytes", &st->max_message_bytes },
-        { "retention", &st->message_retention_period_s },
+        { "max-retries", &st->max_retries, 0, HERALD_MAX_RETRIES_LIMIT, "" },
+        { "retry-delay", &st->retry_delay_s, 0, HERALD_MAX_DELAY_S, "s" },
+        { "delivery-delay", &st->delivery_delay_s, 0, HERALD_MAX_DELAY_S, "s" },
+        { "max-message-bytes", &st->max_message_bytes, 1, 1024 * 1024, "bytes" },
+        { "retention", &st->message_retention_period_s, HERALD_MIN_RETENTION_S,
+          HERALD_MAX_RETENTION_S, "s" },
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         const char *v = cli_opt_get(o, n, ints[i].name);
-        if (v && cli_int(ints[i].name, v, ints[i].field) != CLI_OK)
+        if (v && cli_int_range(ints[i].name, v, ints[i].lo, ints[i].hi, ints[i].unit,
+                               ints[i].field) != CLI_OK)
             return CLI_USAGE;
-        if (v && *ints[i].field == HERALD_UNSET)
-            *ints[i].field = -2; /* -1 means "unset" in the API: keep it out of range */
     }
     st->dead_letter_queue = cli_opt_get(o, n, "dead-letter-queue");
     return CLI_OK;

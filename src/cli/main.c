@@ -141,6 +141,20 @@ int cli_int(const char *opt_name, const char *s, int64_t *out)
     return CLI_OK;
 }
 
+int cli_int_range(const char *opt_name, const char *s, int64_t lo, int64_t hi, const char *unit,
+                  int64_t *out)
+{
+    int64_t v;
+    if (cli_int(opt_name, s, &v) != CLI_OK)
+        return CLI_USAGE;
+    if (v < lo || v > hi)
+        return cli_usage(NULL, "option '--%s' is %lld%s%s: it must be %lld..%lld%s%s", opt_name,
+                         (long long)v, *unit ? " " : "", unit, (long long)lo, (long long)hi,
+                         *unit ? " " : "", unit);
+    *out = v;
+    return CLI_OK;
+}
+
 int cli_open(const cli_ctx *ctx, herald_store **out)
 {
     herald_store_cfg cfg = { 0 };
@@ -163,6 +177,23 @@ void cli_print_json(json_t *j)
         free(s);
     }
     json_decref(j);
+}
+
+static int cmd_version(const cli_ctx *ctx, int argc, char **argv)
+{
+    static const char *const usage = "usage: herald version [--json]\n"
+                                     "  Prints Herald's version; --json: {\"version\":\"X.Y.Z\"}.\n";
+    if (argc > 0 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
+        fputs(usage, stdout);
+        return CLI_OK;
+    }
+    if (argc > 0)
+        return cli_usage(usage, "version: unexpected argument '%s'", argv[0]);
+    if (ctx->json)
+        cli_print_json(json_pack("{s:s}", "version", herald_version()));
+    else
+        printf("herald %s\n", herald_version());
+    return CLI_OK;
 }
 
 typedef struct command {
@@ -233,8 +264,7 @@ int main(int argc, char **argv)
             rc = cli_usage(usage_main, "missing command");
         }
     } else if (strcmp(rest[0], "version") == 0 || strcmp(rest[0], "--version") == 0) {
-        printf("herald %s\n", herald_version());
-        rc = CLI_OK;
+        rc = cmd_version(&ctx, n - 1, rest + 1);
     } else if (strcmp(rest[0], "help") == 0) {
         fputs(usage_main, stdout);
         rc = CLI_OK;

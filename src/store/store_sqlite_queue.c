@@ -518,11 +518,15 @@ int herald__sq_msg_put(herald_store *s, const char *queue, const herald__msg_in 
     if (rc < 0)
         return rc;
     for (size_t i = 0; i < n; i++) { /* check everything before the first insert */
-        if ((int64_t)m[i].body_len > r.max_message_bytes)
+        if ((int64_t)m[i].body_len > r.max_message_bytes) {
+            char what[32] = "message"; /* a single send has no index to name */
+            if (n > 1)
+                snprintf(what, sizeof what, "message %zu", i);
             return herald__err(HERALD_ETOOBIG,
-                               "message %zu: body of %zu bytes exceeds max_message_bytes %lld "
-                               "of queue '%s'",
-                               i, m[i].body_len, (long long)r.max_message_bytes, queue);
+                               "%s: body of %zu bytes exceeds max_message_bytes %lld of queue "
+                               "'%s'",
+                               what, m[i].body_len, (long long)r.max_message_bytes, queue);
+        }
     }
     sqlite3_stmt *st = q->w[W_MSG_INSERT];
     for (size_t i = 0; i < n; i++) {

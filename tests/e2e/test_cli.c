@@ -126,7 +126,7 @@ Test(cli, queues_update_out_of_range_fails_and_changes_nothing)
 {
     hx_cli_mkq("orders");
     json_t *before = JSON(NULL, "queues", "get", "orders", "--json");
-    char *err = FAIL(1, NULL, "queues", "update", "orders", "--max-retries", "101");
+    char *err = FAIL(2, NULL, "queues", "update", "orders", "--max-retries", "101"); /* usage */
     cr_assert(hx_contains_ci(err, "retries"), "stderr should name the setting: %s", err);
     free(err);
     json_t *after = JSON(NULL, "queues", "get", "orders", "--json");

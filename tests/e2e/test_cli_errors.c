@@ -215,10 +215,11 @@ Test(cli, delay_over_365_days_fails_and_sends_nothing)
 {
     hx_cli_mkq("orders");
     json_t *before = hx_cli_stats("orders");
-    char *err = FAIL(1, NULL, "send", "orders", "--delay", "31536001", "{}");
+    /* an out-of-range option value is a usage error (exit 2), like an unknown option */
+    char *err = FAIL(2, NULL, "send", "orders", "--delay", "31536001", "{}");
     cr_assert(hx_contains_ci(err, "delay"), "stderr should name the delay: %s", err);
     free(err);
-    err = FAIL(1, "{}\n", "send-batch", "orders", "--delay", "31536001");
+    err = FAIL(2, "{}\n", "send-batch", "orders", "--delay", "31536001");
     cr_assert(hx_contains_ci(err, "delay"), "stderr should name the delay: %s", err);
     free(err);
     hx_assert_stats_unchanged("orders", before);
