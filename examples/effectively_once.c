@@ -6,11 +6,17 @@
  * key" strategy) - and emits research.completed in the same transaction as the ack. The same
  * event is sent twice on purpose: Herald's processed-event record skips the duplicate, and even
  * without it the natural key would keep one row.
- * Usage: herald_example_eo [STORE_URL]
+ * Usage: herald_example_eo [STORE_URL]   (default: a store in a temp directory, removed at exit)
+ * Build it against an installed Herald:  cc effectively_once.c $(pkg-config --cflags --libs herald)
  */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L /* mkdtemp, nanosleep, dirent: with a plain -std=c11 too */
+#endif
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "herald.h"
@@ -35,40 +41,65 @@ static int on_research(herald_tx *tx, const herald_message *m, const herald_enve
     return herald_tx_send_event(tx, "brand-events", &done, NULL);
 }
 
+static herald_store *store;                  /* the example's store */
+static char temp_dir[] = "/tmp/herald-eo-XXXXXX"; /* removed at exit when the example made it */
+static int made_temp_dir;
+
+/* Closes the store, then removes the temp dir and the store files in it. */
+static void cleanup(void)
+{
+    herald_store_close(store);
+    store = NULL;
+    if (!made_temp_dir)
+        return;
+    DIR *d = opendir(temp_dir);
+    if (d) {
+        for (struct dirent *e; (e = readdir(d)) != NULL;) {
+            char path[512];
+            snprintf(path, sizeof path, "%s/%s", temp_dir, e->d_name);
+            if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+                unlink(path);
+        }
+        closedir(d);
+    }
+    rmdir(temp_dir);
+}
+
 /* Exits with the library's message when a call failed (ok_rc: one failure that is fine). */
 static void must(int rc, int ok_rc, const char *what)
 {
     if (rc < 0 && rc != ok_rc) {
         fprintf(stderr, "%s: %s: %s\n", what, herald_err_name(rc), herald_last_error());
+        cleanup();
         exit(1);
     }
 }
 
 int main(int argc, char **argv)
 {
-    char dir[] = "/tmp/herald-eo-XXXXXX", url[256];
+    char url[256];
     if (argc > 1) {
         snprintf(url, sizeof url, "%s", argv[1]);
-    } else if (mkdtemp(dir)) {
-        snprintf(url, sizeof url, "sqlite:%s/eo.db", dir);
+    } else if (mkdtemp(temp_dir)) {
+        made_temp_dir = 1;
+        snprintf(url, sizeof url, "sqlite:%s/eo.db", temp_dir);
     } else {
         perror("mkdtemp");
         return 1;
     }
-    herald_store *s = NULL;
-    must(herald_store_open(url, NULL, &s), 0, "open");
-    must(herald_sql_exec(s,
+    must(herald_store_open(url, NULL, &store), 0, "open");
+    must(herald_sql_exec(store,
                          "CREATE TABLE IF NOT EXISTS research (brand TEXT NOT NULL, request TEXT "
                          "NOT NULL, PRIMARY KEY (brand, request))",
                          NULL, 0, NULL),
          0, "create table");
-    must(herald_queue_create(s, "research-commands", NULL), HERALD_EEXIST, "create queue");
-    must(herald_queue_create(s, "brand-events", NULL), HERALD_EEXIST, "create queue");
+    must(herald_queue_create(store, "research-commands", NULL), HERALD_EEXIST, "create queue");
+    must(herald_queue_create(store, "brand-events", NULL), HERALD_EEXIST, "create queue");
     herald_event req = { .event_id = "01a21a8a-86ce-7049-952d-70f1da8c7c28",
                          .type = "research.requested", .source = "brand-agent",
                          .payload_json = "{\"keywords\":[\"budgeting apps\"]}" };
-    must(herald_send_event(s, "research-commands", &req, HERALD_UNSET, NULL), 0, "send");
-    must(herald_send_event(s, "research-commands", &req, HERALD_UNSET, NULL), 0, "send again");
+    must(herald_send_event(store, "research-commands", &req, HERALD_UNSET, NULL), 0, "send");
+    must(herald_send_event(store, "research-commands", &req, HERALD_UNSET, NULL), 0, "send again");
 
     herald_consumer_cfg cfg;
     herald_consumer_cfg_init(&cfg);
@@ -78,19 +109,19 @@ int main(int argc, char **argv)
     cfg.tx_handler = on_research;
     cfg.max_batch_timeout_ms = 0;
     herald_consumer *c = NULL;
-    must(herald_consumer_start(s, &cfg, &c), 0, "consumer");
+    must(herald_consumer_start(store, &cfg, &c), 0, "consumer");
     for (int i = 0; i < 200; i++) {
         herald_queue_stats st;
-        if (herald_queue_stats_get(s, "research-commands", &st) == 0 && st.backlog_count == 0)
+        if (herald_queue_stats_get(store, "research-commands", &st) == 0 && st.backlog_count == 0)
             break;
-        usleep(10000);
+        nanosleep(&(struct timespec){ .tv_nsec = 10000000 }, NULL); /* 10 ms */
     }
     herald_consumer_stop(c);
     herald_queue_stats ev = { 0 };
-    must(herald_queue_stats_get(s, "brand-events", &ev), 0, "stats");
+    must(herald_queue_stats_get(store, "brand-events", &ev), 0, "stats");
     printf("2 deliveries of one event -> %lld research.completed event (the duplicate was "
            "skipped)\n",
            (long long)ev.backlog_count);
-    herald_store_close(s);
+    cleanup();
     return ev.backlog_count == 1 ? 0 : 1;
 }

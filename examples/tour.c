@@ -6,8 +6,14 @@
  *   3. starts a push consumer: it acks good orders, retries a flaky one that then succeeds,
  *      and keeps failing a poison message until it lands in the dead-letter queue
  *   4. prints the stats of both queues and the dead letter with its history
- * Usage: herald_tour [STORE_URL]   (default: a fresh store in a temp directory)
+ * Usage: herald_tour [STORE_URL]   (default: a fresh store in a temp directory, removed at exit,
+ * failures included)
  */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L /* mkdtemp, nanosleep, dirent: with a plain -std=c11 too */
+#endif
+#include <dirent.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +71,32 @@ static int fail(const char *what, int rc)
     return 1;
 }
 
+static void sleep_ms(long ms)
+{
+    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+/* Removes the temp dir and the store files in it (the database, its WAL and journals). */
+static void remove_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d) {
+        for (struct dirent *e; (e = readdir(d)) != NULL;) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            char path[512];
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            unlink(path);
+        }
+        closedir(d);
+    }
+    if (rmdir(dir) != 0)
+        perror("tour: cannot remove its temp dir");
+}
+
+static int tour(const char *url, bool is_temp);
+
 int main(int argc, char **argv)
 {
     char dir[] = "/tmp/herald-tour-XXXXXX";
@@ -78,19 +110,31 @@ int main(int argc, char **argv)
         }
         snprintf(url, sizeof url, "sqlite:%s/tour.db", dir);
     }
+    int rc = tour(url, argc <= 1);
+    if (argc <= 1)
+        remove_dir(dir); /* the store is closed by now, whatever happened */
+    return rc;
+}
+
+/* The walk itself; returns the exit code (0: everything happened as shown). */
+static int tour(const char *url, bool is_temp)
+{
     printf("Herald %s - queue tour on %s (durability full)\n\n", herald_version(), url);
     herald_store *s = NULL;
     int rc = herald_store_open(url, NULL, &s);
     if (rc < 0)
         return fail("open store", rc);
+    int out = 1;
 
     herald_queue_settings qs;
     herald_queue_settings_init(&qs);
     qs.max_retries = 2; /* 3 deliveries, then the dead-letter queue */
     qs.dead_letter_queue = "orders-dlq";
     rc = herald_queue_create(s, "orders", &qs);
-    if (rc < 0 && rc != HERALD_EEXIST)
-        return fail("create queue", rc);
+    if (rc < 0 && rc != HERALD_EEXIST) {
+        fail("create queue", rc);
+        goto done;
+    }
     printf("1. queue 'orders': max_retries 2, dead_letter_queue 'orders-dlq'\n");
 
     char id[HERALD_ID_SIZE];
@@ -98,8 +142,10 @@ int main(int argc, char **argv)
     herald_msg m = HERALD_MSG_INIT; /* json, delay unset: the queue's delivery_delay applies */
     m.body = one;
     m.body_len = strlen(one);
-    if ((rc = herald_send(s, "orders", &m, id)) < 0)
-        return fail("send", rc);
+    if ((rc = herald_send(s, "orders", &m, id)) < 0) {
+        fail("send", rc);
+        goto done;
+    }
     printf("2. sent %s (durable before send returned)\n", id);
     const char *bodies[] = { "{\"order\":2,\"kind\":\"flaky\"}", "{\"order\":3,\"kind\":\"poison\"}",
                              "{\"order\":4,\"kind\":\"lamp\"}" };
@@ -111,8 +157,10 @@ int main(int argc, char **argv)
     }
     batch[2].delay_s = 2; /* order 4 becomes visible in 2 s */
     char ids[3][HERALD_ID_SIZE];
-    if ((rc = herald_send_batch(s, "orders", batch, 3, HERALD_UNSET, ids)) < 0)
-        return fail("send batch", rc);
+    if ((rc = herald_send_batch(s, "orders", batch, 3, HERALD_UNSET, ids)) < 0) {
+        fail("send batch", rc);
+        goto done;
+    }
     printf("   sent a batch of 3 atomically; order 4 is delayed by 2 s\n");
     const char *bad = "{not json";
     herald_msg badm = HERALD_MSG_INIT;
@@ -131,14 +179,16 @@ int main(int argc, char **argv)
     cc.handler = on_batch;
     cc.max_batch_timeout_ms = 200;
     herald_consumer *c = NULL;
-    if ((rc = herald_consumer_start(s, &cc, &c)) < 0)
-        return fail("start consumer", rc);
+    if ((rc = herald_consumer_start(s, &cc, &c)) < 0) {
+        fail("start consumer", rc);
+        goto done;
+    }
     for (int i = 0; i < 100; i++) { /* up to 10 s */
         herald_queue_stats a, dq;
         if (herald_queue_stats_get(s, "orders", &a) == 0 && a.backlog_count == 0 &&
             herald_queue_stats_get(s, "orders-dlq", &dq) == 0 && dq.backlog_count == 1)
             break;
-        usleep(100000);
+        sleep_ms(100);
     }
     herald_consumer_stop(c);
 
@@ -158,8 +208,15 @@ int main(int argc, char **argv)
              herald_queue_stats_get(s, "orders-dlq", &final_dlq) == 0 &&
              final_orders.backlog_count == 0 && final_dlq.backlog_count == 1 &&
              atomic_load(&handled) == 3;
+    printf("\nDone: %d orders handled.", atomic_load(&handled));
+    if (is_temp)
+        printf(" The store was a temp file and is removed; keep one with\n"
+               "  build/herald_tour sqlite:tour.db && build/herald --store sqlite:tour.db "
+               "queues stats orders\n");
+    else
+        printf(" Try the CLI: build/herald --store %s queues stats orders\n", url);
+    out = ok ? 0 : 1; /* make test runs the tour too */
+done:
     herald_store_close(s);
-    printf("\nDone: %d orders handled. Try the CLI: build/herald --store %s queues stats orders\n",
-           atomic_load(&handled), url);
-    return ok ? 0 : 1; /* make test runs the tour too */
+    return out;
 }
