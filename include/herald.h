@@ -15,6 +15,15 @@
  *   - Times stored and reported are wall-clock milliseconds since the Unix epoch (`*_ms`);
  *     durations are milliseconds (`*_ms`) unless the name says seconds (`*_s`).
  *   - Threads: a herald_store is safe to use from any number of threads at once.
+ *   - Callbacks that run inside a store: tx handlers, route functions, outbox functions and
+ *     herald_send_cb completions run on the store's own writer (or syncer) thread, and a
+ *     herald_sql_query row callback runs while the store's reader is held. Such a callback
+ *     must not wait for what runs it: a call on the SAME store that would - from the writer or
+ *     syncer, any synchronous write (herald_send, herald_sql_exec, herald_queue_create, ...) or
+ *     herald_store_close; from a row callback, those and every read (herald_queue_stats_get,
+ *     herald_sql_query, ...) - fails at once with HERALD_EINVAL and herald_last_error() says
+ *     why, instead of hanging forever. What such a callback may use: its own handle
+ *     (herald_tx_*, herald_row_*), herald_send_batch_async, and other stores.
  *   - Nothing that writes returns before its transaction is durable in the store's durability
  *     mode (see herald_durability).
  */
@@ -65,7 +74,8 @@ extern "C" {
     X(HERALD_EDENIED, -4021, 403, "not allowed")                                               \
     X(HERALD_ENOTOPIC, -4022, 404, "topic not found")                                           \
     X(HERALD_ECONFIG, -4023, 400, "bad configuration or catalog file")                          \
-    X(HERALD_ECATALOG, -4024, 400, "event does not match the catalog")
+    X(HERALD_ECATALOG, -4024, 400, "event does not match the catalog")                          \
+    X(HERALD_ETIMEDOUT, -4025, 504, "timed out")
 
 enum herald_err {
 #define HERALD_X_ENUM(name, value, http, text) name = (value),
@@ -110,7 +120,13 @@ typedef enum herald_durability {
     HERALD_DURABILITY_NORMAL = 1,
 } herald_durability;
 
-/* Clock injection for tests. now_ms returns wall-clock ms since the epoch. */
+/* Clock injection for tests. now_ms returns wall-clock ms since the epoch; it is called from
+ * any thread of the store. Every timer of Herald runs on this clock: stored times, delays and
+ * retry delays, retention, lease expiry and renewal, a consumer's max_batch_timeout, the rate
+ * limiter's refill, the outbox flusher's failure backoff. Time moves only when now_ms's value
+ * does; a thread waiting for a due time sleeps at most until then in real time (or its poll
+ * interval) and re-reads the clock whenever it wakes: after moving a fake clock, call
+ * herald_store_wake() on each store using it, so waiting threads see the new time at once. */
 typedef struct herald_clock {
     int64_t (*now_ms)(void *ud);
     void *ud;
@@ -132,7 +148,9 @@ typedef struct herald_store_cfg {
 HERALD_API int herald_store_open(const char *url, const herald_store_cfg *cfg, herald_store **out);
 
 /* Drains the group-commit writer (every submitted write completes first), then closes.
- * NULL does nothing. No other call on the store may run concurrently or afterwards. */
+ * NULL does nothing. No other call on the store may run concurrently or afterwards. Called from
+ * a callback running inside s (Conventions) it would wait for itself: it logs why, sets
+ * herald_last_error() and returns, leaving the store open. */
 HERALD_API void herald_store_close(herald_store *s);
 
 /* Current schema version of an open store (the highest applied migration). */
@@ -140,8 +158,9 @@ HERALD_API int herald_store_schema_version(herald_store *s);
 /* Highest schema version this build knows. */
 HERALD_API int herald_schema_version_supported(void);
 
-/* Wakes every consumer waiting on this store so it re-reads the clock and the queues. Tests call
- * it after advancing an injected clock. Thread: any. */
+/* Wakes every thread of Herald waiting on this store (consumers, routers, the outbox flusher
+ * of this service store) so it re-reads the clock and the queues. Tests call it after
+ * advancing an injected clock (see herald_clock). Thread: any, callbacks included. */
 HERALD_API void herald_store_wake(herald_store *s);
 
 /* ---------------------------------------------------------------------------------------------
@@ -220,6 +239,13 @@ HERALD_API int herald_queue_purge(herald_store *s, const char *name, int64_t *n_
 HERALD_API int herald_queue_pause(herald_store *s, const char *name);
 HERALD_API int herald_queue_resume(herald_store *s, const char *name);
 HERALD_API int herald_queue_stats_get(herald_store *s, const char *name, herald_queue_stats *out);
+/* Waits until queue `name` holds no message (backlog_count 0: nothing visible, delayed or
+ * leased), for at most timeout_ms of the store's clock (0: check once). Wakes on commits in
+ * this process and, for other processes' commits, on the consumers' adaptive poll (1 ms after
+ * a change, up to 250 ms idle): no busy loop. Returns 0 when drained. Errors: HERALD_ETIMEDOUT
+ * (still not empty at the deadline; the message says how many remain), HERALD_ENOQUEUE,
+ * HERALD_EINVAL (NULL argument, timeout_ms < 0 or over 365 days). */
+HERALD_API int herald_queue_wait_empty(herald_store *s, const char *name, int64_t timeout_ms);
 
 /* ---------------------------------------------------------------------------------------------
  * Messages: send
@@ -277,8 +303,8 @@ HERALD_API int herald_send_batch(herald_store *s, const char *queue, const heral
 
 /* Completion of an asynchronous send: rc as herald_send_batch; ids valid only during the call
  * (n of them, input order; NULL when rc < 0). Runs on a thread of the store (the writer, or in
- * durability full the syncer, which releases commits after their fsync): it must be quick and
- * must not call synchronous Herald functions. */
+ * durability full the syncer, which releases commits after their fsync): it must be quick; a
+ * synchronous write to this store from it fails with HERALD_EINVAL (Conventions). */
 typedef void (*herald_send_cb)(void *ud, int rc, const char (*ids)[HERALD_ID_SIZE], size_t n);
 
 /* Like herald_send_batch, but returns once the batch is validated and queued for the next group
@@ -344,10 +370,14 @@ HERALD_API int herald_ack(herald_store *s, const char *queue, const char *const 
 /* Makes the messages visible again after delay_s (HERALD_UNSET = the queue's retry_delay_s;
  * 0 .. 365 days). A message that has had max_retries + 1 deliveries goes to the queue's
  * dead-letter queue (kept: id, body, timestamp, attempts, error) or, with none, is deleted and
- * logged. error may be NULL (recorded as the last error). Errors: as herald_ack, HERALD_EDELAY. */
+ * logged. error may be NULL (recorded as the last error); an error text is kept as at most
+ * HERALD_ERROR_TEXT_MAX bytes of valid UTF-8 (cut between characters, invalid bytes replaced by
+ * U+FFFD), here and in every *_set_error. Errors: as herald_ack, HERALD_EDELAY. */
 HERALD_API int herald_retry(herald_store *s, const char *queue, const char *const *lease_ids,
                             size_t n, int64_t delay_s, const char *error,
                             herald_settle_result *result);
+
+#define HERALD_ERROR_TEXT_MAX 255 /* bytes of an error text a message keeps */
 
 /* Up to max_n (1..100) messages in delivery order, without leasing (any state). */
 HERALD_API int herald_peek(herald_store *s, const char *queue, int max_n, herald_batch *b);
@@ -439,11 +469,35 @@ HERALD_API size_t herald_catalog_count(const herald_catalog *c);
 HERALD_API int herald_catalog_check(const herald_catalog *c, const char *type,
                                     const char *payload_json, size_t len);
 
-/* Makes every event sent through this store (herald_send_event, herald_publish_event,
- * herald_tx_send_event) checked against c in the given mode; NULL stops checking.
- * Keeps: c until herald_store_close() or the next call. Thread: any, before sending. */
-HERALD_API void herald_store_set_catalog(herald_store *s, const herald_catalog *c,
-                                         herald_catalog_mode mode);
+/* The catalog in force on a store is the one applied to it (herald_config_apply, `herald
+ * config apply`, `herald run`), from any process: it is stored in the store, and every event
+ * any producer sends (herald_send_event, herald_publish_event, herald_tx_send_event,
+ * herald_outbox_add, the outbox flusher's publishes, the CLI) is checked against the version in
+ * force when the check runs (a process sees another's apply at its next event; see
+ * src/store/store_catalog.c for the exact bound). Plain messages are never checked.
+ *
+ * herald_store_set_catalog adds a catalog of this handle's own, checked in the given mode IN
+ * ADDITION to the stored one: it can add checks, never lift the store's. NULL removes it.
+ * Errors: HERALD_EINVAL (s NULL, unknown mode). Keeps: c until herald_store_close() or the
+ * next call. Thread: any. */
+HERALD_API int herald_store_set_catalog(herald_store *s, const herald_catalog *c,
+                                        herald_catalog_mode mode);
+
+/* The catalog in force in the store. *version_out: its version (0: none was ever applied; then
+ * *catalog_out is NULL). mode_out and catalog_out may be NULL; *catalog_out: free with
+ * herald_catalog_free(). Errors: HERALD_EINVAL, store errors. */
+HERALD_API int herald_store_catalog_get(herald_store *s, int64_t *version_out,
+                                        herald_catalog_mode *mode_out,
+                                        herald_catalog **catalog_out);
+
+/* Every catalog version applied to the store, oldest first, as a JSON array:
+ *   [{"version":1,"applied_at":"2026-12-04T16:00:00.000Z","mode":"strict","forced":false,
+ *     "source":"events.jsonc","event_types":3,"changes":[CHANGE...]}, ...]
+ * CHANGE: {"change":"type_added"|"type_removed"|"field_added"|"field_removed"|
+ *          "field_type_changed"|"field_made_required"|"field_made_optional"|
+ *          "description_changed"|"mode_changed", "type":T, "field":F?, "from":X?, "to":Y?,
+ *          "breaking":bool, "text":"a sentence"}. *json_out: free with herald_free(). */
+HERALD_API int herald_catalog_history(herald_store *s, char **json_out);
 
 /* Writes a self-contained C header: per event type a payload struct whose members are the
  * catalog's fields, and typed constructors/senders, so a changed schema is a compile error in
@@ -481,9 +535,13 @@ typedef struct herald_redrive_opts {
                                * if it parses as JSON, else a string */
     size_t n_set;
     const char *merge_patch;  /* an RFC 7386 JSON merge patch for the body, or NULL */
-    double rate_per_s;        /* messages per second, 0 = no limit */
+    double rate_per_s;        /* messages per second: 0 = no limit, else
+                               * HERALD_REDRIVE_MIN_RATE..HERALD_REDRIVE_MAX_RATE */
     const char *actor;        /* who, for the audit (NULL: "unknown") */
 } herald_redrive_opts;
+
+#define HERALD_REDRIVE_MIN_RATE 0.001 /* messages per second: one every 1000 s */
+#define HERALD_REDRIVE_MAX_RATE 1e6
 
 HERALD_API void herald_redrive_opts_init(herald_redrive_opts *o);
 
@@ -492,9 +550,12 @@ HERALD_API void herald_redrive_opts_init(herald_redrive_opts *o);
  * and checked first (an edit must leave valid JSON, and a valid envelope where it was one), so
  * an edit that breaks any body moves nothing. Each move is its own transaction together with
  * its audit record (who, when, which message, where to, what edit).
+ * Edit paths are dot-separated keys, each non-empty valid UTF-8. A redriven message of an envelope
+ * is traced under the correlation id, event id and type its (edited) body carries.
  * n_moved may be NULL. Errors: HERALD_ENOQUEUE (dlq, a source queue or to_queue),
- * HERALD_EINVAL (bad edit syntax, an edit of a non-JSON body, unknown message id),
- * HERALD_EBADJSON / HERALD_EENVELOPE (the edit breaks a body). */
+ * HERALD_EINVAL (bad edit syntax or path, an edit of a non-JSON body, unknown message id, rate
+ * out of range), HERALD_EBADJSON / HERALD_EENVELOPE (the edit breaks a body), HERALD_ETOOBIG (a
+ * body, edited or not, over the destination queue's max_message_bytes). */
 HERALD_API int herald_dlq_redrive(herald_store *s, const char *dlq, const herald_redrive_opts *o,
                                   int64_t *n_moved);
 
@@ -578,7 +639,9 @@ typedef struct herald_row herald_row;
 HERALD_API int herald_row_columns(const herald_row *r);
 /* Column i (0-based): type and value; text is NUL-terminated; valid during the callback. */
 HERALD_API herald_arg herald_row_get(const herald_row *r, int i);
-/* Called per row; return 0 to go on, < 0 to stop (that value is returned by the query). */
+/* Called per row; return 0 to go on, < 0 to stop (that value is returned by the query). In a
+ * herald_sql_query it runs while the store's reader is held: a call on the same store from it
+ * (other than herald_send_batch_async) fails with HERALD_EINVAL (Conventions). */
 typedef int (*herald_row_cb)(void *ud, const herald_row *row);
 
 /* Runs SQL on the store's database in its own transaction, durable on return: for the schema of
@@ -615,12 +678,13 @@ HERALD_API int herald_tx_send(herald_tx *tx, const char *queue, const herald_msg
  * herald_send_event. */
 HERALD_API int herald_tx_send_event(herald_tx *tx, const char *queue, const herald_event *e,
                                     char event_id_out[HERALD_ID_SIZE]);
-/* Records why the handler fails (the message's last_error). */
+/* Records why the handler fails (the message's last_error; see HERALD_ERROR_TEXT_MAX). */
 HERALD_API void herald_tx_set_error(herald_tx *tx, const char *error);
 
 /* An effectively-once handler: runs on the store's writer thread inside the transaction that
  * will ack m, so it must be quick and only use herald_tx_* (no blocking I/O, no other Herald
- * calls). Return 0: its SQL and sends commit together with the ack and, for an enveloped message,
+ * calls: a synchronous write to its store fails with HERALD_EINVAL, see Conventions).
+ * Return 0: its SQL and sends commit together with the ack and, for an enveloped message,
  * the record that (queue, event_id) was processed; a redelivered or duplicated message with the
  * same event_id is then acked without calling the handler again. Return < 0: everything it did
  * is rolled back and the message is retried (or dead-lettered) as with herald_delivery_retry;
@@ -652,7 +716,8 @@ typedef int (*herald_tx_handler_cb)(herald_tx *tx, const herald_message *m,
 
 /* Runs fn in one transaction of the service database (fn uses herald_tx_exec/_query for its
  * data and herald_outbox_add for events); durable on return. fn returning < 0 rolls back
- * everything it did and that rc is returned. fn runs on the store's writer thread. */
+ * everything it did and that rc is returned. fn runs on the store's writer thread (a synchronous
+ * write to service_db from it fails with HERALD_EINVAL, see Conventions). */
 typedef int (*herald_outbox_fn)(herald_tx *tx, void *ud);
 HERALD_API int herald_outbox_run(herald_store *service_db, herald_outbox_fn fn, void *ud);
 
@@ -716,7 +781,7 @@ HERALD_API int herald_trace(herald_store *s, const char *correlation_id,
 
 typedef struct herald_msg_ctx herald_msg_ctx;
 HERALD_API const char *herald_msg_ctx_queue(const herald_msg_ctx *c);
-/* Why the message failed (its last_error, the log line). Copied. */
+/* Why the message failed (its last_error, the log line). Copied (see HERALD_ERROR_TEXT_MAX). */
 HERALD_API void herald_msg_ctx_set_error(herald_msg_ctx *c, const char *error);
 
 /* The handler at the end of a chain. env: the parsed envelope, or NULL. Runs on a consumer
@@ -795,7 +860,8 @@ HERALD_API void herald_delivery_ack(herald_delivery *d, size_t i);
 HERALD_API void herald_delivery_retry(herald_delivery *d, size_t i, int64_t delay_s);
 HERALD_API void herald_delivery_ack_all(herald_delivery *d);
 HERALD_API void herald_delivery_retry_all(herald_delivery *d, int64_t delay_s);
-/* Records why the handler failed (kept as the messages' last_error). Copied. */
+/* Records why the handler failed (kept as the messages' last_error). Copied: at most
+ * HERALD_ERROR_TEXT_MAX bytes, cut between characters, invalid UTF-8 replaced by U+FFFD. */
 HERALD_API void herald_delivery_set_error(herald_delivery *d, const char *error);
 
 /* A handler: return 0 (success) or < 0 (failure). Runs on a consumer worker thread; up to
@@ -825,6 +891,14 @@ typedef struct herald_consumer_cfg {
     herald_tx_handler_cb tx_handler;
     int64_t processed_retention_s; /* how long processed event ids are kept for duplicate
                                     * detection; HERALD_UNSET = 7 days; 60 s .. 365 days */
+    /* true: record handler metrics - per queue, event type and outcome a count and a latency
+     * histogram - into the store (herald_metrics_list, `herald metrics`), written about once a
+     * second and at stop. Outcomes: a batch handler's acked messages "ok", retried ones
+     * "transient", each with the batch's handler duration; a chain's or a tx_handler's messages
+     * their own outcome and duration (a tx_handler's duplicates, which it does not see, are not
+     * counted). A chain that uses herald_chain_use_metrics already records: do not set both.
+     * Default false. */
+    bool has_metrics;
 } herald_consumer_cfg;
 
 HERALD_API void herald_consumer_cfg_init(herald_consumer_cfg *c);
@@ -843,11 +917,24 @@ HERALD_API int herald_consumer_start(herald_store *s, const herald_consumer_cfg 
  * and frees the consumer. NULL does nothing. */
 HERALD_API void herald_consumer_stop(herald_consumer *c);
 
-/* Counters of a running consumer (monotonic). */
+/* A consumer's counters (monotonic). batches / delivered: handed to the handler; acked /
+ * retried (retried includes dead-lettered): settlements counted once the store committed them;
+ * handler_failures: handler calls that failed (a chain's or tx_handler's batch with at least
+ * one failed message counts once). */
 typedef struct herald_consumer_counters {
     int64_t batches, delivered, acked, retried, handler_failures;
 } herald_consumer_counters;
+/* Reads the counters of a running consumer. Guarantee: every settlement of this consumer that
+ * committed before the call is counted - the call waits (about one group commit at most) for
+ * the settlements already handed to the store. So once herald_queue_stats_get (or
+ * herald_queue_wait_empty) has seen a queue drained by this consumer alone, acked + retried
+ * read afterwards account for every message it took. From inside a tx_handler it does not
+ * wait (and may lag by the batches in flight). */
 HERALD_API void herald_consumer_counters_get(herald_consumer *c, herald_consumer_counters *out);
+/* herald_consumer_stop, and before freeing fills *final_out (may be NULL) with the final
+ * counters: everything the consumer took is settled and counted. NULL c does nothing. */
+HERALD_API void herald_consumer_stop_counters(herald_consumer *c,
+                                              herald_consumer_counters *final_out);
 
 /* ---------------------------------------------------------------------------------------------
  * Fan-out routing: route events from a queue to other queues by type and payload
@@ -880,7 +967,8 @@ typedef struct herald_route {
 
 /* A programmable route: sees each message and fills dests[0..cap) with destination queue names
  * (borrowed until it returns), *n_dests how many. Return < 0 to fail the message (retried).
- * Runs inside the routing transaction, on the writer thread: keep it quick. */
+ * Runs inside the routing transaction, on the writer thread: keep it quick (a synchronous
+ * write to the router's store from it fails with HERALD_EINVAL, see Conventions). */
 typedef int (*herald_route_fn)(const herald_message *m, const herald_envelope *env,
                                const char **dests, size_t cap, size_t *n_dests, void *ud);
 

@@ -45,6 +45,66 @@ static void fault_init(void)
 
 static const herald_store_ops *const backends[] = { &herald__store_sqlite };
 
+/* ---- callbacks that run inside the store ----
+ * The writer and syncer threads run user code - tx handlers, route and outbox functions, the
+ * completions of async ops (herald_send_cb) - and herald__store_user_query runs row callbacks
+ * while it holds read_mu. Each marks its thread: a stack of cb_marks, kept on the thread's own
+ * stack. A blocking wrapper that would wait for what a mark of its store holds refuses with
+ * HERALD_EINVAL instead of hanging (herald.h, Conventions):
+ *   on the writer or syncer (IN_WRITER): herald__store_exec, herald_store_close;
+ *   in a row callback (IN_READER): those, and every wrapper that takes read_mu.
+ * herald__store_submit never waits, so it is allowed everywhere. */
+enum { IN_WRITER = 1u << 0, IN_READER = 1u << 1 };
+
+typedef struct cb_mark {
+    const herald_store *s;
+    unsigned in; /* IN_* */
+    const struct cb_mark *prev;
+} cb_mark;
+
+static _Thread_local const cb_mark *cb_marks; /* this thread's innermost mark */
+
+/* Returns 0, or HERALD_EINVAL (with the reason) if this thread runs a callback of s that holds
+ * one of `waits_for` (IN_*): the call would wait for itself. */
+static int check_not_inside(const herald_store *s, unsigned waits_for)
+{
+    unsigned in = 0;
+    for (const cb_mark *m = cb_marks; m; m = m->prev)
+        if (m->s == s)
+            in |= m->in;
+    in &= waits_for;
+    if (in & IN_READER)
+        return herald__err(HERALD_EINVAL,
+                           "called from a herald_sql_query row callback, which holds the "
+                           "store's reader: this call waits for that reader, so it would wait "
+                           "for itself forever (collect the rows, and call it after "
+                           "herald_sql_query returns)");
+    if (in & IN_WRITER)
+        return herald__err(HERALD_EINVAL,
+                           "called on the store's writer thread, from a callback the store "
+                           "runs (a tx_handler, route function, outbox function or completion "
+                           "callback): this call waits for that thread, so it would wait for "
+                           "itself forever (inside a tx_handler use herald_tx_*; elsewhere "
+                           "herald_send_batch_async or another thread)");
+    return 0;
+}
+
+/* Takes read_mu, unless this thread already holds it in a row callback (then the refusal). */
+static int read_lock(herald_store *s)
+{
+    int rc = check_not_inside(s, IN_READER);
+    if (rc == 0)
+        pthread_mutex_lock(&s->read_mu);
+    return rc;
+}
+
+#define READ_LOCK_OR_RETURN(s)                                                                    \
+    do {                                                                                          \
+        int lrc_ = read_lock(s);                                                                  \
+        if (lrc_ < 0)                                                                             \
+            return lrc_;                                                                          \
+    } while (0)
+
 /* ---- lease ids ---- */
 
 /* "hl1.<seq in hex>.<tag in 16 hex digits>", by hand: one per leased message. */
@@ -133,7 +193,7 @@ static void store_destroy(herald_store *s)
     pthread_cond_destroy(&s->sync_cv);
     pthread_mutex_destroy(&s->mu);
     pthread_mutex_destroy(&s->read_mu);
-    pthread_rwlock_destroy(&s->catalog_lock);
+    herald__store_catalog_deinit(s); /* store_catalog.c */
     s->ops->close(s);
 }
 
@@ -206,6 +266,11 @@ void herald_store_close(herald_store *s)
 {
     if (!s)
         return;
+    if (check_not_inside(s, IN_WRITER | IN_READER) < 0) { /* it would join its own thread */
+        herald__log(HERALD_LOG_ERROR, "herald_store_close refused; the store stays open",
+                    "detail", herald_last_error(), NULL);
+        return;
+    }
     pthread_mutex_lock(&s->mu);
     s->is_stopping = true;
     pthread_cond_broadcast(&s->work_cv);
@@ -257,11 +322,15 @@ static void fail_op(herald__op *op, int rc)
     herald__err_copy(op->err, sizeof op->err);
 }
 
+/* Invariant 2. The calling thread's last error is the failure's detail ("commit: disk full
+ * ..."): every later refusal repeats it, so the cause stays visible after the first caller. */
 static void set_sticky(herald_store *s, int rc)
 {
     pthread_mutex_lock(&s->mu);
-    if (s->sticky_rc == 0)
-        s->sticky_rc = rc; /* invariant 2; enqueue() reads it under mu */
+    if (s->sticky_rc == 0) {
+        s->sticky_rc = rc; /* enqueue() reads it under mu */
+        snprintf(s->sticky_err, sizeof s->sticky_err, "%s", herald_last_error());
+    }
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -291,9 +360,15 @@ static void run_group(herald_store *s, herald__op *list)
     bool wakes = false;
     pthread_mutex_lock(&s->mu);
     int rc = s->sticky_rc;
+    if (rc < 0) /* ops queued before it failed */
+        herald__err(rc, "the store refuses writes until it is reopened: an earlier write "
+                    "failed: %s", s->sticky_err);
     pthread_mutex_unlock(&s->mu);
-    if (rc == 0)
+    if (rc == 0) {
         rc = s->ops->begin(s);
+        if (rc == HERALD_EIO) /* the disk failed before the group began (e.g. a checkpoint) */
+            set_sticky(s, rc);
+    }
     if (rc < 0) {
         for (herald__op *op = list; op; op = op->priv_next)
             fail_op(op, rc);
@@ -307,7 +382,9 @@ static void run_group(herald_store *s, herald__op *list)
             op->rc = op->run(s, op);
             if (op->rc < 0) {
                 fail_op(op, op->rc);
-                src = s->ops->rollback_to(s);
+                /* An I/O error (disk full, a failed write) is the store's, not the op's: the
+                 * group fails as a failed commit does, and the error is sticky. */
+                src = op->rc == HERALD_EIO ? op->rc : s->ops->rollback_to(s);
             }
             if (src == 0)
                 src = s->ops->release(s);
@@ -340,10 +417,13 @@ static void run_group(herald_store *s, herald__op *list)
     if (rc == 0)
         herald__fault("store.after_commit");
     if (rc < 0) {
-        (void)s->ops->rollback(s);
-        set_sticky(s, rc);
+        set_sticky(s, rc); /* first: it keeps this thread's detail, which rollback may replace */
         herald__log(HERALD_LOG_ERROR, "store commit failed; store refuses writes until reopened",
                     "error", herald_strerror(rc), "detail", herald_last_error(), NULL);
+        char cause[256];
+        snprintf(cause, sizeof cause, "%s", herald_last_error());
+        (void)s->ops->rollback(s);
+        herald__err(rc, "%s", cause);
         for (herald__op *op = list; op; op = op->priv_next)
             fail_op(op, rc);
         wakes = false;
@@ -354,6 +434,8 @@ static void run_group(herald_store *s, herald__op *list)
 static void *writer_main(void *arg)
 {
     herald_store *s = arg;
+    const cb_mark mark = { .s = s, .in = IN_WRITER, .prev = NULL };
+    cb_marks = &mark; /* every callback it runs */
     pthread_mutex_lock(&s->mu);
     for (;;) {
         while (!s->head && !s->is_stopping)
@@ -384,6 +466,8 @@ static void *writer_main(void *arg)
 static void *syncer_main(void *arg)
 {
     herald_store *s = arg;
+    const cb_mark mark = { .s = s, .in = IN_WRITER, .prev = NULL };
+    cb_marks = &mark; /* every callback it runs */
     int failed_rc = 0;
     pthread_mutex_lock(&s->mu);
     for (;;) {
@@ -404,9 +488,10 @@ static void *syncer_main(void *arg)
                             "reopened", "error", herald_strerror(rc), "detail",
                             herald_last_error(), NULL);
             failed_rc = rc;
+            char cause[256];
+            snprintf(cause, sizeof cause, "%s", herald_last_error());
+            herald__err(rc, "the store could not make the commit durable: %s", cause);
             set_sticky(s, rc);
-            herald__err(rc, "the store could not make the commit durable: %s",
-                        herald_strerror(rc));
             for (herald__op *op = list; op; op = op->priv_next)
                 if (op->rc == 0)
                     fail_op(op, rc);
@@ -429,8 +514,9 @@ static int enqueue(herald_store *s, herald__op *op)
         return herald__err(HERALD_ECLOSED, "the store is closing");
     if (s->sticky_rc < 0)
         return herald__err(s->sticky_rc,
-                           "the store failed earlier (%s) and refuses writes until reopened",
-                           herald_strerror(s->sticky_rc));
+                           "the store refuses writes until it is reopened: an earlier write "
+                           "failed: %s",
+                           s->sticky_err);
     if (s->tail)
         s->tail->priv_next = op;
     else
@@ -442,6 +528,9 @@ static int enqueue(herald_store *s, herald__op *op)
 
 int herald__store_exec(herald_store *s, herald__op *op)
 {
+    int crc = check_not_inside(s, IN_WRITER | IN_READER);
+    if (crc < 0)
+        return crc;
     op->done = NULL;
     pthread_mutex_lock(&s->mu);
     int rc = enqueue(s, op);
@@ -464,33 +553,55 @@ int herald__store_submit(herald_store *s, herald__op *op)
     return rc;
 }
 
-/* ---- the event catalog ---- */
+/* ---- the event catalog: store_catalog.c; its backend calls are here ---- */
 
-/* The write lock waits for checks in progress: once this returns, the old catalog is unused
- * and its owner may free it (herald.h: "Keeps: c until ... the next call"). */
-void herald_store_set_catalog(herald_store *s, const herald_catalog *c, herald_catalog_mode mode)
+static bool on_writer(herald_store *s)
 {
-    pthread_rwlock_wrlock(&s->catalog_lock);
-    s->catalog = c;
-    s->catalog_mode = mode;
-    pthread_rwlock_unlock(&s->catalog_lock);
+    return pthread_equal(pthread_self(), s->writer) != 0;
 }
 
-int herald__store_check_event(herald_store *s, const herald_event *e)
+int herald__store_catalog_version_now(herald_store *s, int64_t *version)
 {
-    pthread_rwlock_rdlock(&s->catalog_lock);
-    const herald_catalog *c = s->catalog;
-    herald_catalog_mode mode = s->catalog_mode;
-    int rc = c ? herald_catalog_check(c, e->type, e->payload_json, e->payload_len) : 0;
-    pthread_rwlock_unlock(&s->catalog_lock);
-    if (!c)
-        return 0;
-    if (rc < 0 && mode == HERALD_CATALOG_WARN) {
-        herald__log(HERALD_LOG_WARN, "event does not match the catalog (warn mode: sent anyway)",
-                    "type", e->type, "problem", herald_last_error(), NULL);
-        herald__err_clear();
-        return 0;
-    }
+    if (on_writer(s)) /* inside an op: its transaction sees every commit before it */
+        return s->ops->catalog_version(s, true, version);
+    READ_LOCK_OR_RETURN(s);
+    int rc = s->ops->catalog_version(s, false, version);
+    pthread_mutex_unlock(&s->read_mu);
+    return rc;
+}
+
+int herald__store_catalog_get_now(herald_store *s, herald__catalog_row *out)
+{
+    if (on_writer(s))
+        return s->ops->catalog_get(s, true, out);
+    READ_LOCK_OR_RETURN(s);
+    int rc = s->ops->catalog_get(s, false, out);
+    pthread_mutex_unlock(&s->read_mu);
+    return rc;
+}
+
+int herald__store_catalog_get(herald_store *s, herald__catalog_row *out)
+{
+    return s->ops->catalog_get(s, true, out);
+}
+
+int herald__store_catalog_put(herald_store *s, const herald__catalog_row *row,
+                              int64_t *version_out)
+{
+    return s->ops->catalog_put(s, row, herald__store_now(s), version_out);
+}
+
+int herald__store_catalog_in_use(herald_store *s, const char *type, int64_t *n_messages,
+                                 int64_t *n_outbox)
+{
+    return s->ops->catalog_in_use(s, type, n_messages, n_outbox);
+}
+
+int herald__store_catalog_history(herald_store *s, herald__catalog_row **out, size_t *n)
+{
+    READ_LOCK_OR_RETURN(s);
+    int rc = s->ops->catalog_history(s, out, n);
+    pthread_mutex_unlock(&s->read_mu);
     return rc;
 }
 
@@ -575,7 +686,7 @@ int herald__store_expire(herald_store *s, const int64_t *seqs, size_t n, int64_t
 int herald__store_expired_scan(herald_store *s, int64_t after_seq, int64_t *seqs, size_t max,
                                size_t *n)
 {
-    pthread_mutex_lock(&s->read_mu);
+    READ_LOCK_OR_RETURN(s);
     int rc = s->ops->expired_scan(s, herald__store_now(s), after_seq, seqs, max, n);
     pthread_mutex_unlock(&s->read_mu);
     return rc;
@@ -599,7 +710,7 @@ int herald__store_topic_publish(herald_store *s, const char *topic, const herald
 
 int herald__store_topic_list(herald_store *s, herald_topic_info **out, size_t *n)
 {
-    pthread_mutex_lock(&s->read_mu);
+    READ_LOCK_OR_RETURN(s);
     int rc = s->ops->topic_list(s, out, n);
     pthread_mutex_unlock(&s->read_mu);
     return rc;
@@ -624,7 +735,7 @@ int herald__store_outbox_prune(herald_store *s, int64_t before_ms, int64_t *n_pr
 int herald__store_outbox_pending(herald_store *s, herald__outbox_row *rows, size_t max,
                                  size_t *n)
 {
-    pthread_mutex_lock(&s->read_mu);
+    READ_LOCK_OR_RETURN(s);
     int rc = s->ops->outbox_pending(s, rows, max, n);
     pthread_mutex_unlock(&s->read_mu);
     return rc;
@@ -632,7 +743,7 @@ int herald__store_outbox_pending(herald_store *s, herald__outbox_row *rows, size
 
 int herald__store_outbox_count(herald_store *s, int64_t *n_pending)
 {
-    pthread_mutex_lock(&s->read_mu);
+    READ_LOCK_OR_RETURN(s);
     int rc = s->ops->outbox_count(s, n_pending);
     pthread_mutex_unlock(&s->read_mu);
     return rc;
@@ -649,7 +760,7 @@ int herald__store_redrive_one(herald_store *s, const char *dlq, int64_t seq, con
 int herald__store_dead_page(herald_store *s, const char *dlq, int64_t after_visible_ms,
                             int64_t after_seq, herald__dead_row *rows, size_t max, size_t *n)
 {
-    pthread_mutex_lock(&s->read_mu);
+    READ_LOCK_OR_RETURN(s);
     int rc = s->ops->dead_page(s, dlq, after_visible_ms, after_seq, herald__store_now(s), rows,
                                max, n);
     pthread_mutex_unlock(&s->read_mu);
@@ -658,7 +769,7 @@ int herald__store_dead_page(herald_store *s, const char *dlq, int64_t after_visi
 
 int herald__store_msg_get(herald_store *s, const char *queue, const char *id, herald_batch *out)
 {
-    pthread_mutex_lock(&s->read_mu);
+    READ_LOCK_OR_RETURN(s);
     int rc = s->ops->msg_get(s, queue, id, herald__store_now(s), out);
     pthread_mutex_unlock(&s->read_mu);
     return rc;
@@ -667,7 +778,7 @@ int herald__store_msg_get(herald_store *s, const char *queue, const char *id, he
 int herald__store_attempts(herald_store *s, const char *message_id, herald_attempt **out,
                            size_t *n)
 {
-    pthread_mutex_lock(&s->read_mu);
+    READ_LOCK_OR_RETURN(s);
     int rc = s->ops->attempts(s, message_id, out, n);
     pthread_mutex_unlock(&s->read_mu);
     return rc;
@@ -675,7 +786,7 @@ int herald__store_attempts(herald_store *s, const char *message_id, herald_attem
 
 int herald__store_audit(herald_store *s, const char *dlq, herald_audit_entry **out, size_t *n)
 {
-    pthread_mutex_lock(&s->read_mu);
+    READ_LOCK_OR_RETURN(s);
     int rc = s->ops->audit(s, dlq, out, n);
     pthread_mutex_unlock(&s->read_mu);
     return rc;
@@ -689,7 +800,7 @@ int herald__store_metrics_add(herald_store *s, const herald_metric *m, size_t n)
 int herald__store_processed_check(herald_store *s, const char *queue, const char *event_id,
                                   bool *seen)
 {
-    pthread_mutex_lock(&s->read_mu);
+    READ_LOCK_OR_RETURN(s);
     int rc = s->ops->processed_check(s, queue, event_id, seen);
     pthread_mutex_unlock(&s->read_mu);
     return rc;
@@ -697,7 +808,7 @@ int herald__store_processed_check(herald_store *s, const char *queue, const char
 
 int herald__store_trace(herald_store *s, const char *corr, herald_trace_entry **out, size_t *n)
 {
-    pthread_mutex_lock(&s->read_mu);
+    READ_LOCK_OR_RETURN(s);
     int rc = s->ops->trace(s, corr, out, n);
     pthread_mutex_unlock(&s->read_mu);
     return rc;
@@ -705,7 +816,7 @@ int herald__store_trace(herald_store *s, const char *corr, herald_trace_entry **
 
 int herald__store_metrics_list(herald_store *s, herald_metric **out, size_t *n)
 {
-    pthread_mutex_lock(&s->read_mu);
+    READ_LOCK_OR_RETURN(s);
     int rc = s->ops->metrics_list(s, out, n);
     pthread_mutex_unlock(&s->read_mu);
     return rc;
@@ -750,8 +861,11 @@ int herald__store_processed_prune(herald_store *s, const char *queue, int64_t re
 int herald__store_user_query(herald_store *s, const char *sql, const herald_arg *args, size_t n,
                              herald_row_cb cb, void *ud)
 {
-    pthread_mutex_lock(&s->read_mu);
+    READ_LOCK_OR_RETURN(s);
+    const cb_mark mark = { .s = s, .in = IN_READER, .prev = cb_marks };
+    cb_marks = &mark; /* cb runs while this thread holds read_mu */
     int rc = s->ops->user_sql(s, false, sql, args, n, false, NULL, cb, ud);
+    cb_marks = mark.prev;
     pthread_mutex_unlock(&s->read_mu);
     return rc;
 }
@@ -774,9 +888,36 @@ void herald__fault(const char *point)
         kill(getpid(), SIGKILL);
 }
 
+static pthread_mutex_t fault_io_mu = PTHREAD_MUTEX_INITIALIZER;
+static char fault_io_point[64]; /* fault_io_mu: the armed point, "" if none */
+static int fault_io_err, fault_io_after;
+
+void herald__fault_io_arm(const char *point, int err, int after)
+{
+    pthread_mutex_lock(&fault_io_mu);
+    snprintf(fault_io_point, sizeof fault_io_point, "%s", err ? point : "");
+    fault_io_err = err;
+    fault_io_after = after;
+    pthread_mutex_unlock(&fault_io_mu);
+}
+
+int herald__fault_io(const char *point)
+{
+    pthread_mutex_lock(&fault_io_mu);
+    int rc = 0;
+    if (fault_io_point[0] && strcmp(fault_io_point, point) == 0) {
+        if (fault_io_after > 0)
+            fault_io_after--;
+        else
+            rc = -fault_io_err;
+    }
+    pthread_mutex_unlock(&fault_io_mu);
+    return rc;
+}
+
 int herald__store_queue_get(herald_store *s, const char *name, herald_queue_info *out)
 {
-    pthread_mutex_lock(&s->read_mu);
+    READ_LOCK_OR_RETURN(s);
     int rc = s->ops->queue_get(s, name, out);
     pthread_mutex_unlock(&s->read_mu);
     return rc;
@@ -784,7 +925,7 @@ int herald__store_queue_get(herald_store *s, const char *name, herald_queue_info
 
 int herald__store_queue_list(herald_store *s, herald_queue_info **out, size_t *n)
 {
-    pthread_mutex_lock(&s->read_mu);
+    READ_LOCK_OR_RETURN(s);
     int rc = s->ops->queue_list(s, out, n);
     pthread_mutex_unlock(&s->read_mu);
     return rc;
@@ -792,7 +933,7 @@ int herald__store_queue_list(herald_store *s, herald_queue_info **out, size_t *n
 
 int herald__store_queue_stats(herald_store *s, const char *name, herald_queue_stats *out)
 {
-    pthread_mutex_lock(&s->read_mu);
+    READ_LOCK_OR_RETURN(s);
     int rc = s->ops->queue_stats(s, name, herald__store_now(s), out);
     pthread_mutex_unlock(&s->read_mu);
     return rc;
@@ -800,7 +941,7 @@ int herald__store_queue_stats(herald_store *s, const char *name, herald_queue_st
 
 int herald__store_peek(herald_store *s, const char *name, int max_n, herald_batch *out)
 {
-    pthread_mutex_lock(&s->read_mu);
+    READ_LOCK_OR_RETURN(s);
     int rc = s->ops->peek(s, name, max_n, herald__store_now(s), out);
     pthread_mutex_unlock(&s->read_mu);
     return rc;
@@ -809,7 +950,7 @@ int herald__store_peek(herald_store *s, const char *name, int max_n, herald_batc
 int herald__store_ready(herald_store *s, const char *name, int limit, int *n_ready,
                         int64_t *next_due_ms, bool *is_paused)
 {
-    pthread_mutex_lock(&s->read_mu);
+    READ_LOCK_OR_RETURN(s);
     int rc = s->ops->ready(s, name, herald__store_now(s), limit, n_ready, next_due_ms, is_paused);
     pthread_mutex_unlock(&s->read_mu);
     return rc;
@@ -817,7 +958,7 @@ int herald__store_ready(herald_store *s, const char *name, int limit, int *n_rea
 
 int herald__store_data_version(herald_store *s, int64_t *out)
 {
-    pthread_mutex_lock(&s->read_mu);
+    READ_LOCK_OR_RETURN(s);
     int rc = s->ops->data_version(s, out);
     pthread_mutex_unlock(&s->read_mu);
     return rc;

@@ -232,9 +232,46 @@ int herald__store_data_version(herald_store *s, int64_t *out);
 
 int64_t herald__store_now(herald_store *s); /* the store's wall clock (injected in tests) */
 
-/* Checks an event against the store's catalog, if one is set: strict mode returns
- * HERALD_ECATALOG naming the problem; warn mode logs it and returns 0. */
+/* ---- the event catalog (store_catalog.c) ---- */
+
+/* One stored catalog version (a row of herald_catalog_versions). Strings are owned:
+ * herald__catalog_row_deinit. */
+typedef struct herald__catalog_row {
+    int64_t version; /* 1, 2, ...; 0: none */
+    int64_t applied_ms;
+    herald_catalog_mode mode;
+    bool is_forced;
+    char *catalog; /* canonical JSON {"events":{...}} */
+    char *changes; /* JSON array of the changes from the previous version */
+    char *source;  /* the file it came from ("" if unknown) */
+} herald__catalog_row;
+void herald__catalog_row_deinit(herald__catalog_row *r);
+
+/* Checks an event against the store's catalogs: the stored one in force (its version is read
+ * from the store on every call, so another process's apply is seen; see store_catalog.c) and
+ * the one herald_store_set_catalog set, each in its mode: strict returns HERALD_ECATALOG naming
+ * the problem; warn logs it and goes on. */
 int herald__store_check_event(herald_store *s, const herald_event *e);
+/* The same for an enveloped body Herald wrote (outbox rows): parsed, then checked. */
+int herald__store_check_envelope(herald_store *s, const void *body, size_t len);
+/* The version in force (0: none): inside an op on the writer thread, read in its transaction;
+ * on any other thread, on the reader. catalog_get_now: that version's row (version 0: none). */
+int herald__store_catalog_version_now(herald_store *s, int64_t *version);
+int herald__store_catalog_get_now(herald_store *s, herald__catalog_row *out);
+/* Writer side (inside an op): the version in force (*out.version 0: none) with its text. */
+int herald__store_catalog_get(herald_store *s, herald__catalog_row *out);
+/* Writer side: stores row as the next version; *version_out gets it. */
+int herald__store_catalog_put(herald_store *s, const herald__catalog_row *row,
+                              int64_t *version_out);
+/* Writer side: how many messages (any queue, dead letters included) and pending outbox rows
+ * carry an event of `type`. */
+int herald__store_catalog_in_use(herald_store *s, const char *type, int64_t *n_messages,
+                                 int64_t *n_outbox);
+/* Read side: every stored version, oldest first (*out: herald__catalog_row_deinit each, then
+ * herald__free). */
+int herald__store_catalog_history(herald_store *s, herald__catalog_row **out, size_t *n);
+/* Frees what store_catalog.c holds (herald_store_close). */
+void herald__store_catalog_deinit(herald_store *s);
 /* True for exactly one caller per `every_ms` of store time (the others get false): lets one of
  * the store's consumers run the store-wide retention sweep. */
 bool herald__store_sweep_turn(herald_store *s, int64_t now_ms, int64_t every_ms);

@@ -107,13 +107,23 @@ struct herald_store_ops {
     int (*ready)(herald_store *s, const char *name, int64_t now_ms, int limit, int *n_ready,
                  int64_t *next_due_ms, bool *is_paused);
     int (*data_version)(herald_store *s, int64_t *out);
+    /* the event catalog in force (store_catalog.c; SQLite: store_sqlite_catalog.c). on_writer:
+     * on the writer thread inside an op (its transaction), else on the reader under read_mu. */
+    int (*catalog_version)(herald_store *s, bool on_writer, int64_t *version);
+    int (*catalog_get)(herald_store *s, bool on_writer, herald__catalog_row *out);
+    int (*catalog_put)(herald_store *s, const herald__catalog_row *row, int64_t now_ms,
+                       int64_t *version_out);                              /* writer */
+    int (*catalog_in_use)(herald_store *s, const char *type, int64_t *n_messages,
+                          int64_t *n_outbox);                              /* writer */
+    int (*catalog_history)(herald_store *s, herald__catalog_row **out, size_t *n); /* reader */
 };
 
-#define HERALD_STORE_ABI 2 /* 2: sync, take, inflight_running, in_transaction */
+#define HERALD_STORE_ABI 3 /* 2: sync, take, inflight_running, in_transaction; 3: catalog_* */
 
 struct herald_store {
     const herald_store_ops *ops;
     int sticky_rc; /* a failed commit/fsync makes every later write fail; guarded by mu */
+    char sticky_err[256]; /* mu: the detail of that failure, repeated by every refusal */
     const herald_clock *clock;
     herald_durability durability;
     /* group-commit writer; fields below guarded by mu */
@@ -135,11 +145,29 @@ struct herald_store {
     pthread_t writer;
     /* read side */
     pthread_mutex_t read_mu;
-    /* event catalog, set by herald_store_set_catalog; guarded by catalog_lock (held for
-     * reading through each check, so a replaced catalog is never in use) */
+    /* event catalogs (store_catalog.c), guarded by catalog_lock (held for reading through
+     * each check, so a replaced catalog is never in use): the one set by
+     * herald_store_set_catalog, and the store's own (the highest stored version), parsed */
     pthread_rwlock_t catalog_lock;
     const herald_catalog *catalog;
     herald_catalog_mode catalog_mode;
+    herald_catalog *stored;         /* owned; NULL: no version stored (or not read yet) */
+    herald_catalog_mode stored_mode;
+    int64_t stored_version;         /* the version `stored` was parsed from; 0: none */
 };
+
+/* ---- I/O fault points and limits for tests ---- */
+
+/* Returns 0, or the negative errno armed for `point` by herald__fault_io_arm once `after` calls
+ * of that point have passed; a point stays armed (a full disk stays full) until disarmed with
+ * err 0. Points: "sqlite.wal_sync" (the syncer's fdatasync of the WAL). Thread: any. */
+int herald__fault_io(const char *point);
+void herald__fault_io_arm(const char *point, int err, int after);
+
+/* The SQLite backend's WAL limits, in pages, for stores opened after the call (0 keeps the
+ * default): the checkpointer is woken every ckpt_pages, the writer tries to restart the WAL
+ * past restart_pages and waits up to wait_ms for it past max_pages (store_sqlite.c, "WAL
+ * bound"). Lets tests reach the limits with little data. */
+void herald__sq_test_wal_limits(int ckpt_pages, int restart_pages, int max_pages, int wait_ms);
 
 #endif

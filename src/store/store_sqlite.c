@@ -38,13 +38,64 @@
 #include "store/migrations.h"
 
 #define HERALD_APP_ID 0x48524c44 /* 'HRLD' */
-#define CKPT_PAGES 1000          /* ~4 MiB of WAL between checkpoints */
-#define WAL_RESTART_PAGES 8000   /* ~32 MiB: the writer restarts the WAL (checkpointer thread) */
 #define BUSY_TIMEOUT_MS 10000    /* how long a connection waits for another process's lock */
+
+/* The WAL bound (pages of 4 KiB; see "WAL bound" at the top). herald.h and the README state
+ * these numbers: change them together. */
+static int ckpt_pages = 1000;        /* ~4 MiB of WAL between the checkpointer's runs */
+static int wal_restart_pages = 8000; /* ~32 MiB: the writer tries to restart the WAL */
+static int wal_max_pages = 10000;    /* ~40 MiB: no group begins until the WAL restarted */
+static int wal_wait_ms = BUSY_TIMEOUT_MS; /* how long a group waits for that */
+
+void herald__sq_test_wal_limits(int ckpt, int restart, int max, int wait_ms)
+{
+    ckpt_pages = ckpt > 0 ? ckpt : 1000;
+    wal_restart_pages = restart > 0 ? restart : 8000;
+    wal_max_pages = max > 0 ? max : 10000;
+    wal_wait_ms = wait_ms > 0 ? wait_ms : BUSY_TIMEOUT_MS;
+}
+
+/* What an I/O failure means to the user, or NULL: "disk full" (SQLite's SQLITE_FULL is ENOSPC
+ * on a write; an fsync may report ENOSPC too), "I/O error on fsync", ... */
+static const char *io_cause(int src, int sys_errno)
+{
+    if ((src & 0xff) == SQLITE_FULL || sys_errno == ENOSPC || sys_errno == EDQUOT)
+        return "disk full";
+    switch (src) {
+    case SQLITE_IOERR_FSYNC:
+    case SQLITE_IOERR_DIR_FSYNC:
+        return "I/O error on fsync";
+    case SQLITE_IOERR_WRITE:
+        return "I/O error on write";
+    case SQLITE_IOERR_READ:
+    case SQLITE_IOERR_SHORT_READ:
+        return "I/O error on read";
+    default:
+        return (src & 0xff) == SQLITE_IOERR ? "I/O error" : NULL;
+    }
+}
+
+/* "disk full (database or disk is full; errno 28: No space left on device; sqlite code 13)",
+ * or SQLite's own message when src is not an I/O failure. */
+static void describe(sqlite3 *db, int src, char *buf, size_t n)
+{
+    const char *msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(src);
+    bool is_io = (src & 0xff) == SQLITE_IOERR || (src & 0xff) == SQLITE_FULL;
+    int e = db && is_io ? sqlite3_system_errno(db) : 0; /* else it may be a stale one */
+    const char *cause = io_cause(src, e);
+    if (!cause)
+        snprintf(buf, n, "%s (sqlite code %d)", msg, src);
+    else if (e)
+        snprintf(buf, n, "%s (%s; errno %d: %s; sqlite code %d)", cause, msg, e, strerror(e),
+                 src);
+    else
+        snprintf(buf, n, "%s (%s; sqlite code %d)", cause, msg, src);
+}
 
 int herald__sq_fail(sqlite3 *db, int src, const char *what)
 {
-    const char *msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(src);
+    char msg[320];
+    describe(db, src, msg, sizeof msg);
     int rc;
     switch (src & 0xff) {
     case SQLITE_BUSY:
@@ -75,7 +126,7 @@ int herald__sq_fail(sqlite3 *db, int src, const char *what)
         rc = HERALD_ESTORE;
         break;
     }
-    return herald__err(rc, "%s: %s (sqlite code %d)", what, msg, src);
+    return herald__err(rc, "%s: %s", what, msg);
 }
 
 int herald__sq_exec(sq_store *q, sqlite3_stmt *st, const char *what)
@@ -287,13 +338,16 @@ static void *ckpt_main(void *arg)
         if (q->ckpt_stop)
             break;
         q->ckpt_wanted = false;
+        q->ckpt_running = true;
         pthread_mutex_unlock(&q->ckpt_mu);
         int log = 0, done = 0;
         int src = sqlite3_wal_checkpoint_v2(q->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
         pthread_mutex_lock(&q->ckpt_mu);
+        q->ckpt_running = false;
+        pthread_cond_broadcast(&q->ckpt_idle_cv);
         if (src != SQLITE_OK && src != SQLITE_BUSY && q->ckpt_src == SQLITE_OK) {
-            q->ckpt_src = src; /* reported by the writer (sq_after_commit): sticky */
-            snprintf(q->ckpt_err, sizeof q->ckpt_err, "%s", sqlite3_errmsg(q->cdb));
+            q->ckpt_src = src; /* sq_begin refuses groups; sq_after_commit makes it sticky */
+            describe(q->cdb, src, q->ckpt_err, sizeof q->ckpt_err);
         }
     }
     pthread_mutex_unlock(&q->ckpt_mu);
@@ -311,8 +365,10 @@ static int ckpt_start(sq_store *q)
         return rc;
     pthread_mutex_init(&q->ckpt_mu, NULL);
     pthread_cond_init(&q->ckpt_cv, NULL);
+    pthread_cond_init(&q->ckpt_idle_cv, NULL);
     int prc = pthread_create(&q->ckpt_thread, NULL, ckpt_main, q);
     if (prc != 0) {
+        pthread_cond_destroy(&q->ckpt_idle_cv);
         pthread_cond_destroy(&q->ckpt_cv);
         pthread_mutex_destroy(&q->ckpt_mu);
         return herald__err(-prc, "cannot start the checkpointer thread: %s", strerror(prc));
@@ -329,6 +385,7 @@ static void ckpt_stop(sq_store *q)
         pthread_cond_signal(&q->ckpt_cv);
         pthread_mutex_unlock(&q->ckpt_mu);
         pthread_join(q->ckpt_thread, NULL);
+        pthread_cond_destroy(&q->ckpt_idle_cv);
         pthread_cond_destroy(&q->ckpt_cv);
         pthread_mutex_destroy(&q->ckpt_mu);
         q->has_ckpt_thread = false;
@@ -347,7 +404,7 @@ static int sq_after_commit(herald_store *s)
     q->ckpt_reported = q->ckpt_reported || bad != SQLITE_OK; /* sticky in store.c now */
     if (q->wal_pages < q->ckpt_asked_at) /* the WAL restarted by itself */
         q->ckpt_asked_at = 0;
-    if (bad == SQLITE_OK && q->wal_pages >= q->ckpt_asked_at + CKPT_PAGES) {
+    if (bad == SQLITE_OK && q->wal_pages >= q->ckpt_asked_at + ckpt_pages) {
         q->ckpt_wanted = true;
         q->ckpt_asked_at = q->wal_pages;
         pthread_cond_signal(&q->ckpt_cv);
@@ -355,7 +412,7 @@ static int sq_after_commit(herald_store *s)
     pthread_mutex_unlock(&q->ckpt_mu);
     if (bad != SQLITE_OK)
         return herald__err(HERALD_EIO, "checkpoint failed: %s", q->ckpt_err);
-    if (q->wal_pages < WAL_RESTART_PAGES)
+    if (q->wal_pages < wal_restart_pages)
         return 0;
     int log = 0, done = 0;
     int64_t t0 = herald__mono_ns();
@@ -379,6 +436,59 @@ static int sq_after_commit(herald_store *s)
     /* In durability normal a checkpoint is where the WAL reaches the disk: a failure is a
      * failed durable write (STYLE.md §7.2). */
     return herald__sq_fail(q->wdb, src, "checkpoint");
+}
+
+/* Writer thread, before a group begins, once the WAL holds wal_max_pages: the WAL must restart
+ * before it grows further (the bound, see the top). A RESTART checkpoint copies what is left
+ * and waits - up to wal_wait_ms - for the readers of older snapshots to finish; SQLite's busy
+ * handler does the waiting, except for another connection's checkpoint, which makes it return
+ * at once: ours is waited for here, another process's by trying again. */
+static int wal_reset(sq_store *q)
+{
+    pthread_mutex_lock(&q->ckpt_mu);
+    q->ckpt_wanted = false; /* only this thread sets it: the checkpointer stays idle */
+    while (q->ckpt_running)
+        pthread_cond_wait(&q->ckpt_idle_cv, &q->ckpt_mu);
+    pthread_mutex_unlock(&q->ckpt_mu);
+    int64_t t0 = herald__mono_ns(), deadline = t0 + (int64_t)wal_wait_ms * 1000000;
+    int src, log = 0, done = 0;
+    for (;;) {
+        int64_t left_ms = (deadline - herald__mono_ns()) / 1000000;
+        sqlite3_busy_timeout(q->wdb, left_ms > 0 ? (int)left_ms : 0);
+        src = sqlite3_wal_checkpoint_v2(q->wdb, NULL, SQLITE_CHECKPOINT_RESTART, &log, &done);
+        if ((src & 0xff) != SQLITE_BUSY || herald__mono_ns() >= deadline)
+            break;
+        usleep(1000); /* another process's checkpoint holds the checkpoint lock */
+    }
+    sqlite3_busy_timeout(q->wdb, BUSY_TIMEOUT_MS);
+    if (herald__log_enabled(HERALD_LOG_DEBUG)) {
+        char b[96];
+        snprintf(b, sizeof b, "%d frames, %d backfilled, %.2f ms", log, done,
+                 (double)(herald__mono_ns() - t0) / 1e6);
+        herald__log(HERALD_LOG_DEBUG, "wal limit reached: restart", "result", b, NULL);
+    }
+    if (src == SQLITE_OK) {
+        q->wal_pages = 0;
+        q->ckpt_asked_at = 0;
+        return 0;
+    }
+    if ((src & 0xff) == SQLITE_BUSY)
+        return herald__err(HERALD_EBUSY,
+                           "the write-ahead log of '%s' reached its limit of %d pages (~%d MiB) "
+                           "and could not be restarted within %d ms: a reader has held an older "
+                           "snapshot all that time (a herald_sql_query still running its row "
+                           "callback, or a read transaction of another process); writes resume "
+                           "once it ends",
+                           q->path, wal_max_pages, (int)((int64_t)wal_max_pages * 4096 >> 20),
+                           wal_wait_ms);
+    int rc = herald__sq_fail(q->wdb, src, "checkpoint (write-ahead log restart)");
+    pthread_mutex_lock(&q->ckpt_mu);
+    if (q->ckpt_src == SQLITE_OK) { /* sticky, as the checkpointer's failures (sq_after_commit) */
+        q->ckpt_src = src;
+        describe(q->wdb, src, q->ckpt_err, sizeof q->ckpt_err);
+    }
+    pthread_mutex_unlock(&q->ckpt_mu);
+    return rc;
 }
 
 /* ---- open / close ---- */
@@ -483,10 +593,18 @@ static int sq_sync(herald_store *s)
     int rc = 0;
     if (q->wal_fd < 0 || (fstat(q->wal_fd, &st) == 0 && st.st_nlink == 0))
         rc = wal_open(q, true); /* none yet, or SQLite made a new one: sync that */
-    if (rc == 0 && fdatasync(q->wal_fd) != 0)
-        rc = herald__err(HERALD_EIO, "cannot sync the write-ahead log of '%s': %s", q->path,
-                         strerror(errno));
-    return rc;
+    if (rc < 0)
+        return rc;
+    int e = -herald__fault_io("sqlite.wal_sync");
+    if (e == 0 && fdatasync(q->wal_fd) != 0)
+        e = errno;
+    if (e == ENOSPC || e == EDQUOT)
+        return herald__err(HERALD_EIO, "disk full: fsync of the write-ahead log of '%s' failed: "
+                           "%s", q->path, strerror(e));
+    if (e != 0)
+        return herald__err(HERALD_EIO, "I/O error on fsync of the write-ahead log of '%s': %s",
+                           q->path, strerror(e));
+    return 0;
 }
 
 static const char *file_kind(mode_t m)
@@ -600,6 +718,7 @@ static void sq_close(herald_store *s)
         sqlite3_finalize(q->w[i]);
     for (int i = 0; i < R_N; i++)
         sqlite3_finalize(q->r[i]);
+    herald__sq_catalog_close(q);
     ckpt_stop(q);
     sqlite3_close(q->rdb);
     if (q->wdb && q->schema_version > 0)
@@ -624,7 +743,15 @@ static int sq_begin(herald_store *s)
     sq_store *q = (sq_store *)s;
     herald__sq_qcache_clear(q);
     herald__sq_counters_reset(q);
-    int rc = herald__sq_exec(q, q->w[W_BEGIN], "begin transaction");
+    pthread_mutex_lock(&q->ckpt_mu);
+    int bad = q->ckpt_src;
+    pthread_mutex_unlock(&q->ckpt_mu);
+    if (bad != SQLITE_OK) /* a checkpoint failed: no group begins (invariant 2 of store.c) */
+        return herald__err(HERALD_EIO, "checkpoint failed: %s", q->ckpt_err);
+    int rc = q->wal_pages >= wal_max_pages ? wal_reset(q) : 0;
+    if (rc < 0)
+        return rc;
+    rc = herald__sq_exec(q, q->w[W_BEGIN], "begin transaction");
     if (rc < 0)
         return rc;
     /* Inside the write lock: other processes' seqs are in the mark or in the table. */
@@ -733,6 +860,11 @@ const herald_store_ops herald__store_sqlite = {
     .peek = herald__sq_peek,
     .ready = herald__sq_ready,
     .data_version = herald__sq_data_version,
+    .catalog_version = herald__sq_catalog_version,
+    .catalog_get = herald__sq_catalog_get,
+    .catalog_put = herald__sq_catalog_put,
+    .catalog_in_use = herald__sq_catalog_in_use,
+    .catalog_history = herald__sq_catalog_history,
     .sp_begin = herald__sq_sp_begin,
     .sp_release = herald__sq_sp_release,
     .sp_rollback = herald__sq_sp_rollback,

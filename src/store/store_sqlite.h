@@ -53,7 +53,9 @@ typedef struct sq_store {
     pthread_t ckpt_thread;
     pthread_mutex_t ckpt_mu;
     pthread_cond_t ckpt_cv;
+    pthread_cond_t ckpt_idle_cv; /* signalled when a checkpoint run ends (wal_reset waits) */
     bool ckpt_wanted, ckpt_stop; /* ckpt_mu */
+    bool ckpt_running;           /* ckpt_mu: a checkpoint runs on the checkpointer thread */
     int ckpt_src;                /* ckpt_mu: first failure, SQLITE_OK if none */
     bool ckpt_reported;          /* ckpt_mu: the writer returned ckpt_src once (it is sticky) */
     char ckpt_err[256];          /* ckpt_mu */
@@ -67,6 +69,7 @@ typedef struct sq_store {
     void *qcache;          /* writer: queue rows of the current transaction */
     bool w_user_mode, r_user_mode; /* the authorizer applies (store_sqlite_sql.c) */
     void *pending;         /* writer: counter deltas of the current transaction */
+    sqlite3_stmt *catalog_st[2]; /* store_sqlite_catalog.c: version read, [0] rdb, [1] wdb */
 } sq_store;
 
 /* Maps a SQLite result code to HERALD_E* (keeping the native text in the detail). */
@@ -190,6 +193,16 @@ int herald__sq_processed_check(herald_store *s, const char *queue, const char *e
 int herald__sq_metrics_add(herald_store *s, const herald_metric *m, size_t n);
 int herald__sq_metrics_list(herald_store *s, herald_metric **out, size_t *n);
 int herald__sq_trace(herald_store *s, const char *corr, herald_trace_entry **out, size_t *n);
+
+/* store_sqlite_catalog.c */
+int herald__sq_catalog_version(herald_store *s, bool on_writer, int64_t *version);
+int herald__sq_catalog_get(herald_store *s, bool on_writer, herald__catalog_row *out);
+int herald__sq_catalog_put(herald_store *s, const herald__catalog_row *row, int64_t now_ms,
+                           int64_t *version_out);
+int herald__sq_catalog_in_use(herald_store *s, const char *type, int64_t *n_messages,
+                              int64_t *n_outbox);
+int herald__sq_catalog_history(herald_store *s, herald__catalog_row **out, size_t *n);
+void herald__sq_catalog_close(sq_store *q); /* finalizes its statements (sq_close) */
 
 /* store_sqlite_sql.c */
 int herald__sq_user_sql(herald_store *s, bool on_writer, const char *sql, const herald_arg *args,

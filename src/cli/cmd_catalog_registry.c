@@ -1,0 +1,3 @@
+// SPDX-License-Identifier: MIT
+/* placeholder: being written (helper config) */
+typedef int placeholder_cmd_catalog_registry;
