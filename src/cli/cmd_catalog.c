@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * cmd_catalog.c - `herald catalog gen FILE [-o OUT] [--guard G]` and `herald catalog check FILE`.
- * gen writes the header atomically when -o is given (temp file, fsync, rename).
+ * gen writes the header atomically when -o names a file (temp file, fsync, rename, fsync the
+ * directory; through a symlink, the target is replaced), and writes through a device or FIFO
+ * (/dev/null, /dev/stdout) instead of replacing it.
  */
 #include "cli/cli.h"
 
@@ -61,6 +63,62 @@ static int write_atomically(const char *path, const char *text)
     return rc;
 }
 
+/* Writes text to what is already at path and is not a regular file (a device such as
+ * /dev/null or /dev/stdout, a FIFO): through it, never replacing it. */
+static int write_through(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    size_t len = strlen(text), off = 0;
+    int rc = 0;
+    while (rc == 0 && off < len) {
+        ssize_t w = write(fd, text + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            rc = -1;
+        else
+            off += (size_t)w;
+    }
+    if (close(fd) != 0 && rc == 0)
+        rc = -1;
+    return rc;
+}
+
+/* -o OUT: a regular file (or a new one) is replaced atomically; a symlink to one has its target
+ * replaced and stays a link; a device or FIFO is written through; a directory or a dangling link
+ * is refused. Returns CLI_OK or CLI_FAIL (message printed). */
+static int write_output(const char *out, const char *text)
+{
+    struct stat st, lst;
+    if (lstat(out, &lst) == 0 && S_ISLNK(lst.st_mode) && stat(out, &st) != 0) {
+        fprintf(stderr, "herald: catalog gen: cannot write '%s': a symbolic link to nothing (%s)\n",
+                out, strerror(errno));
+        return CLI_FAIL;
+    }
+    int rc = 0;
+    if (stat(out, &st) != 0) {
+        rc = write_atomically(out, text); /* a new file */
+    } else if (S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "herald: catalog gen: '%s' is a directory: -o needs a file\n", out);
+        return CLI_FAIL;
+    } else if (!S_ISREG(st.st_mode)) {
+        rc = write_through(out, text);
+    } else if (S_ISLNK(lst.st_mode)) {
+        char *target = realpath(out, NULL);
+        rc = target ? write_atomically(target, text) : -1;
+        free(target); /* lint:ok realpath allocates with malloc */
+    } else {
+        rc = write_atomically(out, text);
+    }
+    if (rc != 0) {
+        fprintf(stderr, "herald: catalog gen: cannot write %s: %s\n", out, strerror(errno));
+        return CLI_FAIL;
+    }
+    return CLI_OK;
+}
+
 int cmd_catalog(const cli_ctx *ctx, int argc, char **argv)
 {
     (void)ctx;
@@ -104,9 +162,8 @@ int cmd_catalog(const cli_ctx *ctx, int argc, char **argv)
     const char *out = opts[0].value;
     if (!out || strcmp(out, "-") == 0) {
         fputs(text, stdout);
-    } else if (write_atomically(out, text) != 0) {
-        fprintf(stderr, "herald: catalog gen: cannot write %s: %s\n", out, strerror(errno));
-        rc = CLI_FAIL;
+    } else {
+        rc = write_output(out, text);
     }
     herald_free(text);
     return rc;

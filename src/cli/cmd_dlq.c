@@ -239,10 +239,13 @@ int cmd_dlq(const cli_ctx *ctx, int argc, char **argv)
         if ((v = cli_opt_get(opts, n_opts, "rate"))) {
             char *end = NULL;
             ro.rate_per_s = strtod(v, &end);
-            if (!end || end == v || (*end && strcmp(end, "/s") != 0) || ro.rate_per_s <= 0) {
-                rc = cli_usage(usage_dlq, "--rate needs a positive number per second, e.g. "
-                                          "10/s, got '%s'",
-                               v);
+            /* !(in range) refuses NaN too; inf and 1e-300 are out of range */
+            if (!end || end == v || (*end && strcmp(end, "/s") != 0) ||
+                !(ro.rate_per_s >= HERALD_REDRIVE_MIN_RATE &&
+                  ro.rate_per_s <= HERALD_REDRIVE_MAX_RATE)) {
+                rc = cli_usage(usage_dlq, "--rate needs a number of messages per second from %g "
+                                          "to %g, e.g. 10/s, got '%s'",
+                               HERALD_REDRIVE_MIN_RATE, HERALD_REDRIVE_MAX_RATE, v);
                 goto out_pos;
             }
         }

@@ -173,7 +173,7 @@ void herald_delivery_retry_all(herald_delivery *d, int64_t delay_s)
 
 void herald_delivery_set_error(herald_delivery *d, const char *error)
 {
-    snprintf(d->error, sizeof d->error, "%s", error ? error : "");
+    herald__utf8_copy(d->error, sizeof d->error, error); /* valid UTF-8, cut between characters */
 }
 
 static void delivery_free(herald_delivery *d)

@@ -48,7 +48,7 @@ const char *herald_msg_ctx_queue(const herald_msg_ctx *c)
 
 void herald_msg_ctx_set_error(herald_msg_ctx *c, const char *error)
 {
-    snprintf(c->error, sizeof c->error, "%s", error ? error : "");
+    herald__utf8_copy(c->error, sizeof c->error, error); /* valid UTF-8, cut between characters */
 }
 
 int herald_mw_next(herald_msg_ctx *c, const herald_message *m, const herald_envelope *env)
@@ -357,7 +357,7 @@ static int rate_mw(herald_msg_ctx *c, const herald_message *m, const herald_enve
         b->tokens -= 1.0;
     pthread_mutex_unlock(&r->mu);
     if (!ok) {
-        char err[256];
+        char err[600]; /* set_error cuts it on a character boundary */
         snprintf(err, sizeof err, "rate limited (key '%s')", key);
         herald_msg_ctx_set_error(c, err);
         return HERALD_FAIL_RATE_LIMITED;

@@ -96,8 +96,8 @@ int herald_tx_send_event(herald_tx *tx, const char *queue, const herald_event *e
 
 void herald_tx_set_error(herald_tx *tx, const char *error)
 {
-    if (tx)
-        snprintf(tx->error, sizeof tx->error, "%s", error ? error : "");
+    if (tx) /* valid UTF-8, cut between characters: the tools read it back as JSON */
+        herald__utf8_copy(tx->error, sizeof tx->error, error);
 }
 
 /* ---- herald_sql_* ---- */
@@ -180,8 +180,11 @@ static int process_one(herald__eo_op *o, size_t i, herald__settle_item *it, bool
     o->outcome[i] = EO_FAILED;
     it->is_retry = true;
     it->is_dead = hrc == HERALD_FAIL_PERMANENT; /* the error classes of herald.h */
-    if (!tx.error[0])
-        snprintf(tx.error, sizeof tx.error, "handler failed: %s", herald_last_error());
+    if (!tx.error[0]) {
+        char why[600];
+        snprintf(why, sizeof why, "handler failed: %s", herald_last_error());
+        herald_tx_set_error(&tx, why);
+    }
     herald__free(o->errors[i]);
     o->errors[i] = herald__xstrdup(tx.error);
     it->error = o->errors[i];

@@ -101,7 +101,7 @@ size_t herald__utf8_copy(char *dst, size_t cap, const char *src);
 /* herald__utf8_copy into a new buffer of at most max + 1 bytes (free with herald__free). */
 char *herald__utf8_dup(const char *src, size_t max);
 /* Longest error text a message keeps (its last_error, an attempt's error): bytes, without NUL. */
-#define HERALD__ERROR_TEXT_MAX 255
+#define HERALD__ERROR_TEXT_MAX HERALD_ERROR_TEXT_MAX
 #define HERALD__STR_(x) #x
 #define HERALD__STR(x) HERALD__STR_(x)
 /* The value of one hex digit (either case), or -1. */

@@ -51,6 +51,13 @@ const char *herald_last_error(void)
     return err_text[0] ? err_text : "no error";
 }
 
+int herald_last_error_set(int rc, const char *text)
+{
+    herald__utf8_copy(err_text, sizeof err_text, text && text[0] ? text : herald_strerror(rc));
+    err_rc = rc;
+    return rc;
+}
+
 const char *herald_strerror(int rc)
 {
     switch (rc) {

@@ -144,8 +144,12 @@ static char *parse_string(parser *ps, size_t *len)
             ps->p++;
             continue;
         }
-        if (ps->p + 1 >= ps->end)
-            break;
+        if (ps->p + 1 >= ps->end) { /* a backslash as the last byte: no closing quote */
+            herald__free(buf);
+            ps->p = ps->end;
+            fail(ps, "unterminated string");
+            return NULL;
+        }
         char e = ps->p[1];
         ps->p += 2;
         const char *simple = strchr("\"\\/bfnrt", e);
@@ -341,7 +345,13 @@ static json_t *parse_number(parser *ps)
         if (errno == 0)
             return json_integer(v);
     }
-    return json_real(strtod(tmp, NULL));
+    double d = strtod(tmp, NULL);
+    if (d - d != 0) { /* beyond double: jansson has no value for it */
+        ps->p = s;
+        fail(ps, "number out of range (beyond +-1.8e308)");
+        return NULL;
+    }
+    return json_real(d);
 }
 
 static json_t *parse_value(parser *ps, int depth)
@@ -397,7 +407,7 @@ int herald__jsonc_parse(const char *text, size_t n, const char *file, herald__js
     if (n >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0) /* UTF-8 byte order mark */
         ps.p = ps.line_start = text + 3;
     json_t *root = parse_value(&ps, 0);
-    if (root && skip_ws(&ps) && ps.p < ps.end) {
+    if (root && (!skip_ws(&ps) || ps.p < ps.end)) { /* an open comment after it, or text */
         json_decref(root);
         root = NULL;
         fail(&ps, "end of input expected after the value");

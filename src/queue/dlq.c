@@ -10,6 +10,7 @@
  */
 #include "queue/queue.h"
 
+#include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,48 +53,63 @@ int herald_redrive_audit(herald_store *s, const char *dlq, herald_audit_entry **
 
 /* ---- edits ---- */
 
+/* PATH=VALUE: PATH is dot-separated object keys (created when missing), each non-empty valid
+ * UTF-8 (jansson refuses other keys, and used to free the new child it had been handed: the
+ * whole path is checked before anything changes). VALUE is JSON, or else the text itself. */
 static int set_path(json_t *root, const char *assign)
 {
+    char shown[120]; /* the edit as a message may show it: valid UTF-8 */
+    herald__utf8_copy(shown, sizeof shown, assign);
     const char *eq = strchr(assign, '=');
     if (!eq || eq == assign)
-        return herald__err(HERALD_EINVAL, "edit '%.100s' is not PATH=VALUE", assign);
+        return herald__err(HERALD_EINVAL, "edit '%s' is not PATH=VALUE", shown);
     char path[256];
     size_t plen = (size_t)(eq - assign);
     if (plen >= sizeof path)
-        return herald__err(HERALD_EINVAL, "edit path is too long");
+        return herald__err(HERALD_EINVAL, "edit '%s': the path is longer than %zu bytes", shown,
+                           sizeof path - 1);
     memcpy(path, assign, plen);
     path[plen] = 0;
+    char shown_path[120];
+    herald__utf8_copy(shown_path, sizeof shown_path, path);
+    if (!herald__utf8_valid(path, plen))
+        return herald__err(HERALD_EINVAL, "edit path '%s' is not valid UTF-8", shown_path);
+    if (path[0] == '.' || path[plen - 1] == '.' || strstr(path, ".."))
+        return herald__err(HERALD_EINVAL, "edit path '%s' has an empty segment", shown_path);
     json_error_t je;
     json_t *val = json_loads(eq + 1, JSON_DECODE_ANY, &je);
     if (!val)
         val = json_string(eq + 1); /* not JSON: the text itself */
     if (!val)
-        return herald__err(HERALD_EINVAL, "edit value of '%s' is not valid UTF-8", path);
+        return herald__err(HERALD_EINVAL, "edit value of '%s' is not valid UTF-8", shown_path);
     json_t *cur = root;
     char *save = NULL;
-    char *seg = strtok_r(path, ".", &save);
-    while (seg) {
+    for (char *seg = strtok_r(path, ".", &save); seg;) {
         char *next = strtok_r(NULL, ".", &save);
         if (!json_is_object(cur)) {
             json_decref(val);
-            return herald__err(HERALD_EINVAL, "edit path '%.*s' goes through a value that is not "
+            return herald__err(HERALD_EINVAL, "edit path '%s' goes through a value that is not "
                                               "an object",
-                               (int)plen, assign);
+                               shown_path);
         }
         if (!next) {
-            json_object_set_new(cur, seg, val);
+            if (json_object_set_new(cur, seg, val) != 0) /* val is released either way */
+                return herald__err(HERALD_ENOMEM, "edit path '%s': cannot set it", shown_path);
             return 0;
         }
         json_t *child = json_object_get(cur, seg);
         if (!child) {
             child = json_object();
-            json_object_set_new(cur, seg, child);
+            if (!child || json_object_set_new(cur, seg, child) != 0) {
+                json_decref(val);
+                return herald__err(HERALD_ENOMEM, "edit path '%s': cannot set it", shown_path);
+            }
         }
         cur = child;
         seg = next;
     }
-    json_decref(val);
-    return herald__err(HERALD_EINVAL, "edit '%.100s' has an empty path", assign);
+    json_decref(val); /* unreachable: the path has a segment */
+    return herald__err(HERALD_EINVAL, "edit '%s' has an empty path", shown);
 }
 
 /* RFC 7386: returns the patched target (a new reference). */
@@ -147,6 +163,12 @@ static int edit_body(const herald_redrive_opts *o, const herald__dead_row *r, ch
             doc = res;
         }
     }
+    json_t *payload = was_envelope ? json_object_get(doc, "payload") : NULL;
+    if (rc == 0 && payload) { /* payload last, as encoded: trace readers look near the start */
+        json_incref(payload);
+        json_object_del(doc, "payload");
+        json_object_set_new(doc, "payload", payload);
+    }
     char *text = rc == 0 ? json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY)
                          : NULL;
     json_decref(doc);
@@ -176,14 +198,18 @@ static int edit_body(const herald_redrive_opts *o, const herald__dead_row *r, ch
     return 0;
 }
 
+/* The audit's text of the edits: valid UTF-8 (the audit is read back as JSON), cut on a
+ * character boundary to fit herald_audit_entry.edit. */
 static void describe_edits(const herald_redrive_opts *o, char *buf, size_t cap)
 {
+    char all[2048];
     size_t n = 0;
-    buf[0] = 0;
-    for (size_t i = 0; i < o->n_set && n < cap; i++)
-        n += (size_t)snprintf(buf + n, cap - n, "%sset %s", n ? "; " : "", o->set[i]);
-    if (o->merge_patch && n < cap)
-        snprintf(buf + n, cap - n, "%spatch %s", n ? "; " : "", o->merge_patch);
+    all[0] = 0;
+    for (size_t i = 0; i < o->n_set && n < sizeof all; i++)
+        n += (size_t)snprintf(all + n, sizeof all - n, "%sset %s", n ? "; " : "", o->set[i]);
+    if (o->merge_patch && n < sizeof all)
+        snprintf(all + n, sizeof all - n, "%spatch %s", n ? "; " : "", o->merge_patch);
+    herald__utf8_copy(buf, cap, all);
 }
 
 /* ---- redrive ---- */
@@ -227,8 +253,24 @@ static void picks_free(pick *p, size_t n)
     herald__free(p);
 }
 
+/* The largest body the queue a dead letter goes to takes (to_max: to_queue's, or -1 to look up
+ * the message's source queue). */
+static int dest_max_bytes(herald_store *s, const herald__dead_row *r, int64_t to_max,
+                          int64_t *max_out)
+{
+    if (to_max >= 0) {
+        *max_out = to_max;
+        return 0;
+    }
+    herald_queue_info qi;
+    if (!r->dead_from[0] || herald_queue_get(s, r->dead_from, &qi) < 0)
+        return -1;
+    *max_out = qi.max_message_bytes;
+    return 0;
+}
+
 static int select_and_edit(herald_store *s, const char *dlq, const herald_redrive_opts *o,
-                           pick **out, size_t *n_out)
+                           int64_t to_max, pick **out, size_t *n_out)
 {
     bool edits = o->n_set > 0 || o->merge_patch;
     bool *found = herald__xcalloc(o->n_ids + 1, sizeof *found);
@@ -261,8 +303,19 @@ static int select_and_edit(herald_store *s, const char *dlq, const herald_redriv
                                  r->id, r->dead_from);
             if (rc == 0 && edits)
                 rc = edit_body(o, r, &p.body, &p.len);
-            if (rc < 0)
+            int64_t max_bytes = 0;
+            size_t len = p.body ? p.len : r->len;
+            if (rc == 0 && dest_max_bytes(s, r, to_max, &max_bytes) == 0 &&
+                (int64_t)len > max_bytes)
+                rc = herald__err(HERALD_ETOOBIG,
+                                 "message %s: its %sbody of %zu bytes is over the %" PRId64
+                                 "-byte max_message_bytes of queue '%s'",
+                                 r->id, p.body ? "edited " : "", len, max_bytes,
+                                 o->to_queue ? o->to_queue : r->dead_from);
+            if (rc < 0) {
+                herald__free(p.body);
                 continue;
+            }
             if (n == cap) {
                 cap *= 2;
                 picks = herald__xrealloc(picks, cap * sizeof *picks);
@@ -298,16 +351,26 @@ int herald_dlq_redrive(herald_store *s, const char *dlq, const herald_redrive_op
     int rc = herald_queue_get(s, dlq, &qi);
     if (rc < 0)
         return rc;
-    if (o->to_queue && (rc = herald_queue_get(s, o->to_queue, &qi)) < 0)
-        return rc;
-    if (o->rate_per_s < 0 || o->max < 0)
-        return herald__err(HERALD_EINVAL, "rate and max must not be negative");
+    int64_t to_max = -1;
+    if (o->to_queue) {
+        if ((rc = herald_queue_get(s, o->to_queue, &qi)) < 0)
+            return rc;
+        to_max = qi.max_message_bytes;
+    }
+    /* written as !(in range) so that NaN fails too; infinity is out of range */
+    if (!(o->rate_per_s == 0 ||
+          (o->rate_per_s >= HERALD_REDRIVE_MIN_RATE && o->rate_per_s <= HERALD_REDRIVE_MAX_RATE)))
+        return herald__err(HERALD_EINVAL,
+                           "rate %g per second is out of range: 0 (no limit) or %g..%g",
+                           o->rate_per_s, HERALD_REDRIVE_MIN_RATE, HERALD_REDRIVE_MAX_RATE);
+    if (o->max < 0)
+        return herald__err(HERALD_EINVAL, "max must not be negative");
     for (size_t i = 0; i < o->n_ids; i++)
         if (!o->ids[i])
             return herald__err(HERALD_EINVAL, "message id %zu is NULL", i);
     pick *picks = NULL;
     size_t n = 0;
-    if ((rc = select_and_edit(s, dlq, o, &picks, &n)) < 0)
+    if ((rc = select_and_edit(s, dlq, o, to_max, &picks, &n)) < 0)
         return rc;
     char edit[600];
     describe_edits(o, edit, sizeof edit);

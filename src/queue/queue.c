@@ -752,12 +752,15 @@ int herald_retry(herald_store *s, const char *queue, const char *const *lease_id
     herald__settle_item *items = NULL;
     if ((rc = parse_leases(lease_ids, n, &items)) < 0)
         return rc;
+    /* stored, then read back as JSON by the tools: valid UTF-8, cut between characters */
+    char *clean = error ? herald__utf8_dup(error, HERALD__ERROR_TEXT_MAX) : NULL;
     for (size_t i = 0; i < n; i++) {
         items[i].is_retry = true;
         items[i].delay_s = delay_s;
-        items[i].error = error;
+        items[i].error = clean;
     }
     rc = settle_sync(s, queue, items, n, result);
+    herald__free(clean);
     herald__free(items);
     return rc;
 }

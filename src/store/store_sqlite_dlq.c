@@ -10,6 +10,37 @@
 #include <stdio.h>
 #include <string.h>
 
+/* An edited body may carry another correlation id, event id or type than the dead letter: the
+ * redriven row's trace columns follow its body (NULL when it is not traced any more). Rare (an
+ * edited redrive), so the statement is prepared here. */
+static int retrace(sq_store *q, int64_t seq, const void *body, size_t len)
+{
+    herald_envelope env;
+    bool traced = false;
+    if (herald__envelope_parse_stored(body, len, &env) == 0) {
+        traced = env.correlation_id[0] != 0;
+        herald_envelope_deinit(&env);
+    } else {
+        herald__err_clear(); /* not an envelope: not traced */
+    }
+    sqlite3_stmt *st = NULL;
+    int src = sqlite3_prepare_v2(q->wdb,
+                                 "UPDATE herald_messages SET correlation_id = ?2, event_id = ?3, "
+                                 "event_type = ?4 WHERE seq = ?1",
+                                 -1, &st, NULL);
+    if (src != SQLITE_OK)
+        return herald__sq_fail(q->wdb, src, "prepare retrace");
+    sqlite3_bind_int64(st, 1, seq);
+    if (traced) {
+        sqlite3_bind_text(st, 2, env.correlation_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, env.event_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, env.type, -1, SQLITE_STATIC);
+    }
+    int rc = herald__sq_exec(q, st, "retrace redriven message");
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int herald__sq_redrive_one(herald_store *s, const char *dlq, int64_t seq, const char *to_queue,
                            const void *body, size_t len, const char *actor, const char *edit,
                            int64_t now_ms, bool *moved)
@@ -53,8 +84,11 @@ int herald__sq_redrive_one(herald_store *s, const char *dlq, int64_t seq, const 
         sqlite3_bind_blob64(st, 5, len ? body : "", len, SQLITE_STATIC);
     else
         sqlite3_bind_null(st, 5);
-    sqlite3_bind_int64(st, 6, herald__sq_next_seq(q));
+    int64_t new_seq = herald__sq_next_seq(q);
+    sqlite3_bind_int64(st, 6, new_seq);
     if ((rc = herald__sq_exec(q, st, "redrive message")) < 0)
+        return rc;
+    if (body && (rc = retrace(q, new_seq, body, len)) < 0)
         return rc;
     st = q->w[W_MSG_DELETE];
     sqlite3_bind_int64(st, 1, seq);
@@ -114,7 +148,8 @@ static void fill_attempt(sqlite3_stmt *st, void *elem)
     a->attempt = sqlite3_column_int(st, 0);
     a->at_ms = sqlite3_column_int64(st, 1);
     snprintf(a->queue, sizeof a->queue, "%s", sqlite3_column_text(st, 2));
-    snprintf(a->error, sizeof a->error, "%s", sqlite3_column_text(st, 3));
+    /* cut on a character boundary: an error text is read back as JSON by the tools */
+    herald__utf8_copy(a->error, sizeof a->error, (const char *)sqlite3_column_text(st, 3));
 }
 
 int herald__sq_attempts(herald_store *s, const char *message_id, herald_attempt **out, size_t *n)
@@ -134,7 +169,7 @@ static void fill_audit(sqlite3_stmt *st, void *elem)
     snprintf(a->dlq, sizeof a->dlq, "%s", sqlite3_column_text(st, 2));
     snprintf(a->message_id, sizeof a->message_id, "%s", sqlite3_column_text(st, 3));
     snprintf(a->to_queue, sizeof a->to_queue, "%s", sqlite3_column_text(st, 4));
-    snprintf(a->edit, sizeof a->edit, "%s", sqlite3_column_text(st, 5));
+    herald__utf8_copy(a->edit, sizeof a->edit, (const char *)sqlite3_column_text(st, 5));
 }
 
 int herald__sq_audit(herald_store *s, const char *dlq, herald_audit_entry **out, size_t *n)
