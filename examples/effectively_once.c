@@ -6,7 +6,8 @@
  * key" strategy) - and emits research.completed in the same transaction as the ack. The same
  * event is sent twice on purpose: Herald's processed-event record skips the duplicate, and even
  * without it the natural key would keep one row.
- * Usage: herald_example_eo [STORE_URL]   (default: a store in a temp directory, removed at exit)
+ * Usage: herald_example_eo [STORE_URL]   (default: a store in a temp directory under $TMPDIR or
+ * /tmp, removed at exit)
  * Build it against an installed Herald:  cc effectively_once.c $(pkg-config --cflags --libs herald)
  */
 #ifndef _POSIX_C_SOURCE
@@ -42,7 +43,7 @@ static int on_research(herald_tx *tx, const herald_message *m, const herald_enve
 }
 
 static herald_store *store;                  /* the example's store */
-static char temp_dir[] = "/tmp/herald-eo-XXXXXX"; /* removed at exit when the example made it */
+static char temp_dir[256]; /* $TMPDIR/herald-eo-XXXXXX: removed at exit if the example made it */
 static int made_temp_dir;
 
 /* Closes the store, then removes the temp dir and the store files in it. */
@@ -77,7 +78,9 @@ static void must(int rc, int ok_rc, const char *what)
 
 int main(int argc, char **argv)
 {
-    char url[256];
+    char url[300];
+    const char *tmp = getenv("TMPDIR");
+    snprintf(temp_dir, sizeof temp_dir, "%s/herald-eo-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (argc > 1) {
         snprintf(url, sizeof url, "%s", argv[1]);
     } else if (mkdtemp(temp_dir)) {
@@ -87,6 +90,7 @@ int main(int argc, char **argv)
         perror("mkdtemp");
         return 1;
     }
+    printf("effectively-once example on %s\n", url);
     must(herald_store_open(url, NULL, &store), 0, "open");
     must(herald_sql_exec(store,
                          "CREATE TABLE IF NOT EXISTS research (brand TEXT NOT NULL, request TEXT "

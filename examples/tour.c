@@ -6,8 +6,8 @@
  *   3. starts a push consumer: it acks good orders, retries a flaky one that then succeeds,
  *      and keeps failing a poison message until it lands in the dead-letter queue
  *   4. prints the stats of both queues and the dead letter with its history
- * Usage: herald_tour [STORE_URL]   (default: a fresh store in a temp directory, removed at exit,
- * failures included)
+ * Usage: herald_tour [STORE_URL]   (default: a fresh store in a temp directory under $TMPDIR or
+ * /tmp, removed at exit, failures included)
  */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L /* mkdtemp, nanosleep, dirent: with a plain -std=c11 too */
@@ -99,8 +99,9 @@ static int tour(const char *url, bool is_temp);
 
 int main(int argc, char **argv)
 {
-    char dir[] = "/tmp/herald-tour-XXXXXX";
-    char url[256];
+    char dir[256], url[300];
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/herald-tour-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (argc > 1) {
         snprintf(url, sizeof url, "%s", argv[1]);
     } else {

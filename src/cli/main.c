@@ -49,14 +49,15 @@ static const char *const usage_main =
     "Other:\n"
     "  bench queue [--messages N] [--durability normal] [--w3-seconds S] [--w3-rate N]\n"
     "  bench eo [--messages N] [--concurrency N]   effectively-once handler benchmark\n"
-    "  version\n"
+    "  version [--json]\n"
     "\n"
     "Global options:\n"
     "  --store URL        store to use (default $HERALD_STORE, else sqlite:herald.db);\n"
     "                     sqlite:PATH[?durability=full|normal]\n"
     "  --json             machine-readable output\n"
     "  --durability MODE  full (default: fsync per commit group) or normal\n"
-    "Exit codes: 0 ok, 1 failed, 2 usage. Every command takes --help.\n";
+    "Exit codes: 0 ok, 1 failed, 2 usage (also an option value out of its range).\n"
+    "Every command takes --help.\n";
 
 int cli_usage(const char *usage, const char *fmt, ...)
 {

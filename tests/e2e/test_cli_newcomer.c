@@ -287,3 +287,47 @@ Test(newcomer, a_long_body_is_cut_on_a_character_boundary)
     cr_assert_null(strchr(out, '\xc3'), "half a character was printed: [%s]", out);
     free(out);
 }
+
+/* ---- the examples leave no temp directory ---------------------------------------------------- */
+
+/* Runs BUILD_DIR/<program> (the herald binary's directory) with TMPDIR set to a fresh dir; asserts
+ * exit 0, that its store was in that dir (it prints the store URL) and that the dir is empty
+ * afterwards. */
+static void assert_leaves_nothing(const char *program)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s", hx_herald_bin());
+    char *slash = strrchr(path, '/');
+    cr_assert(slash);
+    snprintf(slash + 1, sizeof path - (size_t)(slash + 1 - path), "%s", program);
+    char *tmp = hx_tmpdir();
+    char out_path[1024];
+    snprintf(out_path, sizeof out_path, "%s/%s.out", hx_e2e.dir, program);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd < 0 || dup2(fd, 1) < 0 || setenv("TMPDIR", tmp, 1) != 0)
+            _exit(126);
+        execl(path, path, (char *)NULL);
+        _exit(127);
+    }
+    int st = 0;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s failed (status %d)", path, st);
+    char *out = hx_read_file(out_path, NULL);
+    char want[600];
+    snprintf(want, sizeof want, "sqlite:%s/herald-", tmp);
+    cr_assert(out && strstr(out, want), "%s should keep its store under $TMPDIR (%s): %s", program,
+              tmp, out);
+    free(out);
+    cr_assert_eq(hx_dir_entries(tmp), 0, "%s left its temp directory behind in %s", program, tmp);
+    hx_rmrf(tmp);
+    free(tmp);
+}
+
+Test(newcomer, the_tour_and_the_eo_example_remove_their_temp_store, .timeout = 120)
+{
+    assert_leaves_nothing("herald_tour");
+    assert_leaves_nothing("herald_example_eo");
+}
