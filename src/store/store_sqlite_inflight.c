@@ -57,7 +57,12 @@ static int journal_create(sq_store *q)
      * link(), unlike rename(), never replaces a file that exists. */
     int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     void *map = MAP_FAILED;
-    if (fd >= 0 && flock(fd, LOCK_EX) == 0 && ftruncate(fd, (off_t)JOURNAL_BYTES) == 0)
+    /* Its blocks are allocated now, not when a store through the mapping first touches them:
+     * on a full disk that store would be a SIGBUS; this is ENOSPC, reported. */
+    int falloc = fd >= 0 && flock(fd, LOCK_EX) == 0 ? posix_fallocate(fd, 0, JOURNAL_BYTES) : -1;
+    if (falloc > 0)
+        errno = falloc;
+    if (falloc == 0)
         map = mmap(NULL, JOURNAL_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     int linked = map != MAP_FAILED ? link(tmp, final) : -1;
     int e = errno;
@@ -68,8 +73,8 @@ static int journal_create(sq_store *q)
             munmap(map, JOURNAL_BYTES);
         if (fd >= 0)
             close(fd);
-        return herald__err(HERALD_EIO, "cannot create the in-flight journal '%s': %s", final,
-                           strerror(e));
+        return herald__err(HERALD_EIO, "%scannot create the in-flight journal '%s': %s",
+                           e == ENOSPC || e == EDQUOT ? "disk full: " : "", final, strerror(e));
     }
     q->inflight_fd = fd;
     q->inflight_map = map;
