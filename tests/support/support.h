@@ -85,6 +85,21 @@ void hx_env_reopen(hx_env *e);
             hx_sleep_ms(5);                                                                       \
     } while (0)
 
+/* Waits until cond holds: re-checks it about every millisecond and fails the test, naming cond,
+ * after a generous HX_AWAIT_MS (an outcome that never comes, not a slow one). For outcomes that
+ * follow from what the test did; it asserts no timing. Only from a test (it asserts). */
+#define HX_AWAIT_MS 30000
+#define HX_AWAIT(cond)                                                                            \
+    do {                                                                                          \
+        int64_t hx_end_ = hx_mono_ms() + HX_AWAIT_MS;                                             \
+        while (!(cond)) {                                                                         \
+            if (hx_mono_ms() > hx_end_)                                                           \
+                cr_assert_fail("%s:%d: waited %d s for: %s", __FILE__, __LINE__,                  \
+                               HX_AWAIT_MS / 1000, #cond);                                        \
+            hx_sleep_ms(1);                                                                       \
+        }                                                                                         \
+    } while (0)
+
 int64_t hx_wall_ms(void); /* CLOCK_REALTIME, ms */
 int64_t hx_mono_ms(void); /* CLOCK_MONOTONIC, ms */
 void hx_sleep_us(int64_t us); /* real sleep, resumed after signals */
