@@ -109,12 +109,26 @@ typedef struct herald_store herald_store;
  *     out before. (A tx_handler may already process such a message in the next group: its
  *     effects commit after it, so a power loss takes both or neither.) If the fsync fails
  *     (HERALD_EIO), the outcome of the writes not yet confirmed is unknown - as with any
- *     database - and the store refuses writes until reopened.
+ *     database - and the store refuses writes until reopened (see "I/O failures" below).
  *   HERALD_DURABILITY_NORMAL: commits are written to the log but fsynced only at checkpoints,
  *     which a thread of the store runs every ~4 MiB of log. Survives a process crash (kill -9).
  *     A power loss or OS crash may lose the commits made since the last checkpoint: usually
- *     under ~8 MiB of log (a fraction of a second of writes), at most ~32 MiB (where the writer
- *     restarts the log itself). Never corrupts the database. */
+ *     under ~8 MiB of log (a fraction of a second of writes), at most the log's bound below.
+ *     Never corrupts the database.
+ * The log's bound (both modes): the write-ahead log (PATH-wal) holds at most 10,000 pages of
+ *   4 KiB (~40 MiB) plus one commit group (what every thread submitted while the previous group
+ *   committed; one purge or herald_sql_exec writes all it changes in one group). Past ~32 MiB
+ *   the writer restarts the log when no reader is in the way; at 10,000 pages no group begins
+ *   until it has: it waits up to 10 s for readers of older snapshots (a herald_sql_query still
+ *   running its row callbacks, a read transaction of another process) and then fails that
+ *   group's writes with HERALD_EBUSY, whose message says so; writes resume once the reader ends.
+ *   Each process writing to the store may add one group of its own.
+ * I/O failures: a write, fsync or checkpoint that fails (disk full, EIO) fails the writes not
+ *   yet confirmed with HERALD_EIO; herald_last_error() names the cause ("disk full", "I/O error
+ *   on fsync", "I/O error on write", "checkpoint failed: ..."). The error is sticky: every later
+ *   write fails with HERALD_EIO and the same cause, reads go on. No confirmed write is lost. To
+ *   write again, fix the cause (free space) and reopen: herald_store_close(), then
+ *   herald_store_open() (`herald run` keeps its store open until it exits: restart it). */
 typedef enum herald_durability {
     HERALD_DURABILITY_FULL = 0,
     HERALD_DURABILITY_NORMAL = 1,
@@ -243,8 +257,8 @@ HERALD_API int herald_queue_stats_get(herald_store *s, const char *name, herald_
  * leased), for at most timeout_ms of the store's clock (0: check once). Wakes on commits in
  * this process and, for other processes' commits, on the consumers' adaptive poll (1 ms after
  * a change, up to 250 ms idle): no busy loop. Returns 0 when drained. Errors: HERALD_ETIMEDOUT
- * (still not empty at the deadline; the message says how many remain), HERALD_ENOQUEUE,
- * HERALD_EINVAL (NULL argument, timeout_ms < 0 or over 365 days). */
+ * (still not empty at the deadline; the message says how many remain), HERALD_ENOQUEUE (also
+ * for a NULL or invalid name), HERALD_EINVAL (NULL store, timeout_ms < 0 or over 365 days). */
 HERALD_API int herald_queue_wait_empty(herald_store *s, const char *name, int64_t timeout_ms);
 
 /* ---------------------------------------------------------------------------------------------
@@ -721,16 +735,17 @@ typedef int (*herald_tx_handler_cb)(herald_tx *tx, const herald_message *m,
 typedef int (*herald_outbox_fn)(herald_tx *tx, void *ud);
 HERALD_API int herald_outbox_run(herald_store *service_db, herald_outbox_fn fn, void *ud);
 
-/* Inside herald_outbox_run: adds an event for queue (is_topic false) or topic `dest`. If a
- * catalog is set on the service database's store (herald_store_set_catalog), the event is
- * checked against it here. Errors: HERALD_EENVELOPE, HERALD_EINVAL (bad name), HERALD_ETOOBIG
+/* Inside herald_outbox_run: adds an event for queue (is_topic false) or topic `dest`. It is
+ * checked here against the service database's catalogs (applied to it, or set with
+ * herald_store_set_catalog), and against the bus's catalog in force when it is flushed. Errors: HERALD_EENVELOPE, HERALD_EINVAL (bad name), HERALD_ETOOBIG
  * (an envelope over 128,000 bytes), HERALD_ECATALOG (strict catalog). */
 HERALD_API int herald_outbox_add(herald_tx *tx, const char *dest, bool is_topic,
                                  const herald_event *e, char event_id_out[HERALD_ID_SIZE]);
 
 /* One pass: publishes every pending row (in order) to `bus` and marks it published.
  * n_published (may be NULL) is set also on failure, to what was published before it. Errors of
- * the bus (an unknown queue...) stop the pass; the row stays pending and the error is returned.*/
+ * the bus (an unknown queue, HERALD_ECATALOG: an event the bus's catalog refuses...) stop the
+ * pass; the row stays pending and the error is returned. */
 HERALD_API int herald_outbox_flush(herald_store *service_db, herald_store *bus,
                                    int64_t *n_published);
 /* Rows not yet published. */
@@ -1006,21 +1021,47 @@ HERALD_API void herald_router_counts(herald_router *r, int64_t *routed, int64_t 
  *     "routes": [ { "from": "brand-events", "type": "content.*", "to": ["social-commands"],
  *                   "when": { "payload.brand_slug": { "ne": "internal-tools" } } } ] }
  * Every key is optional; unknown keys and wrong types are errors naming the key and its line.
- * Relative file paths (the catalog) are relative to the configuration file. */
+ * "retention" is accepted as another name of "message_retention_period" (the CLI's flag).
+ * Relative file paths (the catalog) are relative to the configuration file. A commented file
+ * with every key: examples/herald.jsonc. */
 typedef struct herald_runtime herald_runtime;
 
-/* Loads the configuration and checks all of it first (syntax, keys, types, ranges, that every
- * queue a route or topic names is configured or exists, no route cycles, the catalog file);
- * only then applies it: creates missing queues and updates configured settings of existing
- * ones, subscribes topics, installs the catalog on the store, and starts the fan-out routers.
- * Errors: HERALD_ECONFIG "FILE:LINE:COL: what" - and then nothing was changed.
+/* herald_config_apply flags. */
+#define HERALD_CONFIG_FORCE 1u   /* apply a catalog change even if it breaks compatibility */
+#define HERALD_CONFIG_DRY_RUN 2u /* check and report what would change; change nothing */
+
+/* The configuration describes the system, not one process: this writes what it declares to the
+ * store, so that every process on the store sees it. It checks the whole file first (as
+ * herald_config_check), then in ONE transaction (all of it or nothing): creates missing queues
+ * and updates the settings the file gives for existing ones, adds topic subscriptions, and, if
+ * the file has a "catalog" whose text or mode differs from the one in force, stores it as the
+ * next catalog version (herald_catalog_history). Without "catalog" the stored one stays.
+ * Catalog evolution is checked: compatible changes (a new event type, a new optional field, a
+ * description, the mode) are applied; a breaking change - a field removed, a field's type
+ * changed, an optional field made required or a required one optional, a required field
+ * added, an event type removed while in use (messages of it waiting in a queue or dead-letter
+ * queue, pending outbox rows, or a route of this file naming it) - refuses the whole apply
+ * with HERALD_ECATALOG naming each one, unless flags has HERALD_CONFIG_FORCE.
+ * report_json (may be NULL): {"config":PATH,"dry_run":B,"queues_created":[..],
+ *   "queues_updated":[..],"topics":{T:[Q..]},"catalog":null | {"file":F,"mode":M,
+ *   "previous_version":N,"version":N,"changed":B,"changes":[CHANGE..],"breaking":N,
+ *   "forced":B}} (CHANGE: see herald_catalog_history); free with herald_free().
+ * Errors: HERALD_ECONFIG "FILE:LINE:COL: what", HERALD_ECATALOG (breaking changes), store
+ * errors - and then nothing was changed. */
+HERALD_API int herald_config_apply(herald_store *s, const char *config_path, unsigned flags,
+                                   char **report_json);
+
+/* Applies the configuration as herald_config_apply(s, config_path, 0, NULL) does, then starts
+ * the fan-out routers of its "routes" (routes live in this process; they are not stored).
+ * Errors: as herald_config_apply - and then nothing was changed.
  * Keeps: s until herald_runtime_stop(). */
 HERALD_API int herald_runtime_start(herald_store *s, const char *config_path,
                                     herald_runtime **out);
 /* Only the checks of herald_runtime_start (changes nothing). s may be NULL: then queues that the
  * file names but does not configure cannot be checked against a store, and are assumed to exist.*/
 HERALD_API int herald_config_check(herald_store *s, const char *config_path);
-/* Stops the routers (draining in-flight batches), uninstalls the catalog, frees. NULL: no-op. */
+/* Stops the routers (draining in-flight batches) and frees. The applied configuration stays in
+ * the store (the catalog keeps binding every producer). NULL: no-op. */
 HERALD_API void herald_runtime_stop(herald_runtime *rt);
 /* Routed and unrouted message counts of all routers of the runtime. */
 HERALD_API void herald_runtime_counts(herald_runtime *rt, int64_t *routed, int64_t *unrouted);

@@ -17,7 +17,9 @@
  * Invariants: (1) no op is released before the commit that contains it is durable in the
  *   configured mode (the backend's commit, or commit + ops->sync); (2) a failed commit or sync
  *   fails every op not yet released and makes the store's error sticky: later writes fail with
- *   it until reopen;
+ *   it until reopen. So do an I/O error (HERALD_EIO) in an op's own statements or in begin, and
+ *   a failed checkpoint (after_commit); the failure's detail is kept (sticky_err) and repeated
+ *   by every refusal, so the cause stays visible;
  *   (3) ops are run in submission order, so one thread's writes are applied in its order;
  *   (4) herald_store_close() first drains every pending op.
  * Wake-ups: commits of ops marked `wakes` bump `gen` and broadcast wake_cv; consumers wait on it.

@@ -8,9 +8,22 @@
  *         run before the writer starts / after it stopped).
  *   rdb   the reader: under base.read_mu; WAL lets it read while the writer writes.
  * Checkpoints: wal_autocheckpoint is off. A checkpointer thread with its own connection copies
- *   the WAL beside the writer, woken every CKPT_PAGES, and the writer restarts the WAL when it
- *   passes WAL_RESTART_PAGES (ckpt_main). No caller waits for a checkpoint and the WAL is
- *   reused, not grown.
+ *   the WAL beside the writer, woken every ckpt_pages, and the writer tries to restart the WAL
+ *   (RESTART, not waiting) after each group once it passes wal_restart_pages (ckpt_main). No
+ *   caller waits for a checkpoint and the WAL is reused, not grown - while that try succeeds.
+ * WAL bound: it does not always: a checkpoint cannot restart the WAL while a reader holds a
+ *   snapshot older than its end (a long herald_sql_query, another process's read transaction)
+ *   or while another checkpoint runs, and the writer would go on appending (59 MB was seen under
+ *   load). So at wal_max_pages no group begins (sq_begin -> wal_reset) until a RESTART has
+ *   succeeded: it waits for our checkpointer thread, retries past another process's checkpoint,
+ *   and lets SQLite's busy handler wait up to wal_wait_ms for old readers; then the group fails
+ *   with HERALD_EBUSY (not sticky: the next group tries again). The WAL file thus never holds
+ *   more than wal_max_pages plus one group's pages (per process writing); in durability NORMAL
+ *   that is also the most a power loss can take. herald.h states these numbers.
+ * I/O failures: every SQLite failure goes through herald__sq_fail / describe(), which names the
+ *   cause ("disk full", "I/O error on fsync", ...); a failed checkpoint (checkpointer thread or
+ *   writer) is kept in ckpt_src: sq_begin refuses every group after it and sq_after_commit makes
+ *   it sticky in store.c (invariant 2).
  * Durability: journal_mode=WAL. FULL -> the WAL is fsynced after every commit group, but not
  *   by the commit: the connection runs synchronous=NORMAL and the store's syncer thread calls
  *   sq_sync (fdatasync of the WAL through a descriptor of our own) before the group's callers

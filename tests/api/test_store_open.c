@@ -386,31 +386,8 @@ Test(store_open, close_checkpoints_everything_into_the_main_file)
     free(p);
 }
 
-/* Durability full checkpoints on a thread of its own, which never finishes the whole WAL
- * while writes keep coming: the writer restarts the WAL past ~32 MiB, so ~70 MiB of sends
- * leave it bounded instead of grown to their size. */
-Test(store_open, a_long_stream_of_writes_keeps_the_wal_bounded, .timeout = 120)
-{
-    hx_env_reopen(&env);
-    cr_assert_eq(herald_queue_create(env.store, "q", NULL), 0);
-    static char body[1024];
-    memset(body, 'x', sizeof body);
-    herald_msg msgs[100];
-    for (int i = 0; i < 100; i++)
-        msgs[i] = (herald_msg){ body, sizeof body, HERALD_CONTENT_BYTES, HERALD_UNSET };
-    char *wal = path_in("herald.db-wal");
-    off_t max_wal = 0;
-    for (int k = 0; k < 600; k++) { /* 60,000 messages, ~62 MiB of bodies */
-        cr_assert_eq(herald_send_batch(env.store, "q", msgs, 100, HERALD_UNSET, NULL), 0, "%s",
-                     herald_last_error());
-        off_t sz = file_size(wal);
-        if (sz > max_wal)
-            max_wal = sz;
-    }
-    cr_assert_eq(hx_stats(env.store, "q").backlog_count, 60000);
-    cr_assert_lt(max_wal, 48LL << 20, "the WAL grew to %lld bytes", (long long)max_wal);
-    free(wal);
-}
+/* The WAL's size bound (a long stream of writes, a reader holding an old snapshot): see
+ * test_wal_bound.c. */
 
 /* The checkpointer thread (durability full) copies the WAL into the database while the store is
  * busy: after ~8 MiB of sends - past its 1000-page trigger, well short of the writer's own
