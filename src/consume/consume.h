@@ -48,6 +48,7 @@ int herald__eo_submit(herald__eo_op *o);
 struct herald_msg_ctx {
     const herald_chain *chain;
     const char *queue;
+    herald_store *store; /* the consumer's: its clock times the rate limiter */
     char error[256];
     bool is_duplicate;     /* dedup: already processed, the handler did not run */
     bool record_processed; /* dedup: record (queue, event_id) with the ack */

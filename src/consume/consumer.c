@@ -20,6 +20,9 @@
  * queue back for EO_BACKOFF_MS (retry_at_ms).
  * A batch is due when max_batch_size messages are visible, or max_batch_timeout after the
  * dispatcher first saw a visible message of that queue, whichever comes first (checklist 9).
+ * Every timer (batch timeout, delayed messages, lease renewal, EO_BACKOFF_MS, the sweep) runs
+ * on the store's clock (herald__store_now: an injected herald_clock in tests), never on the
+ * monotonic clock: a test moves time with its fake clock, then herald_store_wake().
  *
  * States of a delivery and who moves it:
  *   LEASING -> QUEUED    leased() (writer or syncer thread): the lease committed, on the job list
@@ -52,6 +55,7 @@
 #define POLL_MAX_MS 250
 #define SWEEP_EVERY_MS 60000
 #define EO_BACKOFF_MS 1000 /* a queue whose effectively-once op failed waits this long */
+#define NOT_SEEN INT64_MIN /* first_seen_ms: no visible message is waiting */
 
 enum { ST_NONE = 0, ST_ACK = 1, ST_RETRY = 2 };
 
@@ -102,7 +106,8 @@ struct herald_consumer {
     int max_held;
     int max_eo, n_eo; /* tx_handler: effectively-once ops allowed / outstanding (mu) */
     int64_t *retry_at_ms; /* tx_handler, per queue: no op before this store time (mu) */
-    int64_t *first_seen_ns;            /* dispatcher only, per queue */
+    int64_t *first_seen_ms; /* dispatcher only, per queue: store time the dispatcher first saw
+                             * a visible message of it, NOT_SEEN when none is waiting */
     atomic_llong n_batches, n_delivered, n_acked, n_retried, n_failures;
 };
 
@@ -296,7 +301,7 @@ static void run_chain(herald_consumer *c, herald_delivery *d)
         has_env[i] = m->content_type == HERALD_CONTENT_JSON &&
                      herald__envelope_parse_stored(m->body, m->body_len, &envs[i]) == 0;
         herald__settle_trace(&items[i], &traces[i], m, has_env[i] ? &envs[i] : NULL);
-        herald_msg_ctx ctx = { .chain = c->chain, .queue = d->batch.queue };
+        herald_msg_ctx ctx = { .chain = c->chain, .queue = d->batch.queue, .store = c->s };
         int rc = herald_mw_next(&ctx, m, has_env[i] ? &envs[i] : NULL);
         herald__settle_item *it = &items[i];
         (void)herald__lease_parse(m->lease_id, &it->ref);
@@ -648,10 +653,9 @@ static int64_t min64(int64_t a, int64_t b)
 }
 
 /* Submits the leases (tx_handler: the effectively-once ops) of every queue whose batch is due
- * (size reached or timeout passed), and lowers *deadline to when the next one may be due.
- * Returns whether any was submitted. */
-static bool lease_due(herald_consumer *c, int64_t now_ns, int64_t now_ms, int64_t *deadline,
-                      size_t *rr_io)
+ * (size reached or timeout passed), and lowers *due_ms to the store time the next one may be
+ * due. Returns whether any was submitted. */
+static bool lease_due(herald_consumer *c, int64_t now_ms, int64_t *due_ms, size_t *rr_io)
 {
     herald_store *s = c->s;
     size_t rr = *rr_io;
@@ -669,7 +673,7 @@ static bool lease_due(herald_consumer *c, int64_t now_ns, int64_t now_ms, int64_
             int64_t retry_at = c->retry_at_ms[qi];
             pthread_mutex_unlock(&c->mu);
             if (retry_at > now_ms) { /* its last op failed */
-                *deadline = min64(*deadline, now_ns + (retry_at - now_ms) * 1000000);
+                *due_ms = min64(*due_ms, retry_at);
                 continue;
             }
         } else if (has_pending) {
@@ -681,20 +685,19 @@ static bool lease_due(herald_consumer *c, int64_t now_ns, int64_t now_ms, int64_
         if (herald__store_ready(s, c->queues[qi], in_flight + slots * c->max_batch_size,
                                 &n_ready, &next_due, &paused) < 0 ||
             paused) {
-            c->first_seen_ns[qi] = 0;
+            c->first_seen_ms[qi] = NOT_SEEN;
             continue;
         }
         n_ready -= in_flight;
-        if (next_due != INT64_MAX)
-            *deadline = min64(*deadline, now_ns + (next_due - now_ms) * 1000000);
+        *due_ms = min64(*due_ms, next_due);
         if (n_ready <= 0) {
-            c->first_seen_ns[qi] = 0;
+            c->first_seen_ms[qi] = NOT_SEEN;
             continue;
         }
-        if (c->first_seen_ns[qi] == 0)
-            c->first_seen_ns[qi] = now_ns;
-        int64_t due_ns = c->first_seen_ns[qi] + c->max_batch_timeout_ms * 1000000;
-        if (n_ready >= c->max_batch_size || now_ns >= due_ns) {
+        if (c->first_seen_ms[qi] == NOT_SEEN)
+            c->first_seen_ms[qi] = now_ms;
+        int64_t batch_due_ms = c->first_seen_ms[qi] + c->max_batch_timeout_ms;
+        if (n_ready >= c->max_batch_size || now_ms >= batch_due_ms) {
             int want = n_ready / c->max_batch_size;
             if (want < 1)
                 want = 1;
@@ -704,10 +707,10 @@ static bool lease_due(herald_consumer *c, int64_t now_ns, int64_t now_ms, int64_
                 want = (c->max_eo + 1) / 2; /* the rest later: consecutive groups, not one */
             if ((c->tx_handler ? dispatch_eo(c, qi, want) : dispatch(c, qi, want)) > 0)
                 progress = true;
-            c->first_seen_ns[qi] = 0;
+            c->first_seen_ms[qi] = NOT_SEEN;
             rr = qi + 1;
         } else {
-            *deadline = min64(*deadline, due_ns);
+            *due_ms = min64(*due_ms, batch_due_ms);
         }
     }
     *rr_io = rr;
@@ -725,9 +728,8 @@ static void *dispatcher_main(void *arg)
     int64_t next_sweep_ms = herald__store_now(s); /* the store's clock: tests advance it */
     size_t rr = 0;
     while (!dispatcher_done(c)) {
-        int64_t now_ns = herald__mono_ns();
         int64_t now_ms = herald__store_now(s);
-        int64_t deadline = INT64_MAX;
+        int64_t due_ms = INT64_MAX; /* store time of the earliest timer */
         bool progress = false;
         if (now_ms >= next_sweep_ms && !draining(c)) {
             /* Retention is store-wide: one consumer of the store sweeps per interval. */
@@ -740,17 +742,20 @@ static void *dispatcher_main(void *arg)
                 prune_processed(c);
             next_sweep_ms = now_ms + SWEEP_EVERY_MS;
         }
-        deadline = min64(deadline, now_ns + (next_sweep_ms - now_ms) * 1000000);
-        if (!draining(c) && lease_due(c, now_ns, now_ms, &deadline, &rr))
+        due_ms = min64(due_ms, next_sweep_ms);
+        if (!draining(c) && lease_due(c, now_ms, &due_ms, &rr))
             progress = true;
-        int64_t renew_ms = renew_leases(c, now_ms);
-        if (renew_ms != INT64_MAX)
-            deadline = min64(deadline, now_ns + (renew_ms - now_ms) * 1000000);
+        due_ms = min64(due_ms, renew_leases(c, now_ms));
         if (progress) /* the leases' completions wake us */
             poll_ms = POLL_MIN_MS;
-        /* Cross-process changes are only visible through data_version: poll, adaptively. */
-        deadline = min64(deadline, now_ns + poll_ms * 1000000);
-        uint64_t g = herald__store_wait(s, seen, deadline);
+        /* Cross-process changes are only visible through data_version: poll, adaptively. The
+         * timers run on the store's clock: sleep (real time) until the earliest is due by it,
+         * at most the poll interval; a wake (herald_store_wake after a test moved its clock)
+         * re-reads the clock. */
+        int64_t wait_ms = due_ms - now_ms < poll_ms ? due_ms - now_ms : poll_ms;
+        if (wait_ms < 0)
+            wait_ms = 0;
+        uint64_t g = herald__store_wait(s, seen, herald__mono_ns() + wait_ms * 1000000);
         if (g != seen) {
             seen = g;
             poll_ms = POLL_MIN_MS;
@@ -830,7 +835,7 @@ static void consumer_free(herald_consumer *c)
     for (size_t i = 0; i < c->n_queues; i++)
         herald__free(c->queues[i]);
     herald__free(c->queues);
-    herald__free(c->first_seen_ns);
+    herald__free(c->first_seen_ms);
     herald__free(c->pending);
     herald__free(c->retry_at_ms);
     herald__free(c->workers);
@@ -899,7 +904,9 @@ int herald_consumer_start(herald_store *s, const herald_consumer_cfg *cfg, heral
     c->queues = herald__xcalloc(cfg->n_queues, sizeof *c->queues);
     for (size_t i = 0; i < cfg->n_queues; i++)
         c->queues[i] = herald__xstrdup(cfg->queues[i]);
-    c->first_seen_ns = herald__xcalloc(cfg->n_queues, sizeof *c->first_seen_ns);
+    c->first_seen_ms = herald__xcalloc(cfg->n_queues, sizeof *c->first_seen_ms);
+    for (size_t i = 0; i < cfg->n_queues; i++)
+        c->first_seen_ms[i] = NOT_SEEN;
     c->pending = herald__xcalloc(cfg->n_queues, sizeof *c->pending);
     c->retry_at_ms = herald__xcalloc(cfg->n_queues, sizeof *c->retry_at_ms);
     c->handler = cfg->handler;

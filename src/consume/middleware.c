@@ -284,12 +284,14 @@ double herald_metric_quantile(const herald_metric *m, double q)
     return INFINITY;
 }
 
-/* ---- rate limiting ---- */
+/* ---- rate limiting ----
+ * A token bucket per key, refilled on the store's clock (herald__store_now of the consumer's
+ * store), so a test with an injected clock decides when tokens come back. */
 
 typedef struct bucket {
     char key[192];
     double tokens;
-    int64_t last_ns;
+    int64_t last_ms; /* store time tokens were last added */
 } bucket;
 
 typedef struct rate_state {
@@ -332,7 +334,7 @@ static int rate_mw(herald_msg_ctx *c, const herald_message *m, const herald_enve
     rate_state *r = state;
     char key[192];
     key_of(r, env, key, sizeof key);
-    int64_t now = herald__mono_ns();
+    int64_t now = herald__store_now(c->store); /* the store's clock: a test's fake clock */
     pthread_mutex_lock(&r->mu);
     bucket *b = NULL;
     for (size_t i = 0; i < r->n && !b; i++)
@@ -346,12 +348,14 @@ static int rate_mw(herald_msg_ctx *c, const herald_message *m, const herald_enve
         b = &r->b[r->n++];
         snprintf(b->key, sizeof b->key, "%s", key);
         b->tokens = r->burst;
-        b->last_ns = now;
+        b->last_ms = now;
     }
-    b->tokens += (double)(now - b->last_ns) / 1e9 * r->rate;
+    if (now > b->last_ms) { /* a wall clock set back adds nothing until it passes last_ms */
+        b->tokens += (double)(now - b->last_ms) / 1e3 * r->rate;
+        b->last_ms = now;
+    }
     if (b->tokens > r->burst)
         b->tokens = r->burst;
-    b->last_ns = now;
     bool ok = b->tokens >= 1.0;
     if (ok)
         b->tokens -= 1.0;

@@ -10,7 +10,8 @@
  *           event_id, so effectively-once consumers skip the duplicates. Nothing is lost.
  *   flusher thread: flushes when the service database commits (its wake generation) or, for
  *           other processes, on the adaptive data_version poll; failures back off 100 ms..30 s
- *           (service commits do not cut a backoff short, stopping does);
+ *           on the service store's clock (herald__store_now: a test's fake clock; service
+ *           commits do not cut a backoff short, stopping does);
  *           published rows are pruned after PRUNE_AFTER_MS.
  * Invariant: a row is marked only after the bus confirmed it durable.
  */
@@ -196,24 +197,26 @@ static void *flusher_main(void *arg)
         }
         int64_t n = 0;
         int rc = herald_outbox_flush(f->svc, f->bus, &n);
-        int64_t wait_ms;
         if (rc < 0) {
             herald__log(HERALD_LOG_WARN, "outbox flush failed; will retry", "error",
                         herald_last_error(), NULL);
             backoff_ms = backoff_ms ? (backoff_ms * 2 > 30000 ? 30000 : backoff_ms * 2) : 100;
-            wait_ms = backoff_ms;
-        } else {
-            backoff_ms = 0;
-            if (n > 0)
-                poll_ms = 1;
-            wait_ms = poll_ms;
+            /* The whole backoff is waited, on the store's clock: service commits do not cut
+             * it short (the bus is what failed), only stopping does. Each wake re-reads the
+             * clock (a test moves its fake clock, then calls herald_store_wake). */
+            int64_t retry_at_ms = herald__store_now(f->svc) + backoff_ms;
+            for (;;) {
+                int64_t left_ms = retry_at_ms - herald__store_now(f->svc);
+                if (left_ms <= 0 || flusher_stopping(f))
+                    break;
+                seen = herald__store_wait(f->svc, seen, herald__mono_ns() + left_ms * 1000000);
+            }
+            continue;
         }
-        int64_t deadline_ns = herald__mono_ns() + wait_ms * 1000000;
-        uint64_t g = herald__store_wait(f->svc, seen, deadline_ns);
-        /* After a failure the whole backoff is waited: service commits do not cut it short
-         * (the bus is what failed), only stopping does. */
-        while (rc < 0 && !flusher_stopping(f) && herald__mono_ns() < deadline_ns)
-            g = seen = herald__store_wait(f->svc, g, deadline_ns);
+        backoff_ms = 0;
+        if (n > 0)
+            poll_ms = 1;
+        uint64_t g = herald__store_wait(f->svc, seen, herald__mono_ns() + poll_ms * 1000000);
         if (g != seen) {
             seen = g;
             poll_ms = 1;
@@ -223,7 +226,7 @@ static void *flusher_main(void *arg)
         if (herald__store_data_version(f->svc, &v) == 0 && v != dv) {
             dv = v;
             poll_ms = 1;
-        } else if (rc == 0) {
+        } else {
             poll_ms = poll_ms * 2 > 250 ? 250 : poll_ms * 2;
         }
     }
