@@ -132,27 +132,22 @@ static json_t *merge_patch(json_t *target, json_t *patch)
     return t;
 }
 
-/* The edited body of one dead letter (malloc'd), checked. */
-static int edit_body(const herald_redrive_opts *o, const herald__dead_row *r, char **out,
-                     size_t *len)
+int herald__dlq_edit(const char *id, const void *body, size_t body_len, const char *const *set,
+                     size_t n_set, const char *merge_patch_text, char **out, size_t *len)
 {
-    if (r->content_type != HERALD_CONTENT_JSON)
-        return herald__err(HERALD_EINVAL, "message %s has content type %s: only JSON bodies can "
-                                          "be edited",
-                           r->id, herald_content_type_name(r->content_type));
     herald_envelope env;
-    bool was_envelope = herald_envelope_parse(r->body, r->len, &env) == 0;
+    bool was_envelope = herald_envelope_parse(body, body_len, &env) == 0;
     if (was_envelope)
         herald_envelope_deinit(&env);
     json_error_t je;
-    json_t *doc = json_loadb(r->body, r->len, 0, &je);
+    json_t *doc = json_loadb(body, body_len, JSON_ALLOW_NUL, &je);
     if (!doc)
-        return herald__err(HERALD_EINVAL, "message %s: body is not JSON: %s", r->id, je.text);
+        return herald__err(HERALD_EINVAL, "message %s: body cannot be edited: %s", id, je.text);
     int rc = 0;
-    for (size_t i = 0; rc == 0 && i < o->n_set; i++)
-        rc = set_path(doc, o->set[i]);
-    if (rc == 0 && o->merge_patch) {
-        json_t *patch = json_loads(o->merge_patch, JSON_DECODE_ANY, &je);
+    for (size_t i = 0; rc == 0 && i < n_set; i++)
+        rc = set_path(doc, set[i]);
+    if (rc == 0 && merge_patch_text) {
+        json_t *patch = json_loads(merge_patch_text, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
         if (!patch) {
             rc = herald__err(HERALD_EINVAL, "merge patch is not JSON: %s (line %d, column %d)",
                              je.text, je.line, je.column);
@@ -184,18 +179,29 @@ static int edit_body(const herald_redrive_opts *o, const herald__dead_row *r, ch
         herald__err_copy(detail, sizeof detail);
         herald__free(*out);
         *out = NULL;
-        return herald__err(HERALD_EENVELOPE, "message %s: the edit breaks its envelope: %s",
-                           r->id, detail);
+        return herald__err(HERALD_EENVELOPE, "message %s: the edit breaks its envelope: %s", id,
+                           detail);
     }
     if (was_envelope)
         herald_envelope_deinit(&env);
     if (*len > HERALD_MAX_MESSAGE_BYTES) {
         herald__free(*out);
         *out = NULL;
-        return herald__err(HERALD_ETOOBIG, "message %s: the edited body has %zu bytes", r->id,
+        return herald__err(HERALD_ETOOBIG, "message %s: the edited body has %zu bytes", id,
                            *len);
     }
     return 0;
+}
+
+/* The edited body of one dead letter (herald__free), checked. */
+static int edit_body(const herald_redrive_opts *o, const herald__dead_row *r, char **out,
+                     size_t *len)
+{
+    if (r->content_type != HERALD_CONTENT_JSON)
+        return herald__err(HERALD_EINVAL, "message %s has content type %s: only JSON bodies can "
+                                          "be edited",
+                           r->id, herald_content_type_name(r->content_type));
+    return herald__dlq_edit(r->id, r->body, r->len, o->set, o->n_set, o->merge_patch, out, len);
 }
 
 /* The audit's text of the edits: valid UTF-8 (the audit is read back as JSON), cut on a

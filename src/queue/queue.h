@@ -65,4 +65,10 @@ int herald__queue_check_settings(const char *name, const herald_queue_settings *
 /* Checks a consumer-level policy's ranges (names the bad setting). */
 int herald__queue_check_policy(const herald__policy *p);
 
+/* dlq.c: a redrive's edits (herald_redrive_opts set / merge_patch) applied to one JSON body,
+ * checked as redrive checks them (JSON, still an envelope if it was one, size); *out: the new
+ * body (herald__free). id names the message in errors. No store involved (the fuzzer's way in). */
+int herald__dlq_edit(const char *id, const void *body, size_t body_len, const char *const *set,
+                     size_t n_set, const char *merge_patch_text, char **out, size_t *len);
+
 #endif

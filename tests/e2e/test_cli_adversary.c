@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -263,13 +264,31 @@ static void write_catalog(void)
 Test(cli_adversary, catalog_gen_writes_through_a_device_instead_of_replacing_it)
 {
     write_catalog();
+    /* As root (where the bug replaced /dev/null itself) a private null device in the test's
+     * dir, so that a regression breaks only that; otherwise /dev/null, which a user cannot
+     * replace anyway. */
+    const char *dev = "/dev/null";
+    if (geteuid() == 0 && mknod("null", S_IFCHR | 0666, makedev(1, 3)) == 0)
+        dev = "null";
     struct stat before;
-    cr_assert_eq(stat("/dev/null", &before), 0);
-    OKV(NULL, "catalog", "gen", "cat.jsonc", "-o", "/dev/null");
+    cr_assert_eq(stat(dev, &before), 0);
+    cr_assert(S_ISCHR(before.st_mode));
+    OKV(NULL, "catalog", "gen", "cat.jsonc", "-o", dev);
     struct stat after;
-    cr_assert_eq(stat("/dev/null", &after), 0);
-    cr_assert(S_ISCHR(after.st_mode), "/dev/null is not a character device any more");
+    cr_assert_eq(stat(dev, &after), 0);
+    cr_assert(S_ISCHR(after.st_mode), "%s is not a character device any more", dev);
     cr_assert_eq(after.st_rdev, before.st_rdev);
+    /* and a FIFO is written through too: a reader gets the header */
+    cr_assert_eq(mkfifo("fifo", 0600), 0);
+    FILE *r = popen("cat fifo > from-fifo.h", "r");
+    cr_assert_not_null(r);
+    OKV(NULL, "catalog", "gen", "cat.jsonc", "-o", "fifo");
+    pclose(r);
+    struct stat st;
+    cr_assert_eq(lstat("fifo", &st), 0);
+    cr_assert(S_ISFIFO(st.st_mode), "the FIFO was replaced");
+    cr_assert_eq(stat("from-fifo.h", &st), 0);
+    cr_assert_gt(st.st_size, 100);
 }
 
 Test(cli_adversary, catalog_gen_on_a_symlink_replaces_the_target_and_keeps_the_link)
