@@ -20,6 +20,7 @@
 typedef struct cli_ctx {
     const char *store_url;
     bool store_given; /* --store or $HERALD_STORE, not the default */
+    const char *config_path; /* --config FILE; NULL: not given (see cli_config_path) */
     bool json;
     bool durability_set;
     herald_durability durability;
@@ -45,6 +46,9 @@ int cli_int_range(const char *opt_name, const char *s, int64_t lo, int64_t hi, c
                   int64_t *out);
 
 int cli_open(const cli_ctx *ctx, herald_store **out);
+/* The configuration a command reads: `given` (a FILE argument) if not NULL, else --config, else
+ * ./herald.jsonc when it exists; NULL when none (cmd_config.c). */
+const char *cli_config_path(const cli_ctx *ctx, const char *given);
 /* Prints "herald: <what>: <last error>" to stderr; returns CLI_FAIL. */
 int cli_fail(const char *what, int rc);
 int cli_usage(const char *usage, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -56,6 +60,7 @@ int cmd_send(const cli_ctx *ctx, int argc, char **argv);
 int cmd_publish(const cli_ctx *ctx, int argc, char **argv);
 int cmd_topics(const cli_ctx *ctx, int argc, char **argv);
 int cmd_catalog(const cli_ctx *ctx, int argc, char **argv);
+int cmd_catalog_registry(const cli_ctx *ctx, int argc, char **argv); /* check, diff, history */
 int cmd_run(const cli_ctx *ctx, int argc, char **argv);
 int cmd_dlq(const cli_ctx *ctx, int argc, char **argv);
 int cmd_metrics(const cli_ctx *ctx, int argc, char **argv);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * cmd_catalog.c - `herald catalog gen FILE [-o OUT] [--guard G]` and `herald catalog check FILE`.
+ * cmd_catalog.c - `herald catalog gen FILE [-o OUT] [--guard G]`; `catalog check`, `diff` and
+ * `history` are in cmd_catalog_registry.c.
  * gen writes the header atomically when -o names a file (temp file, fsync, rename, fsync the
  * directory; through a symlink, the target is replaced), and writes through a device or FIFO
  * (/dev/null, /dev/stdout) instead of replacing it.
@@ -19,6 +20,8 @@
 static const char *const usage_catalog =
     "usage: herald catalog gen FILE [-o OUT] [--guard NAME]   typed C header (stdout default)\n"
     "       herald catalog check FILE                         validate a catalog file\n"
+    "       herald catalog diff OLD NEW                       changes, breaking ones marked\n"
+    "       herald catalog history                            versions applied to the store\n"
     "A catalog lists every event type and its payload fields; see examples/events.jsonc.\n";
 
 /* Temp file beside path (unique name: two runs do not share it), fsync, rename over path, then
@@ -121,7 +124,10 @@ static int write_output(const char *out, const char *text)
 
 int cmd_catalog(const cli_ctx *ctx, int argc, char **argv)
 {
-    (void)ctx;
+    /* check, diff, history: cmd_catalog_registry.c */
+    if (argc > 0 && (strcmp(argv[0], "check") == 0 || strcmp(argv[0], "diff") == 0 ||
+                     strcmp(argv[0], "history") == 0))
+        return cmd_catalog_registry(ctx, argc, argv);
     /* -o is the one short option of the CLI: map it to --out before parsing. */
     for (int i = 0; i < argc; i++)
         if (strcmp(argv[i], "-o") == 0)

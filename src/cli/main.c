@@ -13,7 +13,7 @@
 #include <string.h>
 
 static const char *const usage_main =
-    "usage: herald [--store URL] [--json] [--durability full|normal] COMMAND ...\n"
+    "usage: herald [--store URL] [--config FILE] [--json] [--durability full|normal] COMMAND ...\n"
     "\n"
     "Queues:\n"
     "  queues create NAME [--max-retries N] [--retry-delay S] [--dead-letter-queue DLQ]\n"
@@ -36,12 +36,15 @@ static const char *const usage_main =
     "  topics subscribe TOPIC QUEUE | unsubscribe TOPIC QUEUE | list\n"
     "  publish TOPIC [--delay S] [--content-type T] BODY   (or --type/--source: an event)\n"
     "Runtime:\n"
-    "  run [--config FILE]     queues, topics, catalog and fan-out routes of herald.jsonc,\n"
-    "                          until SIGINT/SIGTERM\n"
+    "  run                     applies herald.jsonc to the store, then runs its fan-out\n"
+    "                          routes until SIGINT/SIGTERM\n"
     "  config check [FILE]     check a configuration without applying it\n"
+    "  config apply [FILE] [--force] [--dry-run]   queues, topics and catalog to the store\n"
     "Event catalog:\n"
     "  catalog gen FILE [-o OUT] [--guard NAME]   typed C header from a catalog\n"
     "  catalog check FILE\n"
+    "  catalog diff OLD NEW    changes between two catalog files, breaking ones marked\n"
+    "  catalog history         the catalog versions applied to the store\n"
     "  send/publish ... --catalog FILE [--catalog-mode strict|warn]   check events first\n"
     "Observability:\n"
     "  metrics                 handler counts and latency written by the metrics middleware\n"
@@ -54,6 +57,8 @@ static const char *const usage_main =
     "Global options:\n"
     "  --store URL        store to use (default $HERALD_STORE, else sqlite:herald.db);\n"
     "                     sqlite:PATH[?durability=full|normal]\n"
+    "  --config FILE      configuration (default ./herald.jsonc when it exists): run,\n"
+    "                     config check, config apply\n"
     "  --json             machine-readable output\n"
     "  --durability MODE  full (default: fsync per commit group) or normal\n"
     "Exit codes: 0 ok, 1 failed, 2 usage (also an option value out of its range).\n"
@@ -229,8 +234,9 @@ int main(int argc, char **argv)
         if (strcmp(a, "--json") == 0) {
             ctx.json = true;
         } else if (strcmp(a, "--store") == 0 || strncmp(a, "--store=", 8) == 0 ||
+                   strcmp(a, "--config") == 0 || strncmp(a, "--config=", 9) == 0 ||
                    strcmp(a, "--durability") == 0 || strncmp(a, "--durability=", 13) == 0) {
-            bool is_store = a[2] == 's';
+            bool is_store = a[2] == 's', is_config = a[2] == 'c';
             const char *v = strchr(a, '=');
             if (v) {
                 v++;
@@ -243,6 +249,8 @@ int main(int argc, char **argv)
             if (is_store) {
                 ctx.store_url = v;
                 ctx.store_given = true;
+            } else if (is_config) {
+                ctx.config_path = v;
             } else if (strcmp(v, "full") == 0 || strcmp(v, "normal") == 0) {
                 ctx.durability_set = true;
                 ctx.durability = v[0] == 'f' ? HERALD_DURABILITY_FULL : HERALD_DURABILITY_NORMAL;

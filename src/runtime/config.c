@@ -6,12 +6,27 @@
  * value types and ranges, queue names, route type patterns and conditions, that every queue a
  * route or topic names is configured here or already exists in the store, no route cycles,
  * and the catalog file (loaded here, relative to the config file's directory).
- * Applying, in order: queues (create missing; update the settings the file gives for existing
- * ones), topic subscriptions, the catalog, routers (started last, so they find their queues).
+ * The configuration describes the system, not one process: applying it (herald_config_apply;
+ * herald_runtime_start applies before it starts the routers) writes what it declares to the
+ * store, in ONE writer op (one transaction: all of it or nothing):
+ *   queues   created when missing (defaults as herald_queue_create), else the settings the file
+ *            gives are updated
+ *   topics   subscriptions added (existing ones kept)
+ *   catalog  a new stored version when its canonical text or mode differs from the version in
+ *            force; the changes are judged by catalog_evolve.c and a breaking change refuses
+ *            the whole apply (HERALD_ECATALOG naming each one) unless HERALD_CONFIG_FORCE.
+ *            "In use" for a removed type, decided inside the op: messages of the type in any
+ *            queue (dead letters included), pending outbox rows, or a route of this file whose
+ *            type is exactly it. A file without "catalog" leaves the stored one in force.
+ * Routes are not stored: they run in the process that started the runtime.
+ * Ownership: a config owns its JSONC document; names in it point into the document.
+ * Threads: the apply op runs on the store's writer thread; everything else on the caller's.
  */
 #include "runtime/runtime.h"
 
 #include <jansson.h>
+
+#include "core/catalog_evolve.h"
 #include <stdarg.h>
 #include <libgen.h>
 #include <stdlib.h>
@@ -28,7 +43,8 @@ typedef struct cfg_route {
     herald_route r;
     const char **to;
     herald_route_cond *when;
-    char **cond_values; /* owned JSON texts */
+    char **cond_values; /* owned JSON texts; n_cond_slots of them, NULL where unused */
+    size_t n_cond_slots;
     const json_t *node;
 } cfg_route;
 
@@ -40,9 +56,12 @@ typedef struct cfg_topic {
 } cfg_topic;
 
 typedef struct config {
+    const char *path;
     herald__jsonc *doc;
     herald_catalog *catalog;
     herald_catalog_mode catalog_mode;
+    char *catalog_text; /* canonical (catalog_evolve.c); owned */
+    char *catalog_file; /* the catalog's path as resolved; owned */
     cfg_queue *queues;
     size_t n_queues;
     cfg_topic *topics;
@@ -54,7 +73,6 @@ typedef struct config {
 struct herald_runtime {
     herald_store *s;
     herald_router *router;
-    herald_catalog *catalog;
 };
 
 static int at(const config *c, const json_t *v, const char *fmt, ...)
@@ -81,7 +99,7 @@ static void config_free(config *c)
     for (size_t i = 0; i < c->n_routes; i++) {
         herald__free(c->routes[i].to);
         herald__free(c->routes[i].when);
-        for (size_t k = 0; k < c->routes[i].r.n_when; k++)
+        for (size_t k = 0; k < c->routes[i].n_cond_slots; k++) /* a failed parse_when too */
             herald__free(c->routes[i].cond_values[k]);
         herald__free(c->routes[i].cond_values);
     }
@@ -91,6 +109,8 @@ static void config_free(config *c)
     herald__free(c->topics);
     herald__free(c->queues);
     herald_catalog_free(c->catalog);
+    herald__free(c->catalog_text);
+    herald__free(c->catalog_file);
     herald__jsonc_free(c->doc);
     memset(c, 0, sizeof *c);
 }
@@ -128,10 +148,11 @@ static int get_int(const config *c, const json_t *obj, const char *key, const ch
 
 static int parse_queues(config *c, const json_t *arr)
 {
+    /* "retention" is accepted for message_retention_period (the CLI's --retention). */
     static const char *const keys[] = { "name",           "max_retries",
                                         "retry_delay",    "dead_letter_queue",
                                         "delivery_delay", "message_retention_period",
-                                        "max_message_bytes", NULL };
+                                        "retention",      "max_message_bytes", NULL };
     if (!json_is_array(arr))
         return at(c, arr, "\"queues\" must be an array of queue objects");
     c->queues = herald__xcalloc(json_array_size(arr) + 1, sizeof *c->queues);
@@ -164,8 +185,13 @@ static int parse_queues(config *c, const json_t *arr)
             (rc = get_int(c, q, "delivery_delay", where, &cq->st.delivery_delay_s)) < 0 ||
             (rc = get_int(c, q, "message_retention_period", where,
                           &cq->st.message_retention_period_s)) < 0 ||
+            (rc = get_int(c, q, "retention", where, &cq->st.message_retention_period_s)) < 0 ||
             (rc = get_int(c, q, "max_message_bytes", where, &cq->st.max_message_bytes)) < 0)
             return rc;
+        if (json_object_get(q, "retention") && json_object_get(q, "message_retention_period"))
+            return at(c, json_object_get(q, "retention"),
+                      "%s: give message_retention_period or its alias retention, not both",
+                      where);
         json_t *dlq = json_object_get(q, "dead_letter_queue");
         if (dlq && !json_is_string(dlq))
             return at(c, dlq, "%s.dead_letter_queue must be a string", where);
@@ -223,6 +249,7 @@ static int parse_when(config *c, cfg_route *cr, const json_t *when, const char *
     size_t n = json_object_size(when);
     cr->when = herald__xcalloc(n + 1, sizeof *cr->when);
     cr->cond_values = herald__xcalloc(n + 1, sizeof *cr->cond_values);
+    cr->n_cond_slots = n;
     const char *path;
     json_t *spec;
     json_object_foreach((json_t *)when, path, spec)
@@ -357,6 +384,7 @@ static int cross_check(config *c, herald_store *s)
 static int load(const char *path, herald_store *s, config *c)
 {
     memset(c, 0, sizeof *c);
+    c->path = path;
     int rc = herald__jsonc_load(path, &c->doc);
     if (rc < 0)
         return rc;
@@ -397,7 +425,8 @@ static int load(const char *path, herald_store *s, config *c)
             snprintf(dir, sizeof dir, "%s", path);
             snprintf(full, sizeof full, "%s/%s", dirname(dir), f);
         }
-        if ((rc = herald_catalog_load(full, &c->catalog)) < 0)
+        c->catalog_file = herald__xstrdup(full);
+        if ((rc = herald__catalog_canonical_file(full, &c->catalog_text, &c->catalog)) < 0)
             return at_detail(c, file, "catalog");
     }
     /* Settings ranges: the queue layer's own checks, reported at the queue's line. */
@@ -424,28 +453,236 @@ int herald_config_check(herald_store *s, const char *config_path)
     return rc;
 }
 
-static int apply(config *c, herald_store *s, herald_runtime *rt)
+/* ---- applying to the store: one writer op ---- */
+
+typedef struct apply_op {
+    herald__op base;
+    config *c;
+    unsigned flags;
+    bool is_dry_done; /* a dry run got to its end: its rollback is not a failure */
+    json_t *report;   /* built on the writer thread; the caller's after exec */
+} apply_op;
+
+/* The savepoint of a dry run is rolled back by failing the op with this code. */
+#define DRY_RUN_RC HERALD_ECLOSED
+
+/* What herald_queue_create would fill in for settings the file does not give. */
+static herald_queue_settings with_defaults(herald_queue_settings st)
 {
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < c->n_queues; i++) {
-        rc = herald_queue_create(s, c->queues[i].name, &c->queues[i].st);
-        if (rc == HERALD_EEXIST)
-            rc = herald_queue_update(s, c->queues[i].name, &c->queues[i].st);
+    if (st.delivery_delay_s == HERALD_UNSET)
+        st.delivery_delay_s = 0;
+    if (st.message_retention_period_s == HERALD_UNSET)
+        st.message_retention_period_s = HERALD_DEFAULT_RETENTION_S;
+    if (st.max_message_bytes == HERALD_UNSET)
+        st.max_message_bytes = HERALD_MAX_MESSAGE_BYTES;
+    if (st.max_retries == HERALD_UNSET)
+        st.max_retries = HERALD_DEFAULT_MAX_RETRIES;
+    if (st.retry_delay_s == HERALD_UNSET)
+        st.retry_delay_s = 0;
+    if (!st.dead_letter_queue)
+        st.dead_letter_queue = "";
+    return st;
+}
+
+static int apply_queues(herald_store *s, const config *c, json_t *report)
+{
+    json_t *created = json_array(), *updated = json_array();
+    json_object_set_new(report, "queues_created", created);
+    json_object_set_new(report, "queues_updated", updated);
+    for (size_t i = 0; i < c->n_queues; i++) {
+        const cfg_queue *q = &c->queues[i];
+        int rc = herald__store_queue_update(s, q->name, &q->st); /* the settings it gives */
+        if (rc == 0) {
+            json_array_append_new(updated, json_string(q->name));
+            continue;
+        }
+        if (rc != HERALD_ENOQUEUE)
+            return rc;
+        herald__err_clear();
+        char uuid[HERALD_ID_SIZE];
+        herald__uuid7_at(herald__store_now(s), uuid);
+        herald_queue_settings st = with_defaults(q->st);
+        if ((rc = herald__store_queue_create(s, q->name, &st, uuid)) < 0)
+            return rc;
+        json_array_append_new(created, json_string(q->name));
     }
-    for (size_t i = 0; rc == 0 && i < c->n_topics; i++)
-        for (size_t k = 0; rc == 0 && k < c->topics[i].n; k++)
-            rc = herald_topic_subscribe(s, c->topics[i].name, c->topics[i].queues[k]);
-    if (rc == 0 && c->n_routes > 0)
-        rc = herald_router_new(s, &rt->router);
-    for (size_t i = 0; rc == 0 && i < c->n_routes; i++)
-        rc = herald_router_add(rt->router, &c->routes[i].r);
-    if (rc == 0 && c->catalog) {
-        rt->catalog = c->catalog;
-        c->catalog = NULL;
-        herald_store_set_catalog(s, rt->catalog, c->catalog_mode);
+    return 0;
+}
+
+static int apply_topics(herald_store *s, const config *c, json_t *report)
+{
+    json_t *topics = json_object();
+    json_object_set_new(report, "topics", topics);
+    for (size_t i = 0; i < c->n_topics; i++) {
+        json_t *subs = json_array();
+        json_object_set_new(topics, c->topics[i].name, subs);
+        for (size_t k = 0; k < c->topics[i].n; k++) {
+            int rc = herald__store_topic_subscribe(s, c->topics[i].name, c->topics[i].queues[k]);
+            if (rc < 0)
+                return rc;
+            json_array_append_new(subs, json_string(c->topics[i].queues[k]));
+        }
     }
-    if (rc == 0 && rt->router)
-        rc = herald_router_start(rt->router);
+    return 0;
+}
+
+static const char *mode_name(herald_catalog_mode m)
+{
+    return m == HERALD_CATALOG_WARN ? "warn" : "strict";
+}
+
+/* Marks each removed type that is still in use breaking, saying where it is used. */
+static int judge_removed_types(herald_store *s, const config *c, json_t *changes)
+{
+    size_t i;
+    json_t *ch;
+    json_array_foreach(changes, i, ch)
+    {
+        if (strcmp(json_string_value(json_object_get(ch, "change")), "type_removed") != 0)
+            continue;
+        const char *type = json_string_value(json_object_get(ch, "type"));
+        int64_t n_msgs = 0, n_outbox = 0;
+        int rc = herald__store_catalog_in_use(s, type, &n_msgs, &n_outbox);
+        if (rc < 0)
+            return rc;
+        char why[300] = "";
+        size_t len = 0;
+        if (n_msgs > 0)
+            len += (size_t)snprintf(why + len, sizeof why - len, "%lld message%s waiting in "
+                                    "queues", (long long)n_msgs, n_msgs == 1 ? "" : "s");
+        if (n_outbox > 0 && len < sizeof why)
+            len += (size_t)snprintf(why + len, sizeof why - len, "%s%lld outbox row%s pending",
+                                    len ? ", " : "", (long long)n_outbox,
+                                    n_outbox == 1 ? "" : "s");
+        for (size_t r = 0; r < c->n_routes && len < sizeof why; r++)
+            if (strcmp(c->routes[r].r.type, type) == 0)
+                len += (size_t)snprintf(why + len, sizeof why - len,
+                                        "%sthe route from '%s' names it", len ? ", " : "",
+                                        c->routes[r].r.from);
+        if (why[0])
+            herald__catalog_mark_in_use(changes, type, why);
+    }
+    return 0;
+}
+
+static int apply_catalog(herald_store *s, const config *c, unsigned flags, json_t *report)
+{
+    if (!c->catalog_text) {
+        json_object_set_new(report, "catalog", json_null());
+        return 0;
+    }
+    herald__catalog_row cur = { 0 };
+    int rc = herald__store_catalog_get(s, &cur);
+    if (rc < 0)
+        return rc;
+    json_t *cat = json_pack("{s:s,s:s,s:I}", "file", c->catalog_file, "mode",
+                            mode_name(c->catalog_mode), "previous_version",
+                            (json_int_t)cur.version);
+    json_object_set_new(report, "catalog", cat);
+    bool same = cur.version > 0 && strcmp(cur.catalog, c->catalog_text) == 0 &&
+                cur.mode == c->catalog_mode;
+    json_t *changes = NULL;
+    if (!same)
+        rc = herald__catalog_diff(cur.version > 0 ? cur.catalog : NULL, c->catalog_text,
+                                  &changes);
+    if (rc == 0 && changes && cur.version > 0 && cur.mode != c->catalog_mode) {
+        char text[80];
+        snprintf(text, sizeof text, "mode changed from %s to %s", mode_name(cur.mode),
+                 mode_name(c->catalog_mode));
+        json_array_append_new(changes, json_pack("{s:s,s:s,s:s,s:b,s:s}", "change",
+                                                 "mode_changed", "from", mode_name(cur.mode),
+                                                 "to", mode_name(c->catalog_mode), "breaking",
+                                                 0, "text", text));
+    }
+    if (rc == 0 && changes)
+        rc = judge_removed_types(s, c, changes);
+    size_t n_breaking = changes ? herald__catalog_n_breaking(changes) : 0;
+    bool is_forced = n_breaking > 0 && (flags & HERALD_CONFIG_FORCE);
+    json_object_set_new(cat, "changed", json_boolean(!same));
+    json_object_set_new(cat, "changes", changes ? json_incref(changes) : json_array());
+    json_object_set_new(cat, "breaking", json_integer((json_int_t)n_breaking));
+    json_object_set_new(cat, "forced", json_boolean(is_forced));
+    int64_t version = cur.version;
+    if (rc == 0 && n_breaking > 0 && !(flags & (HERALD_CONFIG_FORCE | HERALD_CONFIG_DRY_RUN))) {
+        char list[300]; /* with the rest, within the 511 bytes of an error text */
+        herald__catalog_breaking_text(changes, list, sizeof list);
+        rc = herald__err(HERALD_ECATALOG,
+                         "%.120s: %zu catalog change%s break%s compatibility, so nothing was "
+                         "applied (force to apply): %s",
+                         c->catalog_file, n_breaking, n_breaking == 1 ? "" : "s",
+                         n_breaking == 1 ? "s" : "", list);
+    } else if (rc == 0 && !same) {
+        char *changes_text = json_dumps(changes, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        herald__catalog_row row = { .mode = c->catalog_mode, .is_forced = is_forced,
+                                    .catalog = c->catalog_text, .changes = changes_text,
+                                    .source = c->catalog_file };
+        rc = changes_text ? herald__store_catalog_put(s, &row, &version)
+                          : herald__err(HERALD_ENOMEM, "catalog changes: out of memory");
+        free(changes_text); /* lint:ok jansson allocates with malloc */
+    }
+    json_object_set_new(cat, "version", json_integer((json_int_t)version));
+    json_decref(changes);
+    herald__catalog_row_deinit(&cur);
+    return rc;
+}
+
+static int apply_run(herald_store *s, herald__op *op)
+{
+    apply_op *a = (apply_op *)op;
+    a->report = json_pack("{s:s,s:b}", "config", a->c->path, "dry_run",
+                          (a->flags & HERALD_CONFIG_DRY_RUN) != 0);
+    int rc = apply_queues(s, a->c, a->report);
+    if (rc == 0)
+        rc = apply_topics(s, a->c, a->report);
+    if (rc == 0)
+        rc = apply_catalog(s, a->c, a->flags, a->report);
+    if (rc == 0 && (a->flags & HERALD_CONFIG_DRY_RUN)) {
+        a->is_dry_done = true;
+        return herald__err(DRY_RUN_RC, "dry run: rolled back");
+    }
+    return rc;
+}
+
+/* Writes what c declares to the store in one op; *report (may be NULL) as herald.h says. */
+static int apply_config(herald_store *s, config *c, unsigned flags, json_t **report)
+{
+    apply_op a = { .base = { .run = apply_run, .wakes = true }, .c = c, .flags = flags };
+    int rc = herald__store_exec(s, &a.base);
+    if (a.is_dry_done && rc == DRY_RUN_RC) {
+        herald__err_clear();
+        rc = 0;
+    }
+    if (rc == 0 && report)
+        *report = a.report;
+    else
+        json_decref(a.report);
+    return rc;
+}
+
+int herald_config_apply(herald_store *s, const char *config_path, unsigned flags,
+                        char **report_json)
+{
+    herald__err_clear();
+    if (!s || !config_path)
+        return herald__err(HERALD_EINVAL, "herald_config_apply: NULL argument");
+    if (flags & ~(unsigned)(HERALD_CONFIG_FORCE | HERALD_CONFIG_DRY_RUN))
+        return herald__err(HERALD_EINVAL, "herald_config_apply: unknown flags 0x%x", flags);
+    config c;
+    int rc = load(config_path, s, &c);
+    json_t *report = NULL;
+    if (rc == 0)
+        rc = apply_config(s, &c, flags, &report);
+    config_free(&c);
+    if (rc == 0 && report_json) {
+        char *text = json_dumps(report, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        if (text) {
+            *report_json = herald__xstrdup(text);
+            free(text); /* lint:ok jansson allocates with malloc */
+        } else {
+            rc = herald__err(HERALD_ENOMEM, "herald_config_apply: out of memory");
+        }
+    }
+    json_decref(report);
     return rc;
 }
 
@@ -456,13 +693,19 @@ int herald_runtime_start(herald_store *s, const char *config_path, herald_runtim
         return herald__err(HERALD_EINVAL, "herald_runtime_start: NULL argument");
     config c;
     int rc = load(config_path, s, &c);
-    if (rc < 0) {
-        config_free(&c);
-        return rc;
+    if (rc == 0)
+        rc = apply_config(s, &c, 0, NULL);
+    herald_runtime *rt = NULL;
+    if (rc == 0) {
+        rt = herald__xcalloc(1, sizeof *rt);
+        rt->s = s;
+        if (c.n_routes > 0)
+            rc = herald_router_new(s, &rt->router);
+        for (size_t i = 0; rc == 0 && i < c.n_routes; i++)
+            rc = herald_router_add(rt->router, &c.routes[i].r);
+        if (rc == 0 && rt->router)
+            rc = herald_router_start(rt->router);
     }
-    herald_runtime *rt = herald__xcalloc(1, sizeof *rt);
-    rt->s = s;
-    rc = apply(&c, s, rt);
     config_free(&c);
     if (rc < 0) {
         herald_runtime_stop(rt);
@@ -477,10 +720,6 @@ void herald_runtime_stop(herald_runtime *rt)
     if (!rt)
         return;
     herald_router_free(rt->router);
-    if (rt->catalog) {
-        herald_store_set_catalog(rt->s, NULL, HERALD_CATALOG_STRICT);
-        herald_catalog_free(rt->catalog);
-    }
     herald__free(rt);
 }
 
