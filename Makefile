@@ -35,10 +35,12 @@ test: build
 	@cd $(BUILD) && ctest --no-tests=error --output-on-failure -j $(JOBS)
 
 # Installs bin/herald, lib/libherald.{a,so}, lib/pkgconfig/herald.pc, include/herald.h and
-# share/herald under $(DESTDIR)$(PREFIX) (default /usr/local).
+# share/herald under $(DESTDIR)$(PREFIX) (default /usr/local); refreshes the loader's cache when
+# installing for real as root, so programs find libherald.so.0 at once.
 install: configure
 	@cmake --build $(BUILD) -j $(JOBS) --target herald herald_lib herald_shared
 	@DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v ldconfig >/dev/null; then ldconfig; fi
 
 bench: build
 	@./$(BUILD)/herald bench queue
