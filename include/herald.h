@@ -156,8 +156,9 @@ typedef struct herald_store_cfg {
  * url: "sqlite:PATH" or "sqlite:PATH?durability=full|normal"; NULL means "sqlite:herald.db".
  * cfg: may be NULL (defaults).
  * Errors: HERALD_EURL (malformed URL or unknown scheme), HERALD_EREADONLY / -EACCES (path not
- *   writable), HERALD_ENOTHERALD (the file exists and is not a Herald database),
- *   HERALD_ESCHEMA (written by a newer Herald), HERALD_ESTORE, HERALD_ENOMEM.
+ *   writable), HERALD_ENOTHERALD (the file exists and is not a Herald database, or is not a
+ *   regular file: /dev/null, a directory, a FIFO), HERALD_ESCHEMA (written by a newer Herald),
+ *   HERALD_EIO (disk full or an I/O error: the message names it), HERALD_ESTORE, HERALD_ENOMEM.
  * On success *out owns the store; free it with herald_store_close(). */
 HERALD_API int herald_store_open(const char *url, const herald_store_cfg *cfg, herald_store **out);
 
