@@ -460,6 +460,7 @@ typedef struct apply_op {
     config *c;
     unsigned flags;
     bool is_dry_done; /* a dry run got to its end: its rollback is not a failure */
+    char err[512];    /* the failure's whole text (an op's own err keeps 255 bytes) */
     json_t *report;   /* built on the writer thread; the caller's after exec */
 } apply_op;
 
@@ -608,7 +609,7 @@ static int apply_catalog(herald_store *s, const config *c, unsigned flags, json_
         herald__catalog_breaking_text(changes, list, sizeof list);
         rc = herald__err(HERALD_ECATALOG,
                          "%.120s: %zu catalog change%s break%s compatibility, so nothing was "
-                         "applied (force to apply): %s",
+                         "applied (--force applies it anyway): %s",
                          c->catalog_file, n_breaking, n_breaking == 1 ? "" : "s",
                          n_breaking == 1 ? "s" : "", list);
     } else if (rc == 0 && !same) {
@@ -640,6 +641,8 @@ static int apply_run(herald_store *s, herald__op *op)
         a->is_dry_done = true;
         return herald__err(DRY_RUN_RC, "dry run: rolled back");
     }
+    if (rc < 0)
+        herald__err_copy(a->err, sizeof a->err);
     return rc;
 }
 
@@ -651,6 +654,8 @@ static int apply_config(herald_store *s, config *c, unsigned flags, json_t **rep
     if (a.is_dry_done && rc == DRY_RUN_RC) {
         herald__err_clear();
         rc = 0;
+    } else if (rc < 0 && a.err[0]) {
+        herald__err(rc, "%s", a.err);
     }
     if (rc == 0 && report)
         *report = a.report;
