@@ -57,6 +57,8 @@ struct herald_msg_ctx {
 
 /* Outcome name of a handler result ("ok", "transient", ...). */
 const char *herald__outcome_name(int rc, bool is_duplicate);
+/* Adds one handled message that took ms to metric m (count, sum, histogram bucket). */
+void herald__metric_observe(herald_metric *m, double ms);
 /* Flushes the chain's metrics if a second passed since the last flush. */
 void herald__chain_tick(herald_chain *ch);
 

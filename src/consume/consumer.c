@@ -41,8 +41,17 @@
  *   counted); submitted leases and ops land; the workers finish every held batch while the
  *   dispatcher keeps renewing their leases; then the dispatcher exits; then the last
  *   settlements commit.
+ * Counters (herald_consumer_counters_get): acked/retried are added by the completion callbacks
+ *   (settled(), eo_committed()) from what the store committed. n_submitted counts settlements
+ *   and effectively-once ops before they are handed to the store, n_completed after their
+ *   callback ran; counters_get waits until n_completed reaches the n_submitted it saw. An op
+ *   that committed before the call was submitted before it, and ops complete in commit order,
+ *   so every settlement committed before the call is counted when it returns.
+ * Metrics (has_metrics): each handled message adds (queue, type, outcome, handler duration) to
+ *   an accumulator (metrics_mu); the dispatcher writes it to the store at most once a second,
+ *   and join_all writes the rest.
  * Locks: c->mu guards jobs, held, n_held, n_settling, pending, n_eo, retry_at_ms, is_stopping,
- *   workers_stop, dispatcher_exit.
+ *   workers_stop, dispatcher_exit, n_submitted, n_completed. metrics_mu guards acc, n_acc.
  */
 #include "consume/consume.h"
 
@@ -56,6 +65,7 @@
 #define SWEEP_EVERY_MS 60000
 #define EO_BACKOFF_MS 1000 /* a queue whose effectively-once op failed waits this long */
 #define NOT_SEEN INT64_MIN /* first_seen_ms: no visible message is waiting */
+#define METRICS_EVERY_MS 1000 /* handler metrics are written at most once a second */
 
 enum { ST_NONE = 0, ST_ACK = 1, ST_RETRY = 2 };
 
@@ -109,7 +119,108 @@ struct herald_consumer {
     int64_t *first_seen_ms; /* dispatcher only, per queue: store time the dispatcher first saw
                              * a visible message of it, NOT_SEEN when none is waiting */
     atomic_llong n_batches, n_delivered, n_acked, n_retried, n_failures;
+    int64_t n_submitted, n_completed; /* mu: settlements and eo ops handed to the store / done */
+    bool has_metrics;
+    pthread_mutex_t metrics_mu;
+    herald_metric *acc; /* metrics_mu: not yet written */
+    size_t n_acc, cap_acc;
+    int64_t metrics_due_ms; /* dispatcher: the next write of acc (store time) */
 };
+
+/* True on a thread running an effectively-once handler of any consumer (the store's writer):
+ * there, herald_consumer_counters_get must not wait for ops that need this thread. */
+static _Thread_local bool in_tx_handler;
+
+/* ---- handler metrics (has_metrics) ---- */
+
+static void metric_add(herald_consumer *c, const char *queue, const char *type,
+                       const char *outcome, double ms)
+{
+    pthread_mutex_lock(&c->metrics_mu);
+    herald_metric *m = NULL;
+    for (size_t i = 0; i < c->n_acc && !m; i++)
+        if (strcmp(c->acc[i].type, type) == 0 && strcmp(c->acc[i].outcome, outcome) == 0 &&
+            strcmp(c->acc[i].queue, queue) == 0)
+            m = &c->acc[i];
+    if (!m) {
+        if (c->n_acc == c->cap_acc) {
+            c->cap_acc = c->cap_acc ? c->cap_acc * 2 : 8;
+            c->acc = herald__xrealloc(c->acc, c->cap_acc * sizeof *c->acc);
+        }
+        m = &c->acc[c->n_acc++];
+        memset(m, 0, sizeof *m);
+        snprintf(m->queue, sizeof m->queue, "%s", queue);
+        snprintf(m->type, sizeof m->type, "%s", type);
+        snprintf(m->outcome, sizeof m->outcome, "%s", outcome);
+    }
+    herald__metric_observe(m, ms);
+    pthread_mutex_unlock(&c->metrics_mu);
+}
+
+typedef struct metrics_op {
+    herald__op base;
+    herald_metric *m;
+    size_t n;
+} metrics_op;
+
+static int metrics_run(herald_store *s, herald__op *op)
+{
+    metrics_op *o = (metrics_op *)op;
+    return herald__store_metrics_add(s, o->m, o->n);
+}
+
+static void metrics_done(herald__op *op)
+{
+    metrics_op *o = (metrics_op *)op;
+    if (o->base.rc < 0)
+        herald__log(HERALD_LOG_WARN, "could not write handler metrics", "error", o->base.err,
+                    NULL);
+    herald__free(o->m);
+    herald__free(o);
+}
+
+/* Writes the accumulated metrics: asynchronously (dispatcher) or waiting for the commit. */
+static void metrics_flush(herald_consumer *c, bool wait)
+{
+    pthread_mutex_lock(&c->metrics_mu);
+    metrics_op *o = herald__xcalloc(1, sizeof *o);
+    o->m = c->acc;
+    o->n = c->n_acc;
+    c->acc = NULL;
+    c->n_acc = c->cap_acc = 0;
+    pthread_mutex_unlock(&c->metrics_mu);
+    if (o->n == 0) {
+        herald__free(o);
+        return;
+    }
+    o->base.run = metrics_run;
+    if (wait) {
+        if (herald__store_exec(c->s, &o->base) < 0)
+            herald__log(HERALD_LOG_WARN, "could not write handler metrics", "error",
+                        herald_last_error(), NULL);
+        herald__free(o->m);
+        herald__free(o);
+        return;
+    }
+    o->base.done = metrics_done;
+    if (herald__store_submit(c->s, &o->base) < 0) {
+        o->base.rc = -1;
+        snprintf(o->base.err, sizeof o->base.err, "%s", herald_last_error());
+        metrics_done(&o->base);
+    }
+}
+
+/* The event type of a message for its metric ("" when it is not an envelope). */
+static void metric_type(const herald_message *m, char type[HERALD_EVENT_TYPE_MAX + 1])
+{
+    type[0] = 0;
+    herald_envelope env;
+    if (m->content_type == HERALD_CONTENT_JSON &&
+        herald__envelope_parse_stored(m->body, m->body_len, &env) == 0) {
+        snprintf(type, HERALD_EVENT_TYPE_MAX + 1, "%s", env.type);
+        herald_envelope_deinit(&env);
+    }
+}
 
 void herald_consumer_cfg_init(herald_consumer_cfg *c)
 {
@@ -218,6 +329,7 @@ static void settled(void *ud, int rc, const herald_settle_result *res)
     delivery_free(d);
     pthread_mutex_lock(&c->mu);
     c->n_settling--;
+    c->n_completed++;
     pthread_cond_broadcast(&c->settle_cv);
     pthread_mutex_unlock(&c->mu);
 }
@@ -251,6 +363,7 @@ static void submit_settlement(herald_consumer *c, herald_delivery *d,
     pthread_mutex_lock(&c->mu);
     held_remove(c, d);
     c->n_settling++;
+    c->n_submitted++;
     pthread_mutex_unlock(&c->mu);
     int rc = herald__queue_settle_async(c->s, d->batch.queue, items, d->batch.n, &c->policy,
                                         settled, d);
@@ -258,8 +371,9 @@ static void submit_settlement(herald_consumer *c, herald_delivery *d,
         settled(d, rc, NULL);
 }
 
-/* Applies Cloudflare's precedence: per-message call > ack_all/retry_all > handler outcome. */
-static void settle(herald_consumer *c, herald_delivery *d, int handler_rc)
+/* Applies Cloudflare's precedence: per-message call > ack_all/retry_all > handler outcome.
+ * handler_ms: how long the batch's handler ran (each message's metric). */
+static void settle(herald_consumer *c, herald_delivery *d, int handler_rc, double handler_ms)
 {
     size_t n = d->batch.n;
     herald__settle_item *items = herald__xcalloc(n, sizeof *items);
@@ -279,6 +393,11 @@ static void settle(herald_consumer *c, herald_delivery *d, int handler_rc)
         it->is_retry = st == ST_RETRY;
         it->delay_s = it->is_retry ? delay : HERALD_UNSET;
         it->error = it->is_retry ? error : NULL;
+        if (c->has_metrics) {
+            char type[HERALD_EVENT_TYPE_MAX + 1];
+            metric_type(&d->batch.msgs[i], type);
+            metric_add(c, d->batch.queue, type, it->is_retry ? "transient" : "ok", handler_ms);
+        }
     }
     submit_settlement(c, d, items);
     herald__free(items);
@@ -302,7 +421,12 @@ static void run_chain(herald_consumer *c, herald_delivery *d)
                      herald__envelope_parse_stored(m->body, m->body_len, &envs[i]) == 0;
         herald__settle_trace(&items[i], &traces[i], m, has_env[i] ? &envs[i] : NULL);
         herald_msg_ctx ctx = { .chain = c->chain, .queue = d->batch.queue, .store = c->s };
+        int64_t t0 = c->has_metrics ? herald__mono_ns() : 0;
         int rc = herald_mw_next(&ctx, m, has_env[i] ? &envs[i] : NULL);
+        if (c->has_metrics)
+            metric_add(c, d->batch.queue, has_env[i] ? envs[i].type : "",
+                       herald__outcome_name(rc, ctx.is_duplicate),
+                       (double)(herald__mono_ns() - t0) / 1e6);
         herald__settle_item *it = &items[i];
         (void)herald__lease_parse(m->lease_id, &it->ref);
         it->delay_s = HERALD_UNSET;
@@ -370,10 +494,12 @@ static void *worker_main(void *arg)
         if (c->chain) {
             run_chain(c, d);
         } else {
+            int64_t t0 = herald__mono_ns();
             int hrc = c->handler(d, c->ud);
+            double ms = (double)(herald__mono_ns() - t0) / 1e6;
             if (hrc < 0)
                 atomic_fetch_add(&c->n_failures, 1);
-            settle(c, d, hrc < 0 ? hrc : 0);
+            settle(c, d, hrc < 0 ? hrc : 0, ms);
         }
 
         pthread_mutex_lock(&c->mu);
@@ -473,10 +599,28 @@ static void eo_committed(herald__eo_op *o, int rc)
         c->retry_at_ms[j->qi] = herald__store_now(s) + EO_BACKOFF_MS;
     c->pending[j->qi]--;
     c->n_eo--;
+    c->n_completed++;
     pthread_cond_broadcast(&c->settle_cv);
     pthread_mutex_unlock(&c->mu);
     herald__free(j);
     herald_store_wake(s); /* the dispatcher may submit the next one */
+}
+
+/* Writer thread: runs the consumer's tx_handler on one message (marked, and timed for the
+ * metrics when the consumer has them). */
+static int run_tx_handler(herald_tx *tx, const herald_message *m, const herald_envelope *env,
+                          void *ud)
+{
+    eo_job *j = ud;
+    herald_consumer *c = j->c;
+    int64_t t0 = c->has_metrics ? herald__mono_ns() : 0;
+    in_tx_handler = true;
+    int rc = c->tx_handler(tx, m, env, c->ud);
+    in_tx_handler = false;
+    if (c->has_metrics)
+        metric_add(c, c->queues[j->qi], env ? env->type : "", herald__outcome_name(rc, false),
+                   (double)(herald__mono_ns() - t0) / 1e6);
+    return rc;
 }
 
 /* Writer thread, inside the op: it took a whole batch, so more may be waiting. */
@@ -495,14 +639,15 @@ static int dispatch_eo(herald_consumer *c, size_t qi, int want)
         j->c = c;
         j->qi = qi;
         j->op = (herald__eo_op){ .store = c->s, .queue = c->queues[qi],
-                                 .max_n = c->max_batch_size, .handler = c->tx_handler,
-                                 .ud = c->ud, .policy = &c->policy, .on_done = eo_committed,
+                                 .max_n = c->max_batch_size, .handler = run_tx_handler,
+                                 .ud = j, .policy = &c->policy, .on_done = eo_committed,
                                  .on_full = eo_took_full, .ud_caller = j };
         pthread_mutex_lock(&c->mu);
         bool stopping = c->is_stopping; /* stop() waits only for what is pending already */
         if (!stopping) {
             c->pending[qi]++;
             c->n_eo++;
+            c->n_submitted++;
         }
         pthread_mutex_unlock(&c->mu);
         if (stopping) {
@@ -513,6 +658,7 @@ static int dispatch_eo(herald_consumer *c, size_t qi, int want)
             pthread_mutex_lock(&c->mu);
             c->pending[qi]--;
             c->n_eo--;
+            c->n_completed++;
             pthread_mutex_unlock(&c->mu);
             herald__free(j);
             break;
@@ -746,6 +892,13 @@ static void *dispatcher_main(void *arg)
         if (!draining(c) && lease_due(c, now_ms, &due_ms, &rr))
             progress = true;
         due_ms = min64(due_ms, renew_leases(c, now_ms));
+        if (c->has_metrics) {
+            if (now_ms >= c->metrics_due_ms) {
+                metrics_flush(c, false);
+                c->metrics_due_ms = now_ms + METRICS_EVERY_MS;
+            }
+            due_ms = min64(due_ms, c->metrics_due_ms);
+        }
         if (progress) /* the leases' completions wake us */
             poll_ms = POLL_MIN_MS;
         /* Cross-process changes are only visible through data_version: poll, adaptively. The
@@ -841,6 +994,8 @@ static void consumer_free(herald_consumer *c)
     herald__free(c->workers);
     herald__free(c->dlq_copy);
     herald__free(c->name);
+    herald__free(c->acc);
+    pthread_mutex_destroy(&c->metrics_mu);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->job_cv);
     pthread_cond_destroy(&c->settle_cv);
@@ -880,6 +1035,8 @@ static void join_all(herald_consumer *c, bool has_dispatcher)
     while (c->n_settling > 0)
         pthread_cond_wait(&c->settle_cv, &c->mu);
     pthread_mutex_unlock(&c->mu);
+    if (c->has_metrics)
+        metrics_flush(c, true);
 }
 
 int herald_consumer_start(herald_store *s, const herald_consumer_cfg *cfg, herald_consumer **out)
@@ -941,6 +1098,8 @@ int herald_consumer_start(herald_store *s, const herald_consumer_cfg *cfg, heral
         c->dlq_copy = herald__xstrdup(cfg->dead_letter_queue);
         c->policy.dead_letter_queue = c->dlq_copy;
     }
+    c->has_metrics = cfg->has_metrics;
+    pthread_mutex_init(&c->metrics_mu, NULL);
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->job_cv, NULL);
     pthread_cond_init(&c->settle_cv, NULL);
@@ -964,19 +1123,38 @@ int herald_consumer_start(herald_store *s, const herald_consumer_cfg *cfg, heral
     return 0;
 }
 
-void herald_consumer_stop(herald_consumer *c)
-{
-    if (!c)
-        return;
-    join_all(c, true);
-    consumer_free(c);
-}
-
-void herald_consumer_counters_get(herald_consumer *c, herald_consumer_counters *out)
+static void counters_read(herald_consumer *c, herald_consumer_counters *out)
 {
     out->batches = atomic_load(&c->n_batches);
     out->delivered = atomic_load(&c->n_delivered);
     out->acked = atomic_load(&c->n_acked);
     out->retried = atomic_load(&c->n_retried);
     out->handler_failures = atomic_load(&c->n_failures);
+}
+
+void herald_consumer_stop(herald_consumer *c)
+{
+    herald_consumer_stop_counters(c, NULL);
+}
+
+void herald_consumer_stop_counters(herald_consumer *c, herald_consumer_counters *final_out)
+{
+    if (!c)
+        return;
+    join_all(c, true);
+    if (final_out)
+        counters_read(c, final_out);
+    consumer_free(c);
+}
+
+void herald_consumer_counters_get(herald_consumer *c, herald_consumer_counters *out)
+{
+    /* Wait for the settlements already handed to the store (see "Counters" above): at most
+     * about one group commit. Not on the writer thread, whose ops they are. */
+    pthread_mutex_lock(&c->mu);
+    int64_t target = c->n_submitted;
+    while (!in_tx_handler && c->n_completed < target)
+        pthread_cond_wait(&c->settle_cv, &c->mu);
+    pthread_mutex_unlock(&c->mu);
+    counters_read(c, out);
 }

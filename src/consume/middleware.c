@@ -170,6 +170,16 @@ int herald_chain_use_logging(herald_chain *ch)
 static const double bucket_ms[HERALD_METRIC_BUCKETS - 1] = { 1,   2,   5,    10,   25,   50,
                                                              100, 250, 500, 1000, 2500, 5000 };
 
+void herald__metric_observe(herald_metric *m, double ms)
+{
+    m->count++;
+    m->sum_ms += ms;
+    int b = 0;
+    while (b < HERALD_METRIC_BUCKETS - 1 && ms > bucket_ms[b])
+        b++;
+    m->buckets[b]++;
+}
+
 static void metric_record(herald_chain *ch, const char *queue, const char *type,
                           const char *outcome, double ms)
 {

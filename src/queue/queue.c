@@ -258,6 +258,51 @@ int herald_queue_stats_get(herald_store *s, const char *name, herald_queue_stats
     return herald__store_queue_stats(s, name, out);
 }
 
+/* Sleeps between looks at the backlog: woken by this process's commits at once (the store's
+ * wake generation); other processes' commits are seen through data_version, polled like the
+ * consumer's dispatcher does (1 ms after a change, doubling to 250 ms when idle). The timeout
+ * runs on the store's clock, so tests drive it with their fake clock. */
+int herald_queue_wait_empty(herald_store *s, const char *name, int64_t timeout_ms)
+{
+    int rc = check_read_name(s, name);
+    if (rc < 0)
+        return rc;
+    if (timeout_ms < 0 || timeout_ms > HERALD_MAX_DELAY_S * 1000LL)
+        return herald__err(HERALD_EINVAL, "wait_empty timeout %lld ms is out of range 0..%lld",
+                           (long long)timeout_ms, HERALD_MAX_DELAY_S * 1000LL);
+    int64_t deadline_ms = herald__store_now(s) + timeout_ms;
+    uint64_t seen = herald__store_gen(s);
+    int64_t data_version = 0;
+    (void)herald__store_data_version(s, &data_version);
+    int64_t poll_ms = 1;
+    for (;;) {
+        herald_queue_stats st;
+        if ((rc = herald__store_queue_stats(s, name, &st)) < 0)
+            return rc;
+        if (st.backlog_count == 0)
+            return 0;
+        int64_t now_ms = herald__store_now(s);
+        if (now_ms >= deadline_ms)
+            return herald__err(HERALD_ETIMEDOUT,
+                               "queue '%s' still holds %lld messages after %lld ms", name,
+                               (long long)st.backlog_count, (long long)timeout_ms);
+        int64_t wait_ms = deadline_ms - now_ms < poll_ms ? deadline_ms - now_ms : poll_ms;
+        uint64_t g = herald__store_wait(s, seen, herald__mono_ns() + wait_ms * 1000000);
+        if (g != seen) {
+            seen = g;
+            poll_ms = 1;
+            continue;
+        }
+        int64_t dv = data_version;
+        if (herald__store_data_version(s, &dv) == 0 && dv != data_version) {
+            data_version = dv;
+            poll_ms = 1;
+        } else if (poll_ms < 250) {
+            poll_ms = poll_ms * 2 < 250 ? poll_ms * 2 : 250;
+        }
+    }
+}
+
 int herald_peek(herald_store *s, const char *queue, int max_n, herald_batch *b)
 {
     int rc = check_read_name(s, queue);

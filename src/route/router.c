@@ -7,19 +7,37 @@
  * the source message commit together (a duplicate of the same event_id is skipped).
  * Matching: every route of the source queue whose type pattern matches (fnmatch(3) glob, e.g.
  * "content.*") and whose conditions all hold adds its destinations; destinations are unioned in
- * the order first seen. No destination: acked, counted, logged.
+ * the order first seen. No destination: acked, counted, logged - the first message of each
+ * (queue, type) in full, the later ones counted and logged as one summary line per
+ * UNROUTED_SUMMARY_MS of store time (with the first message handled after the interval, and at
+ * free), so a stream of unrouted messages (another `herald run` on the store with other routes)
+ * cannot flood the log. At most MAX_UNROUTED_KINDS (queue, type) pairs are told apart; the rest
+ * count as type "(other)".
+ * Metrics: the routing consumers record handler metrics (has_metrics), so `herald metrics`
+ * shows each source queue's routed messages by type and outcome, with latency.
  * Validation at add(): patterns, condition paths and JSON values, queues that exist, no route to
  * its own source, no cycle in the graph of queue -> queue edges (a cycle would copy forever).
- * Threads: add/start/free from one thread; handlers run on the store's writer thread.
+ * Threads: add/start/free from one thread; handlers run on the store's writer thread. The
+ * unrouted-log state (kinds, counts, next summary) is guarded by log_mu.
  */
 #include "route/route.h"
 
 #include <fnmatch.h>
 #include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <string.h>
 
 #define MAX_DESTS 64 /* destinations of one message (and of one route) */
+#define UNROUTED_SUMMARY_MS 60000 /* unrouted messages after the first: one line a minute */
+#define MAX_UNROUTED_KINDS 64
+
+typedef struct unrouted_kind {
+    char queue[HERALD_QUEUE_NAME_MAX + 1];
+    char type[HERALD_EVENT_TYPE_MAX + 1];
+    int64_t n_since; /* since the last summary, not logged yet */
+} unrouted_kind;
 
 typedef struct cond {
     char *path;
@@ -51,6 +69,11 @@ struct herald_router {
     size_t n_sources;
     bool is_started;
     atomic_llong routed, unrouted;
+    pthread_mutex_t log_mu;
+    unrouted_kind kinds[MAX_UNROUTED_KINDS + 1]; /* log_mu; the last is "(other)" */
+    size_t n_kinds;                              /* log_mu */
+    int64_t n_unlogged;                          /* log_mu: sum of n_since */
+    int64_t summary_due_ms;                      /* log_mu: store time of the next summary */
 };
 
 int herald_router_new(herald_store *s, herald_router **out)
@@ -62,6 +85,7 @@ int herald_router_new(herald_store *s, herald_router **out)
     r->s = s;
     atomic_init(&r->routed, 0);
     atomic_init(&r->unrouted, 0);
+    pthread_mutex_init(&r->log_mu, NULL);
     *out = r;
     return 0;
 }
@@ -333,6 +357,81 @@ static bool conds_hold(const rule *u, json_t *doc)
     return true;
 }
 
+/* ---- unrouted messages: logged once per kind, then summarized ---- */
+
+/* Logs one line with the counts of every kind since the last summary (log_mu held). */
+static void unrouted_summary(herald_router *r)
+{
+    if (r->n_unlogged == 0)
+        return;
+    char counts[2048];
+    size_t len = 0;
+    counts[0] = 0;
+    for (size_t i = 0; i < r->n_kinds; i++) {
+        unrouted_kind *k = &r->kinds[i];
+        if (k->n_since == 0)
+            continue;
+        int w = snprintf(counts + len, sizeof counts - len, "%s%s:%s=%lld", len ? " " : "",
+                         k->queue, k->type, (long long)k->n_since);
+        if (w > 0)
+            len = len + (size_t)w < sizeof counts ? len + (size_t)w : sizeof counts - 1;
+        k->n_since = 0;
+    }
+    char total[24];
+    snprintf(total, sizeof total, "%lld", (long long)r->n_unlogged);
+    herald__log(HERALD_LOG_WARN, "more messages no route matches: acked and counted", "count",
+                total, "by_queue_type", counts, NULL);
+    r->n_unlogged = 0;
+}
+
+/* Writer thread: message of (queue, type) matched no route (type NULL: not an envelope). */
+static void unrouted_note(herald_router *r, const char *queue, const char *type,
+                          const char *event_id, int64_t now_ms)
+{
+    const char *t = type ? type : "(not an envelope)";
+    pthread_mutex_lock(&r->log_mu);
+    unrouted_kind *k = NULL;
+    for (size_t i = 0; i < r->n_kinds && !k; i++)
+        if (strcmp(r->kinds[i].type, t) == 0 && strcmp(r->kinds[i].queue, queue) == 0)
+            k = &r->kinds[i];
+    bool is_first = !k;
+    if (!k && r->n_kinds < MAX_UNROUTED_KINDS) {
+        k = &r->kinds[r->n_kinds++];
+        snprintf(k->queue, sizeof k->queue, "%s", queue);
+        snprintf(k->type, sizeof k->type, "%s", t);
+        k->n_since = 0;
+    } else if (!k) { /* too many kinds: one bucket for the rest, summarized only */
+        k = &r->kinds[MAX_UNROUTED_KINDS];
+        if (!k->queue[0]) {
+            snprintf(k->queue, sizeof k->queue, "%s", "(any)");
+            snprintf(k->type, sizeof k->type, "%s", "(other)");
+            r->n_kinds = MAX_UNROUTED_KINDS + 1;
+        }
+        is_first = false;
+    }
+    if (is_first) {
+        herald__log(HERALD_LOG_WARN, "no route matches the message: acked and counted (more of "
+                    "this type are summarized once a minute)", "queue", queue, "type", t,
+                    "event_id", event_id ? event_id : "", NULL);
+    } else {
+        k->n_since++;
+        if (r->n_unlogged++ == 0 && r->summary_due_ms <= now_ms)
+            r->summary_due_ms = now_ms + UNROUTED_SUMMARY_MS;
+    }
+    pthread_mutex_unlock(&r->log_mu);
+}
+
+/* Writer thread, per handled message: logs the summary once its interval ended. */
+static void unrouted_tick(herald_router *r, int64_t now_ms)
+{
+    pthread_mutex_lock(&r->log_mu);
+    if (r->n_unlogged > 0 && now_ms >= r->summary_due_ms) {
+        unrouted_summary(r);
+        r->summary_due_ms = now_ms + UNROUTED_SUMMARY_MS;
+    }
+    pthread_mutex_unlock(&r->log_mu);
+}
+
 /* Adds q unless present; false when the message would have more than MAX_DESTS. */
 static bool add_dest(const char **dests, size_t *n, const char *q)
 {
@@ -349,6 +448,7 @@ static int route_handler(herald_tx *tx, const herald_message *m, const herald_en
                          void *ud)
 {
     source *src = ud;
+    unrouted_tick(src->r, herald__store_now(src->r->s));
     const char *dests[MAX_DESTS];
     size_t n = 0;
     json_t *doc = NULL;
@@ -386,9 +486,8 @@ static int route_handler(herald_tx *tx, const herald_message *m, const herald_en
     }
     if (n == 0) {
         atomic_fetch_add(&src->r->unrouted, 1);
-        herald__log(HERALD_LOG_WARN, "no route matches the message: acked and counted",
-                    "queue", src->queue, "type", env ? env->type : "(not an envelope)",
-                    "event_id", env ? env->event_id : "", NULL);
+        unrouted_note(src->r, src->queue, env ? env->type : NULL, env ? env->event_id : NULL,
+                      herald__store_now(src->r->s));
         return 0;
     }
     herald_msg copy = { .body = m->body, .body_len = m->body_len,
@@ -425,6 +524,7 @@ int herald_router_start(herald_router *r)
         cfg.ud = src;
         cfg.max_batch_size = 100;
         cfg.max_batch_timeout_ms = 0;
+        cfg.has_metrics = true; /* `herald metrics` shows what routers handled */
         rc = herald_consumer_start(r->s, &cfg, &src->consumer);
     }
     r->is_started = true;
@@ -451,6 +551,10 @@ void herald_router_free(herald_router *r)
         herald__free(src->rules);
         herald__free(src->queue);
     }
+    pthread_mutex_lock(&r->log_mu);
+    unrouted_summary(r); /* what the last interval counted */
+    pthread_mutex_unlock(&r->log_mu);
+    pthread_mutex_destroy(&r->log_mu);
     herald__free(r->sources);
     herald__free(r);
 }
