@@ -2,7 +2,7 @@
 # Installs the Debian packages Herald builds and tests with, if any is missing.
 # Why each is there: see README.md, "Dependencies".
 set -eu
-PKGS="build-essential cmake pkg-config libsqlite3-dev libjansson-dev libcriterion-dev "
+PKGS="build-essential cmake pkg-config libsqlite3-dev libjansson-dev libcriterion-dev zlib1g-dev"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
