@@ -449,16 +449,55 @@ Test(consumer, batch_is_delivered_as_soon_as_max_batch_size_messages_are_availab
     cr_assert_eq(stats("q").backlog_count, 0);
 }
 
+/* Reopens the test's store on its fake clock (the suite runs on the real one). */
+static void use_fake_clock(void)
+{
+    hx_env_close(&env);
+    env.flags &= ~(unsigned)HX_ENV_REAL_CLOCK;
+    hx_env_reopen(&env);
+}
+
+/* Sends a full batch (3) to "full" and waits until it was handled: the dispatcher pass that
+ * leased it looked at every queue of the consumer, "part" included. */
+static void full_batch_witness(int64_t acked_before)
+{
+    const char *bodies[3] = { "\"f1\"", "\"f2\"", "\"f3\"" };
+    send_all("full", bodies, 3);
+    HX_AWAIT(stats("full").acked_total == acked_before + 3);
+}
+
 Test(consumer, fewer_than_max_batch_size_are_delivered_after_max_batch_timeout)
 {
-    create_queue("q", HERALD_UNSET);
-    const char *bodies[3] = { "1", "2", "3" };
-    send_all("q", bodies, 3);
-    herald_consumer_cfg c = cfg_q(h_record_ok, 10, 200);
+    /* On the fake clock, with the longest timeout (60 s): "p" waits in queue "part" until the
+     * store's clock passes its timeout, however long the test takes; a full batch of queue
+     * "full" goes at once. Each full batch is a witness: "p" was committed before it, so the
+     * dispatcher pass that leased it saw "p" too and, but for the timeout, would have leased
+     * "p" in that pass - before the full batch's ack commits. */
+    use_fake_clock();
+    create_queue("full", HERALD_UNSET);
+    create_queue("part", HERALD_UNSET);
+    static const char *const qs[] = { "full", "part" };
+    herald_consumer_cfg c = cfg_for(qs, 2, h_record_ok);
+    c.max_batch_size = 3;
+    c.max_batch_timeout_ms = 60000;
     start(&c);
-    assert_acked_soon(3, "a partial batch was never delivered");
-    cr_assert_eq(n_batches(), 1);
-    cr_assert_eq(R.batch_sizes[0], 3);
+    send_json("part", "\"p\"", NULL);
+    full_batch_witness(0);
+    cr_assert_eq(deliveries_of("\"p\"", NULL), 0, "a partial batch went before its timeout");
+    cr_assert_eq(stats("part").visible_count, 1);
+
+    hx_clock_advance(&env.clock, 59999); /* 1 ms short of the timeout */
+    herald_store_wake(env.store);
+    full_batch_witness(3);
+    cr_assert_eq(deliveries_of("\"p\"", NULL), 0, "a partial batch went 1 ms early");
+    cr_assert_eq(stats("part").visible_count, 1);
+
+    hx_clock_advance(&env.clock, 1); /* the timeout, on the store's clock */
+    herald_store_wake(env.store);
+    HX_AWAIT(stats("part").acked_total == 1);
+    cr_assert_eq(deliveries_of("\"p\"", NULL), 1);
+    cr_assert_eq(n_batches(), 3);
+    cr_assert_eq(R.batch_sizes[2], 1, "the partial batch is \"p\" alone");
 }
 
 Test(consumer, empty_batches_are_never_delivered)
