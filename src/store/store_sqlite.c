@@ -485,7 +485,10 @@ static int wal_reset(sq_store *q)
         q->ckpt_asked_at = 0;
         return 0;
     }
-    if ((src & 0xff) == SQLITE_BUSY)
+    if ((src & 0xff) == SQLITE_BUSY) {
+        herald__log(HERALD_LOG_WARN, "the write-ahead log is at its limit and a reader of an "
+                    "older snapshot keeps it from restarting: writes fail with HERALD_EBUSY "
+                    "until it ends", "store", q->path, NULL);
         return herald__err(HERALD_EBUSY,
                            "the write-ahead log of '%s' reached its limit of %d pages (~%d MiB) "
                            "and could not be restarted within %d ms: a reader has held an older "
@@ -494,6 +497,7 @@ static int wal_reset(sq_store *q)
                            "once it ends",
                            q->path, wal_max_pages, (int)((int64_t)wal_max_pages * 4096 >> 20),
                            wal_wait_ms);
+    }
     int rc = herald__sq_fail(q->wdb, src, "checkpoint (write-ahead log restart)");
     pthread_mutex_lock(&q->ckpt_mu);
     if (q->ckpt_src == SQLITE_OK) { /* sticky, as the checkpointer's failures (sq_after_commit) */
