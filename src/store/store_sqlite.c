@@ -337,10 +337,11 @@ static int open_conn(const char *path, int flags, sqlite3 **out);
 
 /* The background checkpointer: PASSIVE checkpoints on a connection of its own, so that copying
  * the WAL into the database and the fsyncs that go with it run beside the writer instead of
- * inside it (in durability normal, those fsyncs are what makes commits durable). A busy writer never lets a concurrent checkpoint finish the
- * whole WAL (new frames arrive meanwhile), so the WAL would not restart and would grow without
- * bound: once it passes WAL_RESTART_PAGES the writer itself runs a RESTART checkpoint between
- * groups - by then the checkpointer has copied nearly everything, so that is short. */
+ * inside it (in durability normal, those fsyncs are what makes commits durable). A busy writer
+ * never lets a concurrent checkpoint finish the whole WAL (new frames arrive meanwhile), so the
+ * WAL would not restart and would grow without bound: once it passes wal_restart_pages the
+ * writer itself tries a RESTART checkpoint between groups - by then the checkpointer has copied
+ * nearly everything, so that is short - and past wal_max_pages it waits for one (wal_reset). */
 static void *ckpt_main(void *arg)
 {
     sq_store *q = arg;
@@ -407,8 +408,9 @@ static void ckpt_stop(sq_store *q)
     q->cdb = NULL;
 }
 
-/* Writer thread, between commit groups: wake the checkpointer once the WAL passes CKPT_PAGES
- * more frames, and RESTART the WAL past WAL_RESTART_PAGES (see ckpt_main). */
+/* Writer thread, between commit groups: wake the checkpointer once the WAL passes ckpt_pages
+ * more frames, and try to RESTART the WAL past wal_restart_pages (see ckpt_main; past
+ * wal_max_pages sq_begin insists: wal_reset). */
 static int sq_after_commit(herald_store *s)
 {
     sq_store *q = (sq_store *)s;

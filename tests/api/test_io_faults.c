@@ -29,7 +29,7 @@
 #include "store/store_impl.h"
 #include "support.h"
 
-/* ---- the faulty VFS --------------------------------------------------------------------------- */
+/* ---- the faulty VFS ------------------------------------------------------------------------- */
 
 enum { K_DB, K_WAL, K_OTHER, K_N };
 enum { OP_WRITE, OP_SYNC, OP_N };

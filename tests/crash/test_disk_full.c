@@ -247,7 +247,7 @@ Test(disk_full, checkpoints_on_a_full_file_system_fail_cleanly_too)
     run_case(child, "", true);
 }
 
-/* ---- an effectively-once consumer on a full disk ---------------------------------------------- */
+/* ---- an effectively-once consumer on a full disk ---------------------------------------- */
 
 static int ok_handler(herald_tx *tx, const herald_message *m, const herald_envelope *en,
                       void *ud)
