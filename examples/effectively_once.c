@@ -11,13 +11,12 @@
  * Build it against an installed Herald:  cc effectively_once.c $(pkg-config --cflags --libs herald)
  */
 #ifndef _POSIX_C_SOURCE
-#define _POSIX_C_SOURCE 200809L /* mkdtemp, nanosleep, dirent: with a plain -std=c11 too */
+#define _POSIX_C_SOURCE 200809L /* mkdtemp, dirent: with a plain -std=c11 too */
 #endif
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "herald.h"
@@ -114,13 +113,9 @@ int main(int argc, char **argv)
     cfg.max_batch_timeout_ms = 0;
     herald_consumer *c = NULL;
     must(herald_consumer_start(store, &cfg, &c), 0, "consumer");
-    for (int i = 0; i < 200; i++) {
-        herald_queue_stats st;
-        if (herald_queue_stats_get(store, "research-commands", &st) == 0 && st.backlog_count == 0)
-            break;
-        nanosleep(&(struct timespec){ .tv_nsec = 10000000 }, NULL); /* 10 ms */
-    }
+    int wrc = herald_queue_wait_empty(store, "research-commands", 10000); /* both handled */
     herald_consumer_stop(c);
+    must(wrc, 0, "wait for the consumer");
     herald_queue_stats ev = { 0 };
     must(herald_queue_stats_get(store, "brand-events", &ev), 0, "stats");
     printf("2 deliveries of one event -> %lld research.completed event (the duplicate was "

@@ -10,7 +10,7 @@
  * /tmp, removed at exit, failures included)
  */
 #ifndef _POSIX_C_SOURCE
-#define _POSIX_C_SOURCE 200809L /* mkdtemp, nanosleep, dirent: with a plain -std=c11 too */
+#define _POSIX_C_SOURCE 200809L /* mkdtemp, dirent: with a plain -std=c11 too */
 #endif
 #include <dirent.h>
 #include <stdbool.h>
@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "herald.h"
@@ -69,12 +68,6 @@ static int fail(const char *what, int rc)
 {
     fprintf(stderr, "tour: %s: %s (%s)\n", what, herald_last_error(), herald_err_name(rc));
     return 1;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
-    nanosleep(&ts, NULL);
 }
 
 /* Removes the temp dir and the store files in it (the database, its WAL and journals). */
@@ -184,13 +177,9 @@ static int tour(const char *url, bool is_temp)
         fail("start consumer", rc);
         goto done;
     }
-    for (int i = 0; i < 100; i++) { /* up to 10 s */
-        herald_queue_stats a, dq;
-        if (herald_queue_stats_get(s, "orders", &a) == 0 && a.backlog_count == 0 &&
-            herald_queue_stats_get(s, "orders-dlq", &dq) == 0 && dq.backlog_count == 1)
-            break;
-        sleep_ms(100);
-    }
+    /* every order acked or dead-lettered: wait (no polling loop) up to 10 s */
+    if ((rc = herald_queue_wait_empty(s, "orders", 10000)) < 0)
+        fail("wait for the consumer", rc);
     herald_consumer_stop(c);
 
     printf("\n4. stats\n");
