@@ -204,7 +204,7 @@ static void *flusher_main(void *arg)
             /* The whole backoff is waited, on the store's clock: service commits do not cut
              * it short (the bus is what failed), only stopping does. Each wake re-reads the
              * clock (a test moves its fake clock, then calls herald_store_wake). */
-            int64_t retry_at_ms = herald__store_now(f->svc) + backoff_ms;
+            int64_t retry_at_ms = now_ms + backoff_ms; /* from the start of the failed pass */
             for (;;) {
                 int64_t left_ms = retry_at_ms - herald__store_now(f->svc);
                 if (left_ms <= 0 || flusher_stopping(f))

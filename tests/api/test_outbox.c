@@ -27,6 +27,7 @@
  */
 #include <criterion/criterion.h>
 
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -803,10 +804,7 @@ Test(outbox_rt, the_flusher_delivers_rows_written_before_and_after_it_started)
     wait_backlog("orders", N);
     WAIT_UNTIL(pending() == 0);
     cr_assert_eq(pending(), 0);
-    int64_t t0 = hx_mono_ms();
     stop_flusher();
-    cr_assert_lt(hx_mono_ms() - t0, 5000, "flusher_stop took %lld ms",
-                 (long long)(hx_mono_ms() - t0));
 
     got g;
     drain(bus, "orders", &g);
@@ -816,9 +814,8 @@ Test(outbox_rt, the_flusher_delivers_rows_written_before_and_after_it_started)
                      payload_i(&g.env[i]));
     got_free(&g);
 
-    /* stopped means stopped */
+    /* stopped means stopped: its thread is joined, nothing flushes any more */
     add_one(svc, "orders", false, N, NULL);
-    hx_sleep_ms(300);
     cr_assert_eq(pending(), 1, "a row was flushed after flusher_stop");
     cr_assert_eq(hx_stats(bus, "orders").sent_total, N);
 }
@@ -828,82 +825,130 @@ Test(outbox_rt, the_flusher_sees_commits_of_another_handle_on_the_file)
     hx_create_queue(bus, "orders", NULL);
     svc2 = hx_open_file(env.dir, "service.db", NULL);
     start_flusher();
-    hx_sleep_ms(50);
-    for (int i = 0; i < 3; i++)
+    add_one(svc, "orders", false, 0, NULL);
+    wait_backlog("orders", 1); /* the flusher is running and idle: it waits on svc */
+    for (int i = 1; i < 4; i++) /* commits it can only see by polling the file */
         add_one(svc2, "orders", false, i, NULL);
-    wait_backlog("orders", 3);
+    wait_backlog("orders", 4);
     WAIT_UNTIL(pending() == 0);
     cr_assert_eq(pending(), 0);
     stop_flusher();
     got g;
     drain(bus, "orders", &g);
-    cr_assert_eq(g.n, 3);
-    for (int i = 0; i < 3; i++)
+    cr_assert_eq(g.n, 4);
+    for (int i = 0; i < 4; i++)
         cr_assert_eq(payload_i(&g.env[i]), i);
     got_free(&g);
 }
 
-Test(outbox_rt, the_flusher_retries_after_a_bus_error)
+/* ---- the flusher's failure backoff, on the fake clock ------------------------------------------
+ * Each failed pass logs one "outbox flush failed" line: stderr goes to a file the test reads.
+ * The backoff (100 ms, doubling, 30 s at most) runs on the service store's clock, which only
+ * the test moves: while it stands still a failed flusher never tries again, whatever happens
+ * meanwhile (service commits wake it) and however long the test takes. */
+
+static char g_log_path[4200];
+static int g_saved_stderr = -1;
+
+static void capture_stderr(void)
 {
-    add_one(svc, "late", false, 1, NULL);
-    start_flusher();
-    hx_sleep_ms(400); /* a few failed passes */
-    cr_assert_eq(pending(), 1);
-    hx_create_queue(bus, "late", NULL);
-    wait_backlog("late", 1);
-    WAIT_UNTIL(pending() == 0);
-    cr_assert_eq(pending(), 0);
-    stop_flusher();
-    cr_assert_eq(hx_stats(bus, "late").sent_total, 1);
+    snprintf(g_log_path, sizeof g_log_path, "%s/stderr.log", env.dir);
+    fflush(stderr);
+    g_saved_stderr = dup(2);
+    int fd = open(g_log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    cr_assert(fd >= 0 && g_saved_stderr >= 0);
+    dup2(fd, 2);
+    close(fd);
 }
 
-Test(outbox_rt, flusher_stop_interrupts_the_backoff)
+static void restore_stderr(void)
 {
-    add_one(svc, "late", false, 1, NULL);
-    start_flusher();
-    /* failures at ~0, .1, .3, .7, 1.5, 3.1 s: by 3.5 s it sleeps until ~6.3 s */
-    hx_sleep_ms(3500);
-    cr_assert_eq(pending(), 1);
-    int64_t t0 = hx_mono_ms();
-    stop_flusher();
-    int64_t took = hx_mono_ms() - t0;
-    cr_assert_lt(took, 1500, "flusher_stop waited out the backoff: %lld ms", (long long)took);
+    if (g_saved_stderr < 0)
+        return;
+    fflush(stderr);
+    dup2(g_saved_stderr, 2);
+    close(g_saved_stderr);
+    g_saved_stderr = -1;
 }
 
-Test(outbox_rt, service_commits_do_not_cut_the_failure_backoff_short)
+/* Failed flusher passes so far (lines logged). */
+static int failures(void)
 {
-    /* The bus queue is missing, so every pass fails and logs one warning. Each add commits on
-     * the service database and wakes the flusher: without the backoff holding, every one of
-     * ~200 commits would be a failed pass against the bus. */
-    add_one(svc, "late", false, 0, NULL);
-    char log_path[4200];
-    snprintf(log_path, sizeof log_path, "%s/stderr.log", env.dir);
-    fflush(stderr);
-    int saved = dup(2);
-    FILE *log = fopen(log_path, "w");
-    cr_assert(log && saved >= 0);
-    dup2(fileno(log), 2);
-    start_flusher();
-    for (int i = 1; i <= 200; i++) {
-        add_one(svc, "late", false, i, NULL);
-        hx_sleep_ms(5);
-    }
-    stop_flusher();
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
-    fclose(log);
-    char *text = hx_read_file(log_path, NULL);
-    cr_assert_not_null(text);
-    int failures = 0;
-    for (const char *p = text; (p = strstr(p, "outbox flush failed")); p++)
-        failures++;
-    /* passes at ~0, .1, .3, .7 s (and 1.5 s on a slow machine) in the ~1.1 s of adds */
-    cr_expect_geq(failures, 1, "the flusher never tried");
-    cr_expect_leq(failures, 8, "%d failed passes in ~1 s: commits cut the backoff short",
-                  failures);
-    cr_expect_eq(pending(), 201, "rows were lost or marked while the bus failed");
+    char *text = hx_read_file(g_log_path, NULL);
+    int n = 0;
+    for (const char *p = text; p && (p = strstr(p, "outbox flush failed")); p++)
+        n++;
     free(text);
+    return n;
+}
+
+static void advance(int64_t ms)
+{
+    hx_clock_advance(&env.clock, ms);
+    herald_store_wake(svc);
+}
+
+Test(outbox, the_flusher_retries_a_bus_error_when_its_backoff_has_passed_on_the_store_clock)
+{
+    add_one(svc, "late", false, 0, NULL); /* the bus has no queue "late" yet */
+    capture_stderr();
+    start_flusher();
+    HX_AWAIT(failures() == 1);
+    /* every backoff, 1 ms short and then exactly: 100 ms .. 25.6 s (51 s in all: only the
+     * store's clock can pass that within the test) */
+    int64_t k = 1;
+    for (int64_t backoff = 100; backoff <= 25600; backoff *= 2, k++) {
+        advance(backoff - 1);
+        add_one(svc, "late", false, (int)k, NULL); /* a service commit wakes it too */
+        cr_assert_eq(failures(), k, "a pass ran %lld ms into a %lld ms backoff",
+                     (long long)(backoff - 1), (long long)backoff);
+        advance(1);
+        HX_AWAIT(failures() == k + 1);
+    }
+    hx_create_queue(bus, "late", NULL);
+    advance(29999); /* the backoff is capped at 30 s (not 51.2 s) */
+    add_one(svc, "late", false, (int)k, NULL);
+    cr_assert_eq(failures(), k);
+    cr_assert_eq(backlog(bus, "late"), 0, "the flusher cut its backoff short");
+    advance(1);
+    HX_AWAIT(backlog(bus, "late") == k + 1 && pending() == 0);
+    stop_flusher();
+    restore_stderr();
+    cr_assert_eq(failures(), k);
+    cr_assert_eq(hx_stats(bus, "late").sent_total, k + 1, "each row once");
+}
+
+Test(outbox, service_commits_do_not_cut_the_failure_backoff_short)
+{
+    /* The bus queue is missing, so every pass fails. Each add commits on the service database
+     * and wakes the flusher; the store's clock stands still, so the first failure's backoff
+     * never ends and there is no second pass, however many commits come. */
+    add_one(svc, "late", false, 0, NULL);
+    capture_stderr();
+    start_flusher();
+    HX_AWAIT(failures() == 1);
+    for (int i = 1; i <= 200; i++)
+        add_one(svc, "late", false, i, NULL);
+    int n = failures();
+    stop_flusher();
+    restore_stderr();
+    cr_assert_eq(n, 1, "%d failed passes while the clock stood still: commits cut the backoff "
+                       "short", n);
+    cr_assert_eq(pending(), 201, "rows were lost or marked while the bus failed");
+}
+
+Test(outbox, flusher_stop_interrupts_the_backoff)
+{
+    add_one(svc, "late", false, 1, NULL);
+    capture_stderr();
+    start_flusher();
+    HX_AWAIT(failures() == 1);
+    advance(100);
+    HX_AWAIT(failures() == 2); /* now in a 200 ms backoff that the still clock never ends */
+    stop_flusher();            /* returns: stopping ends the backoff (else: the suite timeout) */
+    restore_stderr();
+    cr_assert_eq(failures(), 2);
+    cr_assert_eq(pending(), 1);
 }
 
 /* ---- a duplicate publish is harmless ---------------------------------------------------------- */
