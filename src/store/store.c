@@ -882,10 +882,11 @@ herald_arg herald_row_get(const herald_row *r, int i)
     return r->get(r, i);
 }
 
+static pthread_once_t fault_once = PTHREAD_ONCE_INIT;
+
 void herald__fault(const char *point)
 {
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, fault_init);
+    pthread_once(&fault_once, fault_init);
     if (fault_point && strcmp(fault_point, point) == 0)
         kill(getpid(), SIGKILL);
 }
@@ -903,6 +904,8 @@ void herald__fault_io_arm(const char *point, int err, int after)
     pthread_mutex_unlock(&fault_io_mu);
 }
 
+/* Armed by herald__fault_io_arm, or by env HERALD_FAULT=<point>=EIO|ENOSPC (for processes a
+ * test runs, such as the CLI). */
 int herald__fault_io(const char *point)
 {
     pthread_mutex_lock(&fault_io_mu);
@@ -914,6 +917,10 @@ int herald__fault_io(const char *point)
             rc = -fault_io_err;
     }
     pthread_mutex_unlock(&fault_io_mu);
+    pthread_once(&fault_once, fault_init);
+    size_t n = strlen(point);
+    if (rc == 0 && fault_point && strncmp(fault_point, point, n) == 0 && fault_point[n] == '=')
+        rc = strcmp(fault_point + n + 1, "ENOSPC") == 0 ? -ENOSPC : -EIO;
     return rc;
 }
 

@@ -160,7 +160,8 @@ struct herald_store {
 
 /* Returns 0, or the negative errno armed for `point` by herald__fault_io_arm once `after` calls
  * of that point have passed; a point stays armed (a full disk stays full) until disarmed with
- * err 0. Points: "sqlite.wal_sync" (the syncer's fdatasync of the WAL). Thread: any. */
+ * err 0; or, in a whole process, by env HERALD_FAULT=<point>=EIO|ENOSPC. Points:
+ * "sqlite.wal_sync" (the syncer's fdatasync of the WAL). Thread: any. */
 int herald__fault_io(const char *point);
 void herald__fault_io_arm(const char *point, int err, int after);
 

@@ -4,7 +4,8 @@
  * directory, a FIFO. The CLI exits 1 with a "herald: " message that names what the path is
  * (issue 7 §4: /dev/null used to report "cannot rollback - no transaction is active", the
  * symptom of a failed migration on a file that cannot hold a database), and leaves the path as
- * it was. Each test owns a temp dir (also its cwd).
+ * it was. And a send whose fsync fails (HERALD_FAULT=sqlite.wal_sync=EIO|ENOSPC): exit 1 naming
+ * the cause, and the next process works. Each test owns a temp dir (also its cwd).
  */
 #include <criterion/criterion.h>
 
@@ -65,4 +66,35 @@ Test(cli_store_files, a_fifo_as_the_store_names_a_fifo)
     struct stat st;
     cr_assert_eq(stat(path, &st), 0);
     cr_assert(S_ISFIFO(st.st_mode), "the FIFO was replaced");
+}
+
+/* An fsync that fails (fault point sqlite.wal_sync, armed through HERALD_FAULT in the CLI's
+ * environment): the send exits 1 naming the cause; the next process reopens the store, which
+ * holds what was confirmed before and accepts writes. */
+static void failed_fsync_case(const char *fault, const char *cause)
+{
+    hx_cli_mkq("q");
+    OKV(NULL, "send", "q", "{\"n\":1}");
+    cr_assert_eq(setenv("HERALD_FAULT", fault, 1), 0);
+    char *out = NULL, *err = NULL;
+    int rc = RUN(NULL, &out, &err, "send", "q", "{\"n\":2}");
+    unsetenv("HERALD_FAULT");
+    cr_assert_eq(rc, 1, "exit %d; stderr: %s", rc, err);
+    const char *line = strstr(err, "herald: "); /* after the store's JSON log line */
+    cr_assert(line && strstr(line, cause) && strstr(line, "HERALD_EIO"),
+              "stderr does not name the cause (%s): %s", cause, err);
+    free(out);
+    free(err);
+    OKV(NULL, "send", "q", "{\"n\":3}");
+    cr_assert_geq(hx_cli_stat("q", "backlog_count"), 2, "a confirmed message is lost");
+}
+
+Test(cli_store_files, a_send_whose_fsync_fails_exits_1_with_io_error_on_fsync)
+{
+    failed_fsync_case("sqlite.wal_sync=EIO", "I/O error on fsync");
+}
+
+Test(cli_store_files, a_send_whose_fsync_finds_the_disk_full_exits_1_with_disk_full)
+{
+    failed_fsync_case("sqlite.wal_sync=ENOSPC", "disk full");
 }
