@@ -53,6 +53,8 @@ static struct {
     atomic_int max_in_flight;
     atomic_int started;
     atomic_int finished;
+    int want_overlap; /* h_slow_tracked: wait until this many handlers ran at once */
+    int hold_ms;      /* h_slow_tracked: then hold the message this long */
 } R;
 
 static void rec_reset(void)
@@ -416,7 +418,11 @@ static int h_slow_tracked(herald_delivery *d, void *ud)
     while (now > prev && !atomic_compare_exchange_weak(&R.max_in_flight, &prev, now)) {
     }
     record(d);
-    hx_sleep_ms(100);
+    int64_t end = hx_mono_ms() + 10000; /* a rendezvous that cannot happen ends here */
+    while (atomic_load(&R.max_in_flight) < R.want_overlap && hx_mono_ms() < end)
+        hx_sleep_ms(1);
+    if (R.hold_ms > 0)
+        hx_sleep_ms(R.hold_ms);
     atomic_fetch_sub(&R.in_flight, 1);
     return 0;
 }
@@ -502,15 +508,26 @@ Test(consumer, fewer_than_max_batch_size_are_delivered_after_max_batch_timeout)
 
 Test(consumer, empty_batches_are_never_delivered)
 {
+    /* Queue "w" is the witness: every dispatcher pass that delivers its message also looked
+     * at the empty "q" (no timeout: a batch of "q" would be due at once). */
     create_queue("q", HERALD_UNSET);
-    herald_consumer_cfg c = cfg_q(h_record_ok, 1, 0);
+    create_queue("w", HERALD_UNSET);
+    static const char *const qs[] = { "q", "w" };
+    herald_consumer_cfg c = cfg_for(qs, 2, h_record_ok);
+    c.max_batch_size = 1;
+    c.max_batch_timeout_ms = 0;
     start(&c);
-    hx_sleep_ms(300);
-    cr_assert_eq(n_batches(), 0, "handler called on an empty queue");
+    for (int i = 1; i <= 3; i++) {
+        send_json("w", "\"w\"", NULL);
+        HX_AWAIT(stats("w").acked_total == i);
+    }
+    cr_assert_eq(n_batches(), 3, "handler called on an empty queue");
     send_json("q", "{}", NULL);
     assert_acked_soon(1, NULL);
-    hx_sleep_ms(100);
-    cr_assert_eq(n_batches(), 1);
+    send_json("w", "\"w\"", NULL);
+    HX_AWAIT(stats("w").acked_total == 4);
+    stop(); /* its threads are joined: nothing is delivered after this */
+    cr_assert_eq(n_batches(), 5);
     cr_assert_eq(R.empty_batches, 0);
 }
 
@@ -640,8 +657,8 @@ Test(consumer, ack_all_acks_even_when_the_handler_fails)
 {
     const char *bodies[3] = { "1", "2", "3" };
     start_settlement(h_ack_all_then_fail, bodies, 3);
-    WAIT_UNTIL(stats("q").acked_total == 3);
-    hx_sleep_ms(100); /* a wrongful redelivery would show up now */
+    HX_AWAIT(stats("q").acked_total == 3);
+    stop(); /* the settlement committed whole: a retry of any message would show in it */
     herald_queue_stats st = stats("q");
     cr_assert_eq(st.acked_total, 3);
     cr_assert_eq(st.retried_total, 0);
@@ -752,6 +769,7 @@ Test(consumer, max_concurrency_caps_concurrent_handlers_and_is_reached)
     send_all("q", bodies, 6);
     herald_consumer_cfg c = cfg_q(h_slow_tracked, 1, 0);
     c.max_concurrency = 2;
+    R.want_overlap = 2; /* the first two handlers wait for each other */
     start(&c);
     assert_acked_soon(6, NULL);
     int mx = atomic_load(&R.max_in_flight);
@@ -765,6 +783,7 @@ Test(consumer, default_concurrency_runs_one_handler_at_a_time)
     const char *bodies[3] = { "1", "2", "3" };
     send_all("q", bodies, 3);
     herald_consumer_cfg c = cfg_q(h_slow_tracked, 1, 0);
+    R.hold_ms = 100; /* the window a second handler, wrongly started, would run in */
     start(&c);
     assert_acked_soon(3, NULL);
     cr_assert_eq(atomic_load(&R.max_in_flight), 1);
@@ -853,9 +872,8 @@ Test(consumer, stop_of_idle_consumer_returns_and_null_is_fine)
     start(&c);
     stop();
     herald_consumer_stop(NULL);
-    /* nothing consumes any more */
+    /* nothing consumes any more: its threads are joined */
     send_json("q", "{}", NULL);
-    hx_sleep_ms(100);
     cr_assert_eq(n_batches(), 0);
     cr_assert_eq(stats("q").backlog_count, 1);
 }
@@ -863,16 +881,23 @@ Test(consumer, stop_of_idle_consumer_returns_and_null_is_fine)
 Test(consumer, paused_queue_is_not_delivered_until_resumed)
 {
     create_queue("q", HERALD_UNSET);
+    create_queue("w", HERALD_UNSET); /* the witness: see empty_batches_are_never_delivered */
     cr_assert_eq(herald_queue_pause(env.store, "q"), 0);
     send_json("q", "\"held\"", NULL);
-    herald_consumer_cfg c = cfg_q(h_record_ok, 1, 0);
+    static const char *const qs[] = { "q", "w" };
+    herald_consumer_cfg c = cfg_for(qs, 2, h_record_ok);
+    c.max_batch_size = 1;
+    c.max_batch_timeout_ms = 0;
     start(&c);
-    hx_sleep_ms(300);
-    cr_assert_eq(n_batches(), 0, "a paused queue was delivered");
+    for (int i = 1; i <= 3; i++) {
+        send_json("w", "\"w\"", NULL);
+        HX_AWAIT(stats("w").acked_total == i);
+    }
+    cr_assert_eq(deliveries_of("\"held\"", NULL), 0, "a paused queue was delivered");
     cr_assert_eq(stats("q").backlog_count, 1);
     cr_assert_eq(herald_queue_resume(env.store, "q"), 0);
     assert_acked_soon(1, "resume did not restart delivery");
-    cr_assert_eq(n_recs(), 1);
+    cr_assert_eq(deliveries_of("\"held\"", NULL), 1);
 }
 
 /* ---- config validation ---------------------------------------------------------------------- */
