@@ -446,7 +446,8 @@ HERALD_API void herald_envelope_deinit(herald_envelope *e);
 /* Sends an event: its envelope is the message body (content type json), so every consumer and
  * `herald pull` sees event_id, type, ... in the body. delay_s: HERALD_UNSET or 0 .. 365 days.
  * event_id_out (may be NULL) gets the event's id. Errors: HERALD_EENVELOPE, HERALD_ECATALOG (a
- * strict catalog is set and refuses it), and as herald_send. */
+ * strict catalog in force on the store, or set on this handle, refuses it: see
+ * herald_store_set_catalog), and as herald_send. */
 HERALD_API int herald_send_event(herald_store *s, const char *queue, const herald_event *e,
                                  int64_t delay_s, char event_id_out[HERALD_ID_SIZE]);
 
@@ -618,7 +619,7 @@ HERALD_API void herald_topic_list_free(herald_topic_info *list, size_t n);
 HERALD_API int herald_publish(herald_store *s, const char *topic, const herald_msg *msgs, size_t n,
                               int64_t batch_delay_s, size_t *n_queues_out);
 /* Publishes one event (its envelope is the body of every copy). Errors: HERALD_EENVELOPE,
- * HERALD_ECATALOG (strict catalog), and as herald_publish. */
+ * HERALD_ECATALOG (a strict catalog in force refuses it), and as herald_publish. */
 HERALD_API int herald_publish_event(herald_store *s, const char *topic, const herald_event *e,
                                     int64_t delay_s, char event_id_out[HERALD_ID_SIZE]);
 

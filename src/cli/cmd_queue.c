@@ -12,7 +12,8 @@
 static const char *const usage_queues =
     "usage: herald queues create NAME [--max-retries N] [--retry-delay S]\n"
     "                            [--dead-letter-queue DLQ] [--delivery-delay S]\n"
-    "                            [--max-message-bytes N] [--retention S]\n"
+    "                            [--max-message-bytes N] [--message-retention-period S]\n"
+    "       (--retention S is another name of --message-retention-period: herald.jsonc's key)\n"
     "       herald queues update NAME [same options as create]\n"
     "       herald queues list\n"
     "       herald queues get NAME\n"
@@ -65,7 +66,12 @@ static int settings_from_opts(const cli_opt *o, int n, herald_queue_settings *st
         { "max-message-bytes", &st->max_message_bytes, 1, 1024 * 1024, "bytes" },
         { "retention", &st->message_retention_period_s, HERALD_MIN_RETENTION_S,
           HERALD_MAX_RETENTION_S, "s" },
+        { "message-retention-period", &st->message_retention_period_s, HERALD_MIN_RETENTION_S,
+          HERALD_MAX_RETENTION_S, "s" },
     };
+    if (cli_opt_get(o, n, "retention") && cli_opt_get(o, n, "message-retention-period"))
+        return cli_usage(NULL, "give --message-retention-period or its alias --retention, "
+                               "not both");
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         const char *v = cli_opt_get(o, n, ints[i].name);
         if (v && cli_int_range(ints[i].name, v, ints[i].lo, ints[i].hi, ints[i].unit,
@@ -125,6 +131,7 @@ int cmd_queues(const cli_ctx *ctx, int argc, char **argv)
         { "max-retries", true, NULL },     { "retry-delay", true, NULL },
         { "dead-letter-queue", true, NULL }, { "delivery-delay", true, NULL },
         { "max-message-bytes", true, NULL }, { "retention", true, NULL },
+        { "message-retention-period", true, NULL },
     };
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
     char *pos[64];

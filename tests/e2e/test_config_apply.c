@@ -390,6 +390,19 @@ Test(config_apply, retention_is_an_alias_of_message_retention_period)
     char *err = FAIL(1, NULL, "config", "check", "both.jsonc");
     cr_assert(hx_mentions(err, "not both"), "%s", err);
     free(err);
+    /* the CLI: --message-retention-period, and --retention as its other name */
+    OKV(NULL, "queues", "create", "c", "--message-retention-period", "7200");
+    OKV(NULL, "queues", "create", "d", "--retention", "600");
+    q = JSON(NULL, "queues", "get", "c", "--json");
+    cr_assert_eq(hx_json_int(json_object_get(q, "settings"), "message_retention_period"), 7200);
+    json_decref(q);
+    q = JSON(NULL, "queues", "get", "d", "--json");
+    cr_assert_eq(hx_json_int(json_object_get(q, "settings"), "message_retention_period"), 600);
+    json_decref(q);
+    err = FAIL(2, NULL, "queues", "update", "c", "--retention", "600",
+               "--message-retention-period", "700");
+    cr_assert(hx_mentions(err, "not both"), "%s", err);
+    free(err);
 }
 
 static const char *repo_root(void)
