@@ -189,10 +189,9 @@ Test(topics, kill_9_while_publishing_never_leaves_subscribers_disagreeing, .time
     char *url = hx_url(g_env.dir, "herald.db");
     hx_env_close(&g_env);
     for (int round = 0; round < 4; round++) {
-        pid_t pid = fork();
-        cr_assert_geq(pid, 0);
+        int rfd = -1, wfd = -1;
+        pid_t pid = hx_fork_child(&rfd, &wfd);
         if (pid == 0) {
-            prctl(PR_SET_PDEATHSIG, SIGKILL);
             herald_store *s = NULL;
             if (herald_store_open(url, NULL, &s) < 0)
                 _exit(3);
@@ -202,10 +201,16 @@ Test(topics, kill_9_while_publishing_never_leaves_subscribers_disagreeing, .time
                 herald_msg m[3] = { json_msg(body), json_msg(body), json_msg(body) };
                 if (herald_publish(s, "brand-events", m, 3, HERALD_UNSET, NULL) < 0)
                     _exit(4);
+                if (i == 0)
+                    hx_write_all(wfd, "p", 1); /* one publish is durable */
             }
             _exit(0);
         }
-        hx_sleep_ms(30 + round * 40);
+        char c = 0;
+        cr_assert_eq(read(rfd, &c, 1), 1, "the child published nothing");
+        close(rfd);
+        /* not a synchronisation: only where in its publishing loop the kill lands */
+        hx_sleep_us(rand() % (20000 + round * 40000));
         kill(pid, SIGKILL);
         int st = 0;
         waitpid(pid, &st, 0);
