@@ -76,8 +76,9 @@ int herald__sq_catalog_get(herald_store *s, bool on_writer, herald__catalog_row 
         if (src == SQLITE_ROW)
             fill_row(st, out);
     }
-    int rc = src == SQLITE_ROW || src == SQLITE_DONE ? 0
-                                                      : herald__sq_fail(db, src, "read the catalog");
+    int rc = src == SQLITE_ROW || src == SQLITE_DONE
+                 ? 0
+                 : herald__sq_fail(db, src, "read the catalog");
     sqlite3_finalize(st);
     return rc;
 }
