@@ -382,6 +382,7 @@ static void settle(herald_consumer *c, herald_delivery *d, int handler_rc, doubl
     for (size_t i = 0; i < n; i++) {
         herald__settle_item *it = &items[i];
         (void)herald__lease_parse(d->batch.msgs[i].lease_id, &it->ref);
+        it->body_bytes = (int64_t)d->batch.msgs[i].body_len;
         uint8_t st = d->state[i];
         int64_t delay = HERALD_UNSET;
         if (st == ST_RETRY) {
@@ -429,6 +430,7 @@ static void run_chain(herald_consumer *c, herald_delivery *d)
                        (double)(herald__mono_ns() - t0) / 1e6);
         herald__settle_item *it = &items[i];
         (void)herald__lease_parse(m->lease_id, &it->ref);
+        it->body_bytes = (int64_t)m->body_len;
         it->delay_s = HERALD_UNSET;
         if (rc == 0) {
             if (ctx.record_processed && has_env[i]) {

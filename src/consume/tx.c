@@ -199,6 +199,7 @@ static void item_init(herald__eo_op *o, size_t i, herald__settle_item *it)
     (void)herald__lease_parse(m->lease_id, &it->ref);
     it->is_taken = true;
     it->delay_s = HERALD_UNSET;
+    it->body_bytes = (int64_t)m->body_len; /* the queue's byte count needs no read */
     herald__settle_trace(it, &o->traces[i], m, o->has_env[i] ? &o->envs[i] : NULL);
 }
 

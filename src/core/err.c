@@ -18,10 +18,14 @@ static _Thread_local int err_rc;
 
 int herald__err(int rc, const char *fmt, ...)
 {
+    /* Messages quote user input ("%.100s"), which may cut a character or be invalid UTF-8:
+     * the text is cleaned, so that JSON output and log lines can carry it. */
+    char text[sizeof err_text];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err_text, sizeof err_text, fmt, ap);
+    vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    herald__utf8_copy(err_text, sizeof err_text, text);
     err_rc = rc;
     return rc;
 }

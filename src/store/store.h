@@ -55,6 +55,8 @@ typedef struct herald__settle_item {
     const herald__trace_info *trace; /* NULL: not traced */
     const char *message_id;          /* with trace */
     int attempt;                     /* with trace */
+    int64_t body_bytes; /* the message's body length when > 0 (what the lease or take read):
+                         * keeps the queue's byte count without reading the row; 0: looked up */
 } herald__settle_item;
 
 /* Marks the settlement of m as traced, with the correlation of its parsed envelope (t: the

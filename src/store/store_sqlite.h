@@ -24,13 +24,13 @@ enum {
     W_TOPIC_ENSURE, W_TOPIC_SUB, W_TOPIC_UNSUB, W_TOPIC_EXISTS, W_TOPIC_TARGETS, W_TOPIC_COUNT,
     W_QUEUE_SUBS_DELETE, W_OUTBOX_PUT, W_OUTBOX_MARK, W_OUTBOX_PRUNE,
     W_ATTEMPT_ADD, W_ATTEMPT_PRUNE, W_DEAD_GET, W_REDRIVE, W_AUDIT_ADD,
-    W_METRICS_ADD, W_TRACE_ADD, W_TRACE_PRUNE,
+    W_METRICS_ADD, W_TRACE_ADD, W_TRACE_PRUNE, W_QUEUE_RECOUNT, W_EXPIRY_FLOOR,
     W_N
 };
 
 /* Statements of the reader connection. */
 enum {
-    R_QUEUE_BY_NAME, R_QUEUE_LIST, R_STATS, R_PEEK, R_READY_COUNT, R_NEXT_DUE, R_DATA_VERSION,
+    R_QUEUE_BY_NAME, R_QUEUE_LIST, R_STATS_EXPIRED, R_STATS_LATER, R_STATS_HEAD, R_PEEK, R_READY_COUNT, R_NEXT_DUE, R_DATA_VERSION,
     R_TOPIC_LIST, R_TOPIC_SUBS, R_OUTBOX_PENDING, R_OUTBOX_COUNT,
     R_ATTEMPTS, R_DEAD_PAGE, R_AUDIT, R_PROCESSED_CHECK, R_PROCESSED_CHECK_OTHER, R_METRICS,
     R_TRACE, R_MSG_GET, R_EXPIRED_SCAN,
@@ -69,6 +69,8 @@ typedef struct sq_store {
     void *qcache;          /* writer: queue rows of the current transaction */
     bool w_user_mode, r_user_mode; /* the authorizer applies (store_sqlite_sql.c) */
     void *pending;         /* writer: counter deltas of the current transaction */
+    int64_t sweep_start_ms; /* __atomic: store time the current retention pass began scanning
+                             * (reader); the pass's end raises the queues' expiry floors to it */
     sqlite3_stmt *catalog_st[2]; /* store_sqlite_catalog.c: version read, [0] rdb, [1] wdb */
 } sq_store;
 
@@ -185,8 +187,11 @@ int herald__sq_msg_get(herald_store *s, const char *queue, const char *id, int64
 int herald__sq_audit(herald_store *s, const char *dlq, herald_audit_entry **out, size_t *n);
 /* Queue id and retention of a queue (writer); HERALD_ENOQUEUE naming it. */
 int herald__sq_queue_ident(sq_store *q, const char *name, int64_t *id, int64_t *retention_s);
-/* Adds to a queue's sent counter in the current transaction. */
-int herald__sq_count_sent(sq_store *q, int64_t queue_id, int64_t n);
+/* Counts a message row moved (redriven) from queue from_id (old_bytes of body) to to_id
+ * (new_bytes, expiring at new_expires_ms): sent_total and the message counts, in the current
+ * transaction. */
+int herald__sq_count_moved(sq_store *q, int64_t from_id, int64_t to_id, int64_t old_bytes,
+                           int64_t new_bytes, int64_t new_expires_ms);
 
 int herald__sq_processed_check(herald_store *s, const char *queue, const char *event_id,
                                bool *seen);

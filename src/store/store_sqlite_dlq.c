@@ -55,7 +55,9 @@ int herald__sq_redrive_one(herald_store *s, const char *dlq, int64_t seq, const 
     sqlite3_bind_int64(st, 2, dlq_id);
     int src = sqlite3_step(st);
     char id[HERALD_ID_SIZE] = "", from[HERALD_QUEUE_NAME_MAX + 1] = "";
+    int64_t old_bytes = 0;
     if (src == SQLITE_ROW) {
+        old_bytes = sqlite3_column_int64(st, 2);
         snprintf(id, sizeof id, "%s", sqlite3_column_text(st, 0));
         if (sqlite3_column_type(st, 1) != SQLITE_NULL)
             snprintf(from, sizeof from, "%s", sqlite3_column_text(st, 1));
@@ -95,7 +97,8 @@ int herald__sq_redrive_one(herald_store *s, const char *dlq, int64_t seq, const 
     sqlite3_bind_int64(st, 2, dlq_id);
     if ((rc = herald__sq_exec(q, st, "remove redriven dead letter")) < 0)
         return rc;
-    if ((rc = herald__sq_count_sent(q, to_id, 1)) < 0)
+    if ((rc = herald__sq_count_moved(q, dlq_id, to_id, old_bytes,
+                                     body ? (int64_t)len : old_bytes, now_ms + to_ret * 1000)) < 0)
         return rc;
     st = q->w[W_AUDIT_ADD];
     sqlite3_bind_int64(st, 1, now_ms);

@@ -26,9 +26,20 @@
  * Per transaction, on the writer: queue rows are cached (qcache) and counter deltas are kept in
  * memory and written once at commit (pending counters, with savepoint snapshots), both reset at
  * begin and rollback. A lease's output batch belongs to the caller; on failure it is freed here.
+ * Per-queue message counts (migration 0013): herald_queues.msg_count / msg_bytes are the rows
+ *   and body bytes the queue stores, expiry_floor_ms a lower bound of their expires_at_ms. Every
+ *   insert and delete of a message row adds its delta to the pending counters of the same
+ *   transaction: msg_put, dead_letter (both queues), the lease's and expire's deletes of expired
+ *   rows, settle's acks (the body length comes from the settle item - what the lease or take
+ *   read - or from the row; a page of acks that finds fewer rows than it names recounts the
+ *   queue: recount()), purge (recount), redrive (store_sqlite_dlq.c: herald__sq_count_moved).
+ *   An insert lowers the floor to its expiry; a complete retention pass raises every floor to
+ *   the time its scan began (herald__sq_sweep), since it deleted every row expired by then.
  * Invariants: (1) a lease, its expiry, the attempt count and the next visible time change in one
  *   UPDATE; (2) a row has at most one live lease (lease_tag); (3) attempts never decreases within
- *   a queue; (4) per-queue counters change in the same transaction as the rows they count.
+ *   a queue; (4) per-queue counters change in the same transaction as the rows they count;
+ *   (5) msg_count / msg_bytes equal count(*) / sum(length(body)) of the queue's rows, and no row
+ *   expires before expiry_floor_ms, whenever a transaction commits.
  */
 #include "store/store_sqlite.h"
 
@@ -83,8 +94,15 @@ const char *const herald__sq_wsql[W_N] = {
     [W_COUNTERS] = "UPDATE herald_queues SET sent_total = sent_total + ?2, "
                    "acked_total = acked_total + ?3, retried_total = retried_total + ?4, "
                    "dead_lettered_total = dead_lettered_total + ?5, "
-                   "deleted_total = deleted_total + ?6, expired_total = expired_total + ?7 "
+                   "deleted_total = deleted_total + ?6, expired_total = expired_total + ?7, "
+                   "msg_count = msg_count + ?8, msg_bytes = msg_bytes + ?9, "
+                   "expiry_floor_ms = min(expiry_floor_ms, coalesce(?10, expiry_floor_ms)) "
                    "WHERE queue_id = ?1",
+    /* rare: a page of acks found rows already gone, a purge (see recount()) */
+    [W_QUEUE_RECOUNT] = "UPDATE herald_queues SET (msg_count, msg_bytes) = (SELECT count(*), "
+                        "coalesce(sum(length(body)), 0) FROM herald_messages "
+                        "WHERE herald_messages.queue_id = ?1) WHERE queue_id = ?1",
+    [W_EXPIRY_FLOOR] = "UPDATE herald_queues SET expiry_floor_ms = ?1 WHERE expiry_floor_ms < ?1",
     [W_MSG_INSERT] = "INSERT INTO herald_messages (queue_id, visible_at_ms, attempts, "
                      "expires_at_ms, sent_ms, content_type, id, body, correlation_id, event_id, "
                      "event_type, seq) VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
@@ -101,8 +119,8 @@ const char *const herald__sq_wsql[W_N] = {
      * hot path: SQLite buffers RETURNING rows in an ephemeral table per statement, which cost
      * more than the update itself; the scan already read the rows. */
     [W_MSG_DELETE] = "DELETE FROM herald_messages WHERE seq = ?1 AND queue_id = ?2",
-    [W_MSG_STATE] = "SELECT attempts, lease_tag, id, correlation_id, event_id, event_type "
-                    "FROM herald_messages WHERE seq = ?1 AND queue_id = ?2",
+    [W_MSG_STATE] = "SELECT attempts, lease_tag, id, correlation_id, event_id, event_type, "
+                    "length(body) FROM herald_messages WHERE seq = ?1 AND queue_id = ?2",
     [W_MSG_RETRY] = "UPDATE herald_messages SET visible_at_ms = ?2, lease_tag = NULL, "
                     "last_error = coalesce(?3, last_error) WHERE seq = ?1",
     /* a dead letter and a redriven message keep their trace columns: still in the trace */
@@ -117,7 +135,7 @@ const char *const herald__sq_wsql[W_N] = {
                      "WHERE seq = ?1 AND lease_tag = ?2 AND queue_id = ?4",
     /* RETURNING is fine here: a rare path (see the lease for why not elsewhere). */
     [W_EXPIRE_ONE] = "DELETE FROM herald_messages WHERE seq = ?1 AND expires_at_ms <= ?2 "
-                     "RETURNING queue_id",
+                     "RETURNING queue_id, length(body)",
     /* UUIDv7 event ids (migration 0011): the key orders them by creation time; ?3 is the id
      * prefix of the cutoff, so the prune walks the key range of ids created before it. */
     [W_PROCESSED_ADD] = "INSERT OR IGNORE INTO herald_processed_events "
@@ -147,7 +165,8 @@ const char *const herald__sq_wsql[W_N] = {
     [W_ATTEMPT_ADD] = "INSERT INTO herald_attempts (message_id, queue, attempt, error, at_ms) "
                       "VALUES (?1, ?2, ?3, ?4, ?5)",
     [W_ATTEMPT_PRUNE] = "DELETE FROM herald_attempts WHERE at_ms < ?1",
-    [W_DEAD_GET] = "SELECT id, dead_from FROM herald_messages WHERE seq = ?1 AND queue_id = ?2",
+    [W_DEAD_GET] = "SELECT id, dead_from, length(body) FROM herald_messages "
+                   "WHERE seq = ?1 AND queue_id = ?2",
     /* ?5: the edited body, or NULL to keep the dead letter's */
     [W_REDRIVE] = "INSERT INTO herald_messages (queue_id, visible_at_ms, attempts, expires_at_ms, "
                   "sent_ms, content_type, id, body, seq, correlation_id, event_id, event_type) "
@@ -173,14 +192,18 @@ const char *const herald__sq_wsql[W_N] = {
 
 const char *const herald__sq_rsql[R_N] = {
     [R_QUEUE_BY_NAME] = "SELECT " QUEUE_COLS ", sent_total, acked_total, retried_total, "
-                        "dead_lettered_total, deleted_total, expired_total "
-                        "FROM herald_queues WHERE name = ?1",
+                        "dead_lettered_total, deleted_total, expired_total, msg_count, "
+                        "msg_bytes, expiry_floor_ms FROM herald_queues WHERE name = ?1",
     [R_QUEUE_LIST] = "SELECT " QUEUE_COLS " FROM herald_queues ORDER BY name",
-    [R_STATS] = "SELECT count(*), total(length(body)), min(sent_ms), "
-                "total(visible_at_ms <= ?2), "
-                "total(visible_at_ms > ?2 AND lease_tag IS NULL), "
-                "total(visible_at_ms > ?2 AND lease_tag IS NOT NULL) "
-                "FROM herald_messages WHERE queue_id = ?1 AND expires_at_ms > ?2",
+    /* stats (see herald__sq_queue_stats for what each costs) */
+    [R_STATS_EXPIRED] = "SELECT count(*), coalesce(sum(length(body)), 0) FROM herald_messages "
+                        "WHERE queue_id = ?1 AND expires_at_ms <= ?2",
+    [R_STATS_LATER] = "SELECT total(lease_tag IS NULL), total(lease_tag IS NOT NULL), "
+                      "min(sent_ms) FROM herald_messages "
+                      "WHERE queue_id = ?1 AND visible_at_ms > ?2 AND expires_at_ms > ?2",
+    [R_STATS_HEAD] = "SELECT min(sent_ms) FROM (SELECT sent_ms FROM herald_messages "
+                     "WHERE queue_id = ?1 AND visible_at_ms <= ?2 AND expires_at_ms > ?2 "
+                     "ORDER BY visible_at_ms LIMIT 100)",
     [R_PEEK] = "SELECT seq, id, sent_ms, content_type, body, attempts, dead_from, "
                "dead_attempts, last_error, visible_at_ms FROM herald_messages "
                "WHERE queue_id = ?1 AND expires_at_ms > ?2 "
@@ -230,9 +253,11 @@ typedef struct qrow {
     bool is_paused;
 } qrow;
 
-/* Per-queue counter deltas, written once per op (invariant 4). */
+/* Per-queue counter deltas, written once per op (invariant 4). msgs / bytes: rows and body
+ * bytes stored (inserts minus deletes); expires_min: the earliest expiry inserted, 0 = none. */
 typedef struct counters {
     int64_t sent, acked, retried, dead, deleted, expired;
+    int64_t msgs, bytes, expires_min;
 } counters;
 
 static void copy_text(char *dst, size_t cap, const unsigned char *src)
@@ -367,12 +392,19 @@ static int write_counters_now(sq_store *q, int64_t queue_id, const counters *c)
     sqlite3_bind_int64(st, 5, c->dead);
     sqlite3_bind_int64(st, 6, c->deleted);
     sqlite3_bind_int64(st, 7, c->expired);
+    sqlite3_bind_int64(st, 8, c->msgs);
+    sqlite3_bind_int64(st, 9, c->bytes);
+    if (c->expires_min)
+        sqlite3_bind_int64(st, 10, c->expires_min);
+    else
+        sqlite3_bind_null(st, 10);
     return herald__sq_exec(q, st, "update queue counters");
 }
 
 static int write_counters(sq_store *q, int64_t queue_id, const counters *c)
 {
-    if (!c->sent && !c->acked && !c->retried && !c->dead && !c->deleted && !c->expired)
+    if (!c->sent && !c->acked && !c->retried && !c->dead && !c->deleted && !c->expired &&
+        !c->msgs && !c->bytes && !c->expires_min)
         return 0;
     pend_set *s = &pending(q)->cur;
     int i = 0;
@@ -392,7 +424,32 @@ static int write_counters(sq_store *q, int64_t queue_id, const counters *c)
     t->dead += c->dead;
     t->deleted += c->deleted;
     t->expired += c->expired;
+    t->msgs += c->msgs;
+    t->bytes += c->bytes;
+    if (c->expires_min && (!t->expires_min || c->expires_min < t->expires_min))
+        t->expires_min = c->expires_min;
     return 0;
+}
+
+/* Sets queue_id's msg_count / msg_bytes from its rows: O(its rows), for the rare cases where a
+ * delete's size is unknown. The pending deltas are written first, so the count is exact after
+ * this op whatever came before it in the transaction. */
+static int recount(sq_store *q, int64_t queue_id)
+{
+    int rc = herald__sq_counters_flush(q);
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_int64(q->w[W_QUEUE_RECOUNT], 1, queue_id);
+    return herald__sq_exec(q, q->w[W_QUEUE_RECOUNT], "recount queue");
+}
+
+int herald__sq_count_moved(sq_store *q, int64_t from_id, int64_t to_id, int64_t old_bytes,
+                           int64_t new_bytes, int64_t new_expires_ms)
+{
+    counters from = { .msgs = -1, .bytes = -old_bytes };
+    counters to = { .sent = 1, .msgs = 1, .bytes = new_bytes, .expires_min = new_expires_ms };
+    int rc = write_counters(q, from_id, &from);
+    return rc < 0 ? rc : write_counters(q, to_id, &to);
 }
 
 int herald__sq_counters_flush(sq_store *q)
@@ -491,6 +548,8 @@ int herald__sq_queue_purge(herald_store *s, const char *name, int64_t *n_deleted
     rc = herald__sq_exec(q, q->w[W_QUEUE_MSGS_DELETE], "purge queue");
     if (rc == 0 && n_deleted)
         *n_deleted = sqlite3_changes64(q->wdb);
+    if (rc == 0)
+        rc = recount(q, r.id); /* no row left: cheap */
     return rc;
 }
 
@@ -529,14 +588,19 @@ int herald__sq_msg_put(herald_store *s, const char *queue, const herald__msg_in 
         }
     }
     sqlite3_stmt *st = q->w[W_MSG_INSERT];
+    counters c = { .sent = (int64_t)n, .msgs = (int64_t)n };
     for (size_t i = 0; i < n; i++) {
         int64_t delay_s = m[i].delay_s != HERALD_UNSET ? m[i].delay_s
                           : batch_delay_s != HERALD_UNSET ? batch_delay_s
                                                           : r.delivery_delay_s;
         int64_t visible = now_ms + delay_s * 1000;
+        int64_t expires = visible + r.retention_s * 1000;
+        c.bytes += (int64_t)m[i].body_len;
+        if (!c.expires_min || expires < c.expires_min)
+            c.expires_min = expires;
         sqlite3_bind_int64(st, 1, r.id);
         sqlite3_bind_int64(st, 2, visible);
-        sqlite3_bind_int64(st, 3, visible + r.retention_s * 1000);
+        sqlite3_bind_int64(st, 3, expires);
         sqlite3_bind_int64(st, 4, now_ms);
         sqlite3_bind_int(st, 5, (int)m[i].content_type);
         sqlite3_bind_text(st, 6, m[i].id, HERALD_ID_SIZE - 1, SQLITE_STATIC);
@@ -560,7 +624,6 @@ int herald__sq_msg_put(herald_store *s, const char *queue, const herald__msg_in 
             (rc = herald__sq_trace_add(q, t, "sent", queue, m[i].id, "", 0, "", now_ms)) < 0)
             return rc;
     }
-    counters c = { .sent = (int64_t)n };
     return write_counters(q, r.id, &c);
 }
 
@@ -593,10 +656,11 @@ static int default_settings_queue(sq_store *q, const char *name, int64_t now_ms,
     return rc;
 }
 
-/* Moves row `seq` (exhausted) to the dead-letter queue, or deletes it when there is none. */
+/* Moves row `seq` (exhausted; its body is `bytes` long) to the dead-letter queue, or deletes
+ * it when there is none. */
 static int dead_letter(sq_store *q, const qrow *src, const char *src_name, int64_t seq,
-                       const char *msg_id, const char *dlq, const char *error, int64_t now_ms,
-                       counters *c)
+                       int64_t bytes, const char *msg_id, const char *dlq, const char *error,
+                       int64_t now_ms, counters *c)
 {
     int rc = 0;
     if (dlq && dlq[0] && strcmp(dlq, src_name) != 0) {
@@ -621,7 +685,8 @@ static int dead_letter(sq_store *q, const qrow *src, const char *src_name, int64
         sqlite3_bind_int64(st, 7, herald__sq_next_seq(q));
         rc = herald__sq_exec(q, st, "move message to dead-letter queue");
         if (rc == 0) {
-            counters dc = { .sent = 1 };
+            counters dc = { .sent = 1, .msgs = 1, .bytes = bytes,
+                            .expires_min = now_ms + d.retention_s * 1000 };
             rc = write_counters(q, d.id, &dc);
         }
         c->dead++;
@@ -637,6 +702,8 @@ static int dead_letter(sq_store *q, const qrow *src, const char *src_name, int64
         sqlite3_bind_int64(del, 1, seq);
         sqlite3_bind_int64(del, 2, src->id);
         rc = herald__sq_exec(q, del, "delete message");
+        c->msgs--;
+        c->bytes -= bytes;
     }
     return rc;
 }
@@ -751,6 +818,8 @@ static int lease_or_take(herald_store *s, const char *queue, int max_n, int64_t 
                 sqlite3_bind_int64(del, 2, r.id);
                 rc = herald__sq_exec(q, del, "delete expired message");
                 c.expired++;
+                c.msgs--;
+                c.bytes -= (int64_t)k->m->body_len;
                 continue;
             }
             if (k->was_leased) {
@@ -769,7 +838,7 @@ static int lease_or_take(herald_store *s, const char *queue, int max_n, int64_t 
             if (k->attempts >= max_retries + 1) { /* its last lease expired unsettled */
                 /* its last attempt: an expired lease, or (taken, crash-charged) the row's
                  * own last_error */
-                rc = dead_letter(q, &r, queue, k->seq, k->m->id, dlq,
+                rc = dead_letter(q, &r, queue, k->seq, (int64_t)k->m->body_len, k->m->id, dlq,
                                  k->was_leased ? LEASE_EXPIRED : NULL, now_ms, &c);
                 continue;
             }
@@ -820,15 +889,17 @@ int herald__sq_take(herald_store *s, const char *queue, int max_n, const herald_
     return lease_or_take(s, queue, max_n, 0, p, now_ms, out, true);
 }
 
-/* Trace columns of row seq: 1 if it is traced, 0 if not (or gone), < 0 on error. */
+/* Trace columns of row seq: 1 if it is traced, 0 if not (or gone), < 0 on error. *bytes: its
+ * body length (-1: the row is gone). */
 static int read_trace(sq_store *q, int64_t seq, int64_t queue_id, herald__trace_info *t,
-                      char id[HERALD_ID_SIZE], int *attempts)
+                      char id[HERALD_ID_SIZE], int *attempts, int64_t *bytes)
 {
     sqlite3_stmt *st = q->w[W_MSG_STATE];
     sqlite3_bind_int64(st, 1, seq);
     sqlite3_bind_int64(st, 2, queue_id);
     int traced = 0;
     int src = sqlite3_step(st);
+    *bytes = src == SQLITE_ROW ? sqlite3_column_int64(st, 6) : -1;
     if (src != SQLITE_ROW && src != SQLITE_DONE)
         traced = herald__sq_fail(q->wdb, src, "read message trace");
     else if (src == SQLITE_ROW && sqlite3_column_type(st, 3) != SQLITE_NULL) {
@@ -860,8 +931,9 @@ int herald__sq_settle(herald_store *s, const char *queue, const herald__settle_i
     /* Plain acks of a consumer (no trace, no processed record) are deleted together, one
      * statement per page of 100 (W_ACK_BATCH); the others row by row below. */
     int64_t ack_seqs[HERALD_MAX_BATCH_MESSAGES];
+    int64_t ack_bytes = 0; /* their body bytes (the items know them) */
     int n_ack = 0;
-    bool batch_acks = p && p->handler_name;
+    bool batch_acks = p && p->handler_name, needs_recount = false;
     for (size_t i = 0; rc == 0 && i <= n; i++) {
         bool flush = n_ack > 0 && (i == n || n_ack == HERALD_MAX_BATCH_MESSAGES);
         if (flush) {
@@ -874,27 +946,38 @@ int herald__sq_settle(herald_store *s, const char *queue, const herald__settle_i
             res->n_acked += deleted;
             res->n_missing += n_ack - deleted;
             c.acked += deleted;
+            if (deleted == n_ack) {
+                c.msgs -= deleted;
+                c.bytes -= ack_bytes;
+            } else { /* some were gone already: which ones' bytes went is unknown */
+                needs_recount = true;
+            }
             n_ack = 0;
+            ack_bytes = 0;
         }
         if (rc < 0 || i == n)
             break;
         const herald__settle_item *it = &items[i];
-        if (batch_acks && !it->is_retry && !it->trace && !it->processed_event_id) {
+        if (batch_acks && !it->is_retry && !it->trace && !it->processed_event_id &&
+            it->body_bytes > 0) {
             ack_seqs[n_ack++] = it->ref.seq;
+            ack_bytes += it->body_bytes;
             continue;
         }
         herald__trace_info looked_up;
         const herald__trace_info *trace = it->trace;
         char looked_id[HERALD_ID_SIZE] = "";
         int looked_attempt = 0;
-        if (!trace && !it->is_retry && !batch_acks) {
-            /* the pull API: find out here whether the message is traced */
-            int t = read_trace(q, it->ref.seq, r.id, &looked_up, looked_id, &looked_attempt);
+        int64_t bytes = it->body_bytes;
+        if (!it->is_retry && (bytes <= 0 || (!trace && !batch_acks))) {
+            /* the pull API: find out here whether the message is traced (and its size) */
+            int t = read_trace(q, it->ref.seq, r.id, &looked_up, looked_id, &looked_attempt,
+                               &bytes);
             if (t < 0) {
                 rc = t;
                 break;
             }
-            if (t > 0)
+            if (t > 0 && !trace && !batch_acks)
                 trace = &looked_up;
         }
         if (!it->is_retry) {
@@ -906,6 +989,8 @@ int herald__sq_settle(herald_store *s, const char *queue, const herald__settle_i
             if (deleted) {
                 res->n_acked++;
                 c.acked++;
+                c.msgs--;
+                c.bytes -= bytes;
             } else if (rc == 0) {
                 res->n_missing++;
             }
@@ -929,7 +1014,9 @@ int herald__sq_settle(herald_store *s, const char *queue, const herald__settle_i
         bool has_tag = false;
         int64_t tag = 0;
         char id[HERALD_ID_SIZE] = "";
+        int64_t row_bytes = 0;
         if (src == SQLITE_ROW) {
+            row_bytes = sqlite3_column_int64(st, 6);
             attempts = sqlite3_column_int64(st, 0);
             has_tag = sqlite3_column_type(st, 1) != SQLITE_NULL;
             tag = sqlite3_column_int64(st, 1);
@@ -981,7 +1068,8 @@ int herald__sq_settle(herald_store *s, const char *queue, const herald__settle_i
                 break;
         }
         if (it->is_dead || attempts >= max_retries + 1) {
-            rc = dead_letter(q, &r, queue, it->ref.seq, id, dlq, it->error, now_ms, &c);
+            rc = dead_letter(q, &r, queue, it->ref.seq, row_bytes, id, dlq, it->error, now_ms,
+                             &c);
             res->n_dead++;
             continue;
         }
@@ -999,6 +1087,8 @@ int herald__sq_settle(herald_store *s, const char *queue, const herald__settle_i
     }
     if (rc == 0)
         rc = write_counters(q, r.id, &c);
+    if (rc == 0 && needs_recount)
+        rc = recount(q, r.id);
     return rc;
 }
 
@@ -1022,6 +1112,15 @@ int herald__sq_extend(herald_store *s, const char *queue, const herald__lease_re
 int herald__sq_sweep(herald_store *s, int64_t now_ms, int64_t *n_pruned)
 {
     sq_store *q = (sq_store *)s;
+    /* Called once a retention pass deleted every row expired when its scan began: no row
+     * expires before then (invariant 5). */
+    int64_t pass_ms = __atomic_exchange_n(&q->sweep_start_ms, 0, __ATOMIC_SEQ_CST);
+    if (pass_ms > 0) {
+        sqlite3_bind_int64(q->w[W_EXPIRY_FLOOR], 1, pass_ms);
+        int frc = herald__sq_exec(q, q->w[W_EXPIRY_FLOOR], "raise expiry floors");
+        if (frc < 0)
+            return frc;
+    }
     sqlite3_bind_int64(q->w[W_ATTEMPT_PRUNE], 1, now_ms - 14LL * 86400 * 1000);
     int rc = herald__sq_exec(q, q->w[W_ATTEMPT_PRUNE], "prune attempt history");
     int64_t n = rc == 0 ? sqlite3_changes64(q->wdb) : 0;
@@ -1047,7 +1146,7 @@ int herald__sq_expire(herald_store *s, const int64_t *seqs, size_t n, int64_t no
         sqlite3_bind_int64(st, 2, now_ms);
         int src = sqlite3_step(st);
         if (src == SQLITE_ROW) { /* the row is still expired: it is deleted with its count */
-            counters c = { .expired = 1 };
+            counters c = { .expired = 1, .msgs = -1, .bytes = -sqlite3_column_int64(st, 1) };
             rc = write_counters(q, sqlite3_column_int64(st, 0), &c);
             total++;
             src = sqlite3_step(st);
@@ -1065,6 +1164,8 @@ int herald__sq_expired_scan(herald_store *s, int64_t now_ms, int64_t after_seq, 
                             size_t max, size_t *n)
 {
     sq_store *q = (sq_store *)s;
+    if (after_seq == 0) /* a retention pass begins: see herald__sq_sweep */
+        __atomic_store_n(&q->sweep_start_ms, now_ms, __ATOMIC_SEQ_CST);
     sqlite3_stmt *st = q->r[R_EXPIRED_SCAN];
     sqlite3_bind_int64(st, 1, now_ms);
     sqlite3_bind_int64(st, 2, after_seq);
@@ -1098,9 +1199,14 @@ static void read_info(sqlite3_stmt *st, herald_queue_info *out)
     out->is_paused = sqlite3_column_int(st, 10) != 0;
 }
 
+/* What a queue row says about its messages (migration 0013). */
+typedef struct msg_counts {
+    int64_t n, bytes, expiry_floor_ms;
+} msg_counts;
+
 /* Finds queue `name` on the reader; leaves the statement on its row for the caller. */
 static int read_queue(sq_store *q, const char *name, int64_t *qid, herald_queue_info *info,
-                      herald_queue_stats *counts)
+                      herald_queue_stats *counts, msg_counts *mc)
 {
     sqlite3_stmt *st = q->r[R_QUEUE_BY_NAME];
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -1118,6 +1224,11 @@ static int read_queue(sq_store *q, const char *name, int64_t *qid, herald_queue_
             counts->deleted_total = sqlite3_column_int64(st, 16);
             counts->expired_total = sqlite3_column_int64(st, 17);
         }
+        if (mc) {
+            mc->n = sqlite3_column_int64(st, 18);
+            mc->bytes = sqlite3_column_int64(st, 19);
+            mc->expiry_floor_ms = sqlite3_column_int64(st, 20);
+        }
     } else if (src == SQLITE_DONE) {
         rc = herald__err(HERALD_ENOQUEUE, "queue '%s' does not exist", name);
     } else {
@@ -1130,7 +1241,7 @@ static int read_queue(sq_store *q, const char *name, int64_t *qid, herald_queue_
 int herald__sq_queue_get(herald_store *s, const char *name, herald_queue_info *out)
 {
     int64_t qid;
-    return read_queue((sq_store *)s, name, &qid, out, NULL);
+    return read_queue((sq_store *)s, name, &qid, out, NULL, NULL);
 }
 
 static void fill_info(sqlite3_stmt *st, void *elem)
@@ -1145,6 +1256,32 @@ int herald__sq_queue_list(herald_store *s, herald_queue_info **out, size_t *n)
                               n, "list queues");
 }
 
+/* Steps a one-row statement bound to (qid, now_ms); the caller reads the row, then resets. */
+static int stats_step(sq_store *q, sqlite3_stmt *st, int64_t qid, int64_t now_ms)
+{
+    sqlite3_bind_int64(st, 1, qid);
+    sqlite3_bind_int64(st, 2, now_ms);
+    int src = sqlite3_step(st);
+    return src == SQLITE_ROW ? 0 : herald__sq_fail(q->rdb, src, "queue stats");
+}
+
+/* The cost of each field, so that stats cost the same with 10 or 10,000,000 messages waiting
+ * (n = the queue's rows, k = its delayed + leased rows, log n = one index descent):
+ *   counters (*_total)        O(1)  the queue row
+ *   backlog_count / _bytes    O(1)  msg_count / msg_bytes of the queue row, minus the rows past
+ *                                   their retention not yet deleted: none while the queue's
+ *                                   expiry floor is in the future (O(1)); else counted, O(n) -
+ *                                   only between a message's expiry and the next retention
+ *                                   sweep (once a minute while a consumer of the store runs)
+ *   delayed_count / leased    O(k log n)  the index range visible_at > now (the rows a
+ *                                   consumer or a delay holds back; leases are bounded by the
+ *                                   consumers' batches in hand)
+ *   visible_count             O(1)  backlog - delayed - leased
+ *   oldest_message_timestamp  O(k log n + 100 log n): the oldest send time among the delayed
+ *                                   and leased rows and the first 100 visible ones in delivery
+ *                                   order - exact unless an older message waits behind 100
+ *                                   younger visible ones (it became visible again after a retry
+ *                                   or an expired lease, or had a longer delay) */
 int herald__sq_queue_stats(herald_store *s, const char *name, int64_t now_ms,
                            herald_queue_stats *out)
 {
@@ -1152,30 +1289,46 @@ int herald__sq_queue_stats(herald_store *s, const char *name, int64_t now_ms,
     herald_queue_stats st_out;
     memset(&st_out, 0, sizeof st_out);
     int64_t qid;
+    msg_counts mc = { 0 };
     /* One read transaction so the counters and the rows agree. */
     sqlite3_exec(q->rdb, "BEGIN", NULL, NULL, NULL);
-    int rc = read_queue(q, name, &qid, NULL, &st_out);
-    if (rc == 0) {
-        sqlite3_stmt *st = q->r[R_STATS];
-        sqlite3_bind_int64(st, 1, qid);
-        sqlite3_bind_int64(st, 2, now_ms);
-        int src = sqlite3_step(st);
-        if (src == SQLITE_ROW) {
-            st_out.backlog_count = sqlite3_column_int64(st, 0);
-            st_out.backlog_bytes = (int64_t)sqlite3_column_double(st, 1);
-            st_out.oldest_message_timestamp_ms = sqlite3_column_int64(st, 2);
-            st_out.visible_count = (int64_t)sqlite3_column_double(st, 3);
-            st_out.delayed_count = (int64_t)sqlite3_column_double(st, 4);
-            st_out.leased_count = (int64_t)sqlite3_column_double(st, 5);
-        } else {
-            rc = herald__sq_fail(q->rdb, src, "queue stats");
+    int rc = read_queue(q, name, &qid, NULL, &st_out, &mc);
+    int64_t n_expired = 0, expired_bytes = 0, oldest = INT64_MAX;
+    if (rc == 0 && mc.expiry_floor_ms <= now_ms) {
+        sqlite3_stmt *st = q->r[R_STATS_EXPIRED];
+        if ((rc = stats_step(q, st, qid, now_ms)) == 0) {
+            n_expired = sqlite3_column_int64(st, 0);
+            expired_bytes = sqlite3_column_int64(st, 1);
         }
         sqlite3_reset(st);
     }
+    if (rc == 0) {
+        sqlite3_stmt *st = q->r[R_STATS_LATER];
+        if ((rc = stats_step(q, st, qid, now_ms)) == 0) {
+            st_out.delayed_count = (int64_t)sqlite3_column_double(st, 0);
+            st_out.leased_count = (int64_t)sqlite3_column_double(st, 1);
+            if (sqlite3_column_type(st, 2) != SQLITE_NULL)
+                oldest = sqlite3_column_int64(st, 2);
+        }
+        sqlite3_reset(st);
+    }
+    if (rc == 0) {
+        sqlite3_stmt *st = q->r[R_STATS_HEAD];
+        if ((rc = stats_step(q, st, qid, now_ms)) == 0 &&
+            sqlite3_column_type(st, 0) != SQLITE_NULL && sqlite3_column_int64(st, 0) < oldest)
+            oldest = sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
+    }
     sqlite3_exec(q->rdb, "COMMIT", NULL, NULL, NULL);
-    if (rc == 0)
-        *out = st_out;
-    return rc;
+    if (rc < 0)
+        return rc;
+    st_out.backlog_count = mc.n - n_expired;
+    st_out.backlog_bytes = mc.bytes - expired_bytes;
+    st_out.visible_count = st_out.backlog_count - st_out.delayed_count - st_out.leased_count;
+    st_out.oldest_message_timestamp_ms = st_out.backlog_count > 0 && oldest != INT64_MAX ? oldest
+                                                                                          : 0;
+    *out = st_out;
+    return 0;
 }
 
 int herald__sq_peek(herald_store *s, const char *name, int max_n, int64_t now_ms,
@@ -1183,7 +1336,7 @@ int herald__sq_peek(herald_store *s, const char *name, int max_n, int64_t now_ms
 {
     sq_store *q = (sq_store *)s;
     int64_t qid;
-    int rc = read_queue(q, name, &qid, NULL, NULL);
+    int rc = read_queue(q, name, &qid, NULL, NULL, NULL);
     if (rc < 0)
         return rc;
     herald_batch b;
@@ -1224,7 +1377,7 @@ int herald__sq_ready(herald_store *s, const char *name, int64_t now_ms, int limi
     int64_t qid;
     herald_queue_info info;
     sqlite3_exec(q->rdb, "BEGIN", NULL, NULL, NULL);
-    int rc = read_queue(q, name, &qid, &info, NULL);
+    int rc = read_queue(q, name, &qid, &info, NULL, NULL);
     if (rc == 0) {
         sqlite3_stmt *c = q->r[R_READY_COUNT];
         sqlite3_bind_int64(c, 1, qid);
@@ -1335,12 +1488,6 @@ int herald__sq_queue_ident(sq_store *q, const char *name, int64_t *id, int64_t *
         *retention_s = r.retention_s;
     }
     return rc;
-}
-
-int herald__sq_count_sent(sq_store *q, int64_t queue_id, int64_t n)
-{
-    counters c = { .sent = n };
-    return write_counters(q, queue_id, &c);
 }
 
 int herald__sq_queue_exists(sq_store *q, const char *name)

@@ -211,3 +211,16 @@ Test(json_depth, a_payload_the_payload_check_accepts_also_makes_a_valid_envelope
         free(payload);
     }
 }
+
+Test(err_text, an_error_message_that_quotes_cut_or_invalid_input_is_valid_utf8)
+{
+    /* "%.5s" cuts "abcd" + U+00E9 inside the character; \xff is not UTF-8 at all */
+    herald__err(HERALD_EINVAL, "queue '%.5s' and '%s'", "abcd\xc3\xa9", "x\xffy");
+    const char *m = herald_last_error();
+    cr_assert(herald__utf8_valid(m, strlen(m)), "%s", m);
+    cr_assert_str_eq(m, "queue 'abcd\xef\xbf\xbd' and 'x\xef\xbf\xbdy'");
+    cr_assert_eq(herald_last_error_set(HERALD_ENOMEM, "bad \xff"), HERALD_ENOMEM);
+    cr_assert_str_eq(herald_last_error(), "bad \xef\xbf\xbd");
+    herald_last_error_set(HERALD_ENOMEM, NULL);
+    cr_assert_str_eq(herald_last_error(), herald_strerror(HERALD_ENOMEM));
+}
