@@ -37,16 +37,10 @@ static void send_ev(const char *q, const char *type, const char *payload, const 
     cr_assert_eq(herald_send_event(S, q, &e, HERALD_UNSET, NULL), 0, "%s", herald_last_error());
 }
 
-/* Waits (bounded) until the source queue is drained by the router. */
+/* Waits until the source queue is drained by the router. */
 static void wait_drained(const char *q)
 {
-    for (int i = 0; i < 2000; i++) {
-        herald_queue_stats st = hx_stats(S, q);
-        if (st.backlog_count == 0)
-            return;
-        hx_sleep_ms(5);
-    }
-    cr_assert_fail("queue %s was not drained", q);
+    HX_AWAIT(hx_stats(S, q).backlog_count == 0);
 }
 
 static int64_t backlog(const char *q)
@@ -81,10 +75,7 @@ Test(routes, routes_by_exact_type_glob_and_condition_and_counts_the_unrouted)
     send_ev("brand-events", "performance.report", "{}", NULL);
     wait_drained("brand-events");
     int64_t routed = 0, unrouted = 0;
-    for (int i = 0; i < 2000 && routed + unrouted < 4; i++) {
-        herald_router_counts(r, &routed, &unrouted);
-        hx_sleep_ms(2);
-    }
+    HX_AWAIT((herald_router_counts(r, &routed, &unrouted), routed + unrouted >= 4));
     herald_router_free(r);
     cr_assert_eq(backlog("sm-commands"), 1);
     cr_assert_eq(backlog("analytics"), 1);
