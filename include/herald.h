@@ -117,7 +117,8 @@ typedef struct herald_store herald_store;
  *     Never corrupts the database.
  * The log's bound (both modes): the write-ahead log (PATH-wal) holds at most 10,000 pages of
  *   4 KiB (~40 MiB) plus one commit group (what every thread submitted while the previous group
- *   committed; one purge or herald_sql_exec writes all it changes in one group). Past ~32 MiB
+ *   committed; one purge or herald_sql_exec writes all it changes in one group; a file grown
+ *   past the bound by such a group shrinks back at the log's next restart). Past ~32 MiB
  *   the writer restarts the log when no reader is in the way; at 10,000 pages no group begins
  *   until it has: it waits up to 10 s for readers of older snapshots (a herald_sql_query still
  *   running its row callbacks, a read transaction of another process) and then fails that

@@ -19,7 +19,8 @@
  *   and lets SQLite's busy handler wait up to wal_wait_ms for old readers; then the group fails
  *   with HERALD_EBUSY (not sticky: the next group tries again). The WAL file thus never holds
  *   more than wal_max_pages plus one group's pages (per process writing); in durability NORMAL
- *   that is also the most a power loss can take. herald.h states these numbers.
+ *   that is also the most a power loss can take. A larger group grows the file; journal_size_limit
+ *   shrinks it back to wal_max_pages at the next restart. herald.h states these numbers.
  * I/O failures: every SQLite failure goes through herald__sq_fail / describe(), which names the
  *   cause ("disk full", "I/O error on fsync", ...); a failed checkpoint (checkpointer thread or
  *   writer) is kept in ckpt_src: sq_begin refuses every group after it and sq_after_commit makes
@@ -697,6 +698,13 @@ static int sq_open(const char *rest, const herald__store_opts *o, herald_store *
     if (rc == 0)
         rc = exec_sql(q->wdb, "PRAGMA cache_size=-32768; PRAGMA temp_store=MEMORY",
                       "set cache");
+    if (rc == 0) { /* a WAL that one large group grew past the bound shrinks back when it
+                    * restarts (SQLite truncates it at the first commit after a restart) */
+        char lim[64];
+        snprintf(lim, sizeof lim, "PRAGMA journal_size_limit=%lld",
+                 (long long)(32 + (int64_t)wal_max_pages * (4096 + 24)));
+        rc = exec_sql(q->wdb, lim, "set the WAL size limit");
+    }
     if (rc == 0)
         rc = migrate(q->wdb, &q->schema_version);
     if (rc == 0)

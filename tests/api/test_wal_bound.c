@@ -240,3 +240,34 @@ Test(wal_bound, a_reader_that_ends_while_the_writer_waits_lets_the_writes_throug
     herald_store_close(s);
     free(a.wal);
 }
+
+/* One group larger than the limit (a herald_sql_exec writing ~2 MiB) grows the WAL file past
+ * the bound - it must hold the whole transaction - but the file shrinks back to the limit when
+ * the WAL next restarts (journal_size_limit), instead of keeping its high-water mark. */
+Test(wal_bound, a_wal_grown_by_one_large_group_shrinks_back_at_the_next_restart)
+{
+    herald__sq_test_wal_limits(CKPT, RESTART, LIMIT, 0);
+    herald_store *s = open_store("");
+    cr_assert_eq(herald_queue_create(s, "q", NULL), 0);
+    cr_assert_eq(herald_sql_exec(s, "CREATE TABLE big(b BLOB)", NULL, 0, NULL), 0, "%s",
+                 herald_last_error());
+    cr_assert_eq(herald_sql_exec(s,
+                                 "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+                                 "WHERE i < 2000) INSERT INTO big SELECT zeroblob(1000) FROM n",
+                                 NULL, 0, NULL),
+                 0, "%s", herald_last_error());
+    char *wal = path_in("herald.db-wal");
+    off_t grown = file_size(wal);
+    cr_assert_gt(grown, BOUND, "the large group did not grow the WAL (%lld bytes)",
+                 (long long)grown);
+    off_t limit = 32 + (off_t)LIMIT * FRAME;
+    off_t sz = grown;
+    for (int k = 0; k < 3 * LIMIT && sz > limit; k++) { /* a few groups restart it */
+        cr_assert_eq(send10(s), 0, "%s", herald_last_error());
+        sz = file_size(wal);
+    }
+    cr_assert_leq(sz, limit, "the WAL stayed at %lld bytes after growing to %lld (limit %lld)",
+                  (long long)sz, (long long)grown, (long long)limit);
+    herald_store_close(s);
+    free(wal);
+}
