@@ -49,6 +49,9 @@ int cli_open(const cli_ctx *ctx, herald_store **out);
 /* The configuration a command reads: `given` (a FILE argument) if not NULL, else --config, else
  * ./herald.jsonc when it exists; NULL when none (cmd_config.c). */
 const char *cli_config_path(const cli_ctx *ctx, const char *given);
+/* Before an event is sent: a warning on stderr when that configuration names a catalog that is
+ * not the one in force in the store s (it was not applied). Changes nothing. */
+void cli_config_catalog_notice(const cli_ctx *ctx, herald_store *s);
 /* Prints "herald: <what>: <last error>" to stderr; returns CLI_FAIL. */
 int cli_fail(const char *what, int rc);
 int cli_usage(const char *usage, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -5,7 +5,9 @@
  * file declares to the store, in one transaction: herald_config_apply). FILE defaults to the
  * global --config, else ./herald.jsonc (cli_config_path, shared with `herald run`).
  * A refused apply (a breaking catalog change) exits 1 and lists each breaking change on its own
- * line, from a dry run of the same file.
+ * line, from a dry run of the same file. cli_config_catalog_notice: `send`/`publish` of an
+ * event warn when the configuration names a catalog the store does not have in force (events
+ * are checked against the store's; the notice says the file was not applied).
  */
 #include "cli/cli.h"
 
@@ -13,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "runtime/runtime.h"
 
 static const char *const usage_config =
     "usage: herald config check [FILE]\n"
@@ -38,6 +42,24 @@ const char *cli_config_path(const cli_ctx *ctx, const char *given)
     if (ctx->config_path)
         return ctx->config_path;
     return access("herald.jsonc", F_OK) == 0 ? "herald.jsonc" : NULL;
+}
+
+void cli_config_catalog_notice(const cli_ctx *ctx, herald_store *s)
+{
+    const char *path = cli_config_path(ctx, NULL);
+    if (!path)
+        return;
+    char why[160] = "";
+    int rc = herald__config_catalog_pending(s, path, why, sizeof why);
+    if (rc < 0)
+        fprintf(stderr, "herald: warning: cannot read the catalog of %s: %s\n", path,
+                herald_last_error());
+    else if (rc > 0)
+        fprintf(stderr, "herald: warning: %s names a catalog that is not applied (%s): the "
+                        "event is checked against the store's; `herald config apply` applies "
+                        "it\n",
+                path, why);
+    herald__err_clear();
 }
 
 static int config_check(const cli_ctx *ctx, const char *path)

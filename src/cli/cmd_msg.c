@@ -207,6 +207,8 @@ static int send_or_publish(const cli_ctx *ctx, int argc, char **argv, bool to_to
             herald_store_set_catalog(s, catalog, catalog_mode && catalog_mode[0] == 'w'
                                                      ? HERALD_CATALOG_WARN
                                                      : HERALD_CATALOG_STRICT);
+        if (is_event) /* the configuration's catalog binds only once applied: say so */
+            cli_config_catalog_notice(ctx, s);
         if (to_topic && is_event)
             hrc = herald_publish_event(s, pos[0], &e, m.delay_s, id);
         else if (to_topic)

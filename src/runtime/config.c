@@ -691,6 +691,46 @@ int herald_config_apply(herald_store *s, const char *config_path, unsigned flags
     return rc;
 }
 
+int herald__config_catalog_pending(herald_store *s, const char *config_path, char *why,
+                                   size_t cap)
+{
+    herald__jsonc *j = NULL;
+    int rc = herald__jsonc_load(config_path, &j);
+    if (rc < 0)
+        return rc;
+    json_t *cat = json_object_get(herald__jsonc_root(j), "catalog");
+    const char *file = json_string_value(json_object_get(cat, "file"));
+    const char *mode = json_string_value(json_object_get(cat, "mode"));
+    int pending = 0;
+    char full[4096], dir[4096];
+    char *text = NULL;
+    herald__catalog_row row = { 0 };
+    if (file) {
+        snprintf(dir, sizeof dir, "%s", config_path);
+        if (file[0] == '/')
+            snprintf(full, sizeof full, "%s", file);
+        else
+            snprintf(full, sizeof full, "%s/%s", dirname(dir), file);
+        rc = herald__catalog_canonical_file(full, &text, NULL);
+        if (rc == 0)
+            rc = herald__store_catalog_get_now(s, &row);
+    }
+    if (file && rc == 0) {
+        herald_catalog_mode m = mode && strcmp(mode, "warn") == 0 ? HERALD_CATALOG_WARN
+                                                                  : HERALD_CATALOG_STRICT;
+        if (row.version == 0)
+            snprintf(why, cap, "no catalog is applied to this store");
+        else if (strcmp(row.catalog, text) != 0 || row.mode != m)
+            snprintf(why, cap, "the store's catalog in force is version %lld, not this one",
+                     (long long)row.version);
+        pending = row.version == 0 || strcmp(row.catalog, text) != 0 || row.mode != m;
+    }
+    herald__catalog_row_deinit(&row);
+    herald__free(text);
+    herald__jsonc_free(j);
+    return rc < 0 ? rc : pending;
+}
+
 int herald_runtime_start(herald_store *s, const char *config_path, herald_runtime **out)
 {
     herald__err_clear();

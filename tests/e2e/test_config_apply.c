@@ -201,6 +201,39 @@ Test(config_apply, config_is_a_global_option_defaulting_to_herald_jsonc)
     free(err);
 }
 
+Test(config_apply, an_event_send_warns_while_the_configured_catalog_is_not_applied)
+{
+    write_file("events.jsonc", catalog_v1);
+    write_config("strict");
+    OKV(NULL, "queues", "create", "events");
+    char *out = NULL, *err = NULL;
+    int rc = RUN(NULL, &out, &err, "send", "events", "--type", "content.ready", "--source", "sm",
+                 "{\"content_id\":\"c1\"}");
+    cr_assert_eq(rc, 0, "no catalog is in force yet: %s", err);
+    cr_assert(hx_mentions(err, "herald.jsonc") && hx_mentions(err, "not applied") &&
+                  hx_mentions(err, "config apply"),
+              "the send must say the configured catalog is not applied: %s", err);
+    free(out);
+    free(err);
+    OKV(NULL, "config", "apply");
+    rc = RUN(NULL, &out, &err, "send", "events", "--type", "content.ready", "--source", "sm",
+             "{\"content_id\":\"c1\",\"words\":2}");
+    cr_assert_eq(rc, 0, "%s", err);
+    cr_assert(!hx_mentions(err, "warning"), "applied: no warning expected: %s", err);
+    free(out);
+    free(err);
+    /* the file changes again: the store keeps its version, and the send says so */
+    write_file("events.jsonc", "{ \"events\": { \"content.ready\": { \"payload\": {\n"
+                               "  \"content_id\": \"string\", \"words\": \"integer\",\n"
+                               "  \"note\": \"string?\", \"lang\": \"string?\" } } } }\n");
+    rc = RUN(NULL, &out, &err, "send", "events", "--type", "content.ready", "--source", "sm",
+             "{\"content_id\":\"c1\",\"words\":2}");
+    cr_assert_eq(rc, 0, "%s", err);
+    cr_assert(hx_mentions(err, "version 1"), "%s", err);
+    free(out);
+    free(err);
+}
+
 /* ---- evolution ------------------------------------------------------------------------------ */
 
 Test(config_apply, a_breaking_change_is_refused_naming_each_change_and_nothing_is_applied)
