@@ -108,7 +108,8 @@ int bench_window_drain(bench_window *w)
 
 static const char *const usage_bench =
     "usage: herald bench queue [options]   queue workloads W1-W3 (see --help of each)\n"
-    "       herald bench eo [options]      effectively-once handler: 1 insert + 1 send/msg\n";
+    "       herald bench eo [options]      effectively-once handler: 1 insert + 1 send/msg\n"
+    "       herald bench stats [options]   queue stats cost at growing backlogs\n";
 
 int cmd_bench(const cli_ctx *ctx, int argc, char **argv)
 {
@@ -116,9 +117,11 @@ int cmd_bench(const cli_ctx *ctx, int argc, char **argv)
         return bench_queue(ctx, argc - 1, argv + 1);
     if (argc >= 1 && strcmp(argv[0], "eo") == 0)
         return bench_eo(ctx, argc - 1, argv + 1);
+    if (argc >= 1 && strcmp(argv[0], "stats") == 0)
+        return bench_stats(ctx, argc - 1, argv + 1);
     if (argc >= 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
         fputs(usage_bench, stdout);
         return CLI_OK;
     }
-    return cli_usage(usage_bench, "bench: expected 'queue' or 'eo'");
+    return cli_usage(usage_bench, "bench: expected 'queue', 'eo' or 'stats'");
 }

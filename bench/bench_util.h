@@ -40,5 +40,6 @@ int bench_window_drain(bench_window *w);             /* waits for all; < 0 if an
 
 int bench_queue(const cli_ctx *ctx, int argc, char **argv);
 int bench_eo(const cli_ctx *ctx, int argc, char **argv);
+int bench_stats(const cli_ctx *ctx, int argc, char **argv);
 
 #endif

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * cmd_metrics.c - `herald metrics`: the handler metrics the metrics middleware wrote (counts and
- * latency quantiles per queue, event type and outcome).
+ * cmd_metrics.c - `herald metrics`: the handler metrics in the store (counts and latency
+ * quantiles per queue, event type and outcome), written by the routers `herald run` starts, by
+ * consumers started with has_metrics and by the metrics middleware.
  */
 #include "cli/cli.h"
 
@@ -10,7 +11,9 @@
 
 static const char *const usage_metrics =
     "usage: herald metrics   handler counts and latency (p50/p99 from the histogram) per queue,\n"
-    "                        event type and outcome, as written by the metrics middleware\n";
+    "                        event type and outcome, as recorded by the routers of\n"
+    "                        `herald run`, consumers with has_metrics and the metrics\n"
+    "                        middleware\n";
 
 int cmd_metrics(const cli_ctx *ctx, int argc, char **argv)
 {

@@ -48,7 +48,7 @@ static const char *const usage_main =
     "  catalog history         the catalog versions applied to the store\n"
     "  send/publish ... --catalog FILE [--catalog-mode strict|warn]   check events first\n"
     "Observability:\n"
-    "  metrics                 handler counts and latency written by the metrics middleware\n"
+    "  metrics                 handler counts and latency: routers, consumers with metrics\n"
     "  trace CORRELATION_ID    a whole chain of messages in time order\n"
     "Other:\n"
     "  bench queue [--messages N] [--durability normal] [--w3-seconds S] [--w3-rate N]\n"
