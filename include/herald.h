@@ -228,7 +228,10 @@ typedef struct herald_queue_info {
 typedef struct herald_queue_stats {
     int64_t backlog_count;              /* messages stored: visible + delayed + leased */
     int64_t backlog_bytes;              /* their body bytes */
-    int64_t oldest_message_timestamp_ms; /* send time of the oldest, 0 when empty */
+    int64_t oldest_message_timestamp_ms; /* send time of the oldest, 0 when empty; looked for
+                                          * among the delayed and leased messages and the next
+                                          * 100 in delivery order (one that became visible again
+                                          * behind 100 younger ones can be missed) */
     int64_t visible_count;              /* deliverable now */
     int64_t delayed_count;              /* not yet visible (delay or retry delay) */
     int64_t leased_count;               /* in flight under a lease */
@@ -254,6 +257,10 @@ HERALD_API int herald_queue_purge(herald_store *s, const char *name, int64_t *n_
 /* Pause stops delivery (pull returns HERALD_EPAUSED, consumers wait); sends are still accepted.*/
 HERALD_API int herald_queue_pause(herald_store *s, const char *name);
 HERALD_API int herald_queue_resume(herald_store *s, const char *name);
+/* A queue's stats. Costs the same however many messages wait: the store keeps each queue's
+ * count and bytes; only the delayed and leased messages are looked at one by one (and, between
+ * a message's retention end and the next retention sweep, the queue's messages). Errors:
+ * HERALD_ENOQUEUE, HERALD_EINVAL (NULL store). */
 HERALD_API int herald_queue_stats_get(herald_store *s, const char *name, herald_queue_stats *out);
 /* Waits until queue `name` holds no message (backlog_count 0: nothing visible, delayed or
  * leased), for at most timeout_ms of the store's clock (0: check once). Wakes on commits in
@@ -947,7 +954,8 @@ typedef struct herald_consumer_counters {
  * the settlements already handed to the store. So once herald_queue_stats_get (or
  * herald_queue_wait_empty) has seen a queue drained by this consumer alone, acked + retried
  * read afterwards account for every message it took. From inside a tx_handler it does not
- * wait (and may lag by the batches in flight). */
+ * wait (and may lag by the batches in flight); do not call it from an async completion
+ * callback (herald_send_cb), which runs on the thread the wait is for. */
 HERALD_API void herald_consumer_counters_get(herald_consumer *c, herald_consumer_counters *out);
 /* herald_consumer_stop, and before freeing fills *final_out (may be NULL) with the final
  * counters: everything the consumer took is settled and counted. NULL c does nothing. */
