@@ -519,8 +519,10 @@ HERALD_API int herald_store_catalog_get(herald_store *s, int64_t *version_out,
  *     "source":"events.jsonc","event_types":3,"changes":[CHANGE...]}, ...]
  * CHANGE: {"change":"type_added"|"type_removed"|"field_added"|"field_removed"|
  *          "field_type_changed"|"field_made_required"|"field_made_optional"|
- *          "description_changed"|"mode_changed", "type":T, "field":F?, "from":X?, "to":Y?,
- *          "breaking":bool, "text":"a sentence"}. *json_out: free with herald_free(). */
+ *          "description_changed"|"mode_changed", "type":T (not for mode_changed), "field":F?,
+ *          "from":X?, "to":Y?, "breaking":bool, "text":"a sentence"}; a type_removed also has
+ *          "breaking_if_in_use":true, and "in_use":"where" when it was. The rule that decides
+ *          "breaking": herald_config_apply. *json_out: free with herald_free(). */
 HERALD_API int herald_catalog_history(herald_store *s, char **json_out);
 
 /* Writes a self-contained C header: per event type a payload struct whose members are the
