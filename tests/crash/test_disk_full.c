@@ -2,12 +2,14 @@
 /*
  * test_disk_full.c - a store on a real full file system. A child process makes a private mount
  * namespace (unshare(CLONE_NEWNS), / made MS_PRIVATE so nothing leaks out), mounts a 2 MiB
- * tmpfs, puts a 256 KiB ballast file on it and a store beside it, and sends 4 KiB messages
+ * tmpfs, puts a 1 MiB ballast file on it and a store beside it, and sends 4 KiB messages
  * until the file system is full. Then:
  *   - the send that hit the full disk fails with HERALD_EIO and "disk full" in
  *     herald_last_error() (a commit, an fsync or a checkpoint: whichever hit ENOSPC first);
- *   - every later write is refused with the same cause (sticky), reads go on;
- *   - after the ballast is deleted (space freed) the store reopens and accepts writes, passes
+ *   - every later write is refused with the same cause (sticky), reads go on; `herald send`
+ *     from another process exits 1 saying "disk full";
+ *   - after the ballast is deleted (space freed) the CLI's send works, and the store reopens and
+ *     accepts writes, passes
  *     PRAGMA integrity_check, and holds every message whose send was confirmed.
  * The same with small WAL limits (herald__sq_test_wal_limits), so that checkpoints - which
  * grow the database file - meet the full disk too. And an effectively-once consumer that takes
@@ -109,6 +111,34 @@ static void mount_small_tmpfs(const char *mnt)
     }
 }
 
+/* Runs `herald --store URL send q BODY` (inherits this namespace); returns the exit code and
+ * up to cap - 1 bytes of its stderr in err. */
+static int cli_send(const char *url, const char *body, char *err, size_t cap)
+{
+    int p[2];
+    CHECK(pipe(p) == 0, "pipe: %s", strerror(errno));
+    pid_t pid = fork();
+    CHECK(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        dup2(p[1], 2);
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 1);
+        close(p[0]);
+        execl(hx_herald_bin(), "herald", "--store", url, "send", "q", body, (char *)NULL);
+        _exit(127);
+    }
+    close(p[1]);
+    size_t len = 0;
+    ssize_t r;
+    while (len < cap - 1 && (r = read(p[0], err + len, cap - 1 - len)) > 0)
+        len += (size_t)r;
+    err[len] = 0;
+    close(p[0]);
+    int st = 0;
+    CHECK(waitpid(pid, &st, 0) == pid, "waitpid: %s", strerror(errno));
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
 static void write_ballast(const char *path, size_t n)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -117,6 +147,19 @@ static void write_ballast(const char *path, size_t n)
     memset(buf, 'B', sizeof buf);
     for (size_t done = 0; done < n; done += sizeof buf)
         CHECK(write(fd, buf, sizeof buf) == (ssize_t)sizeof buf, "ballast: %s", strerror(errno));
+    close(fd);
+}
+
+/* Fills the file system to the last byte. */
+static void fill(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    CHECK(fd >= 0, "filler: %s", strerror(errno));
+    static char buf[512];
+    memset(buf, 'F', sizeof buf);
+    while (write(fd, buf, sizeof buf) > 0)
+        ;
+    CHECK(errno == ENOSPC, "filling: %s", strerror(errno));
     close(fd);
 }
 
@@ -130,7 +173,7 @@ static void child(const char *params, bool small_wal)
     snprintf(ballast, sizeof ballast, "%s/ballast", mnt);
     snprintf(url, sizeof url, "sqlite:%s%s", db, params);
     mount_small_tmpfs(mnt);
-    write_ballast(ballast, 256 * 1024);
+    write_ballast(ballast, 1024 * 1024);
 
     herald_store *s = child_open(url);
     CHECK(herald_queue_create(s, "q", NULL) == 0, "%s", herald_last_error());
@@ -160,8 +203,26 @@ static void child(const char *params, bool small_wal)
     rc = herald_queue_stats_get(s, "q", &st);
     CHECK(rc == 0, "reads after the failure: %s", herald_last_error());
     herald_store_close(s);
+    /* Another process: `herald send`. The space the WAL file already has is reused (what the
+     * failed commit wrote past the WAL's end; with small limits, the whole restarted WAL):
+     * take the last free bytes and send a body larger than that (60 KB). */
+    char filler[4200];
+    snprintf(filler, sizeof filler, "%s/filler", mnt);
+    fill(filler);
+    char err[4096];
+    int code;
+    if (!small_wal) {
+        static char big[60003];
+        memset(big, 'c', sizeof big - 1);
+        big[0] = big[sizeof big - 2] = '"';
+        code = cli_send(url, big, err, sizeof err);
+        CHECK(code == 1 && strstr(err, "herald: ") && strstr(err, "disk full"),
+              "herald send on the full disk: exit %d, stderr: %s", code, err);
+    }
 
-    CHECK(unlink(ballast) == 0, "freeing space: %s", strerror(errno));
+    CHECK(unlink(ballast) == 0 && unlink(filler) == 0, "freeing space: %s", strerror(errno));
+    code = cli_send(url, "{\"cli\":2}", err, sizeof err);
+    CHECK(code == 0, "herald send after space was freed: exit %d, stderr: %s", code, err);
     s = child_open(url);
     rc = herald_send(s, "q", &m, NULL);
     CHECK(rc == 0, "a send after space was freed and the store reopened: %s: %s",
@@ -259,19 +320,6 @@ static int ok_handler(herald_tx *tx, const herald_message *m, const herald_envel
     return 0;
 }
 
-/* Fills the file system to the last byte. */
-static void fill(const char *path)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    CHECK(fd >= 0, "filler: %s", strerror(errno));
-    static char buf[512];
-    memset(buf, 'F', sizeof buf);
-    while (write(fd, buf, sizeof buf) > 0)
-        ;
-    CHECK(errno == ENOSPC, "filling: %s", strerror(errno));
-    close(fd);
-}
-
 static bool file_mentions(const char *path, const char *needle)
 {
     char *t = hx_read_file(path, NULL);
@@ -305,6 +353,7 @@ static void eo_child(const char *params, bool small_wal)
     c.queues = qs;
     c.n_queues = 1;
     c.tx_handler = ok_handler;
+    c.max_batch_size = 1; /* take the one message at once, not after max_batch_timeout */
     herald_consumer *con = NULL;
     int rc = herald_consumer_start(s, &c, &con);
     CHECK(rc == 0, "consumer start: %s", herald_last_error());
