@@ -128,8 +128,9 @@ typedef struct herald_store herald_store;
  *   yet confirmed with HERALD_EIO; herald_last_error() names the cause ("disk full", "I/O error
  *   on fsync", "I/O error on write", "checkpoint failed: ..."). The error is sticky: every later
  *   write fails with HERALD_EIO and the same cause, reads go on. No confirmed write is lost. To
- *   write again, fix the cause (free space) and reopen: herald_store_close(), then
- *   herald_store_open() (`herald run` keeps its store open until it exits: restart it). */
+ *   write again, fix the cause - free space: at least the size of PATH-wal, which checkpoints
+ *   copy into the database file - and reopen: herald_store_close(), then herald_store_open()
+ *   (`herald run` keeps its store open until it exits: restart it). */
 typedef enum herald_durability {
     HERALD_DURABILITY_FULL = 0,
     HERALD_DURABILITY_NORMAL = 1,
