@@ -23,7 +23,9 @@
  *     herald_store_close; from a row callback, those and every read (herald_queue_stats_get,
  *     herald_sql_query, ...) - fails at once with HERALD_EINVAL and herald_last_error() says
  *     why, instead of hanging forever. What such a callback may use: its own handle
- *     (herald_tx_*, herald_row_*), herald_send_batch_async, and other stores.
+ *     (herald_tx_*, herald_row_*), herald_send_batch_async, and other stores. (Stopping a
+ *     consumer, router or outbox flusher of that store from it is not detected: it would wait
+ *     for itself.)
  *   - Nothing that writes returns before its transaction is durable in the store's durability
  *     mode (see herald_durability).
  */
