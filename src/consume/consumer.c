@@ -203,8 +203,9 @@ static void metrics_flush(herald_consumer *c, bool wait)
         return;
     }
     o->base.done = metrics_done;
-    if (herald__store_submit(c->s, &o->base) < 0) {
-        o->base.rc = -1;
+    int rc = herald__store_submit(c->s, &o->base);
+    if (rc < 0) {
+        o->base.rc = rc;
         snprintf(o->base.err, sizeof o->base.err, "%s", herald_last_error());
         metrics_done(&o->base);
     }
