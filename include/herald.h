@@ -472,8 +472,13 @@ HERALD_API int herald_send_event(herald_store *s, const char *queue, const heral
  *         "payload": { "brand_slug": "string", "research_ids": "string[]",
  *                      "keywords_researched": "integer", "note": "string?" } } } }
  * Field types: string, integer, number, boolean, string[], object; a trailing '?' marks an
- * optional field. Field names are C identifiers ([a-z_][a-z0-9_]*), so that generated code can
- * use them as struct members. */
+ * optional field. A catalog loads only if herald_catalog_gen_header can turn it into a correct
+ * header: field names are C identifiers ([a-z_][a-z0-9_]*, at most 64 bytes, not starting "__")
+ * other than C keywords (C11, C23, GNU) and lowercase macros the header's includes or GNU mode
+ * predefine (linux, unix, stdin, errno, ...); no two fields of a type may make one struct member
+ * (tags + tags_len for a string[] tags; n + has_n for an optional integer, number or boolean n);
+ * no two types may make one C identifier (a.b and a.b_tx both give a_b_tx_send; a.b_c and
+ * a_b.c); no type may start herald. or hgen. (names of herald.h and the header). */
 typedef struct herald_catalog herald_catalog;
 
 typedef enum herald_catalog_mode {
@@ -482,7 +487,8 @@ typedef enum herald_catalog_mode {
 } herald_catalog_mode;
 
 /* Loads a catalog file. Errors: HERALD_ECONFIG "FILE:LINE:COL: what" (syntax errors, unknown
- * keys, bad field types, bad event type names). *out: free with herald_catalog_free(). */
+ * keys, bad field types, bad event type names, the name clashes above, naming both names and
+ * the identifier). *out: free with herald_catalog_free(). */
 HERALD_API int herald_catalog_load(const char *path, herald_catalog **out);
 HERALD_API int herald_catalog_parse(const char *text, size_t len, const char *name,
                                     herald_catalog **out);
@@ -491,8 +497,11 @@ HERALD_API void herald_catalog_free(herald_catalog *c);
 HERALD_API size_t herald_catalog_count(const herald_catalog *c);
 
 /* Checks a payload (a JSON object) against type's schema: the type must be in the catalog,
- * every required field present with its type, no field the catalog does not list.
- * Errors: HERALD_ECATALOG naming the type and the field. */
+ * every required field present with its type, no field the catalog does not list. The payload
+ * is read by the rules every send applies (any JSON number, \u0000 in strings, nesting up to
+ * HERALD_JSON_MAX_DEPTH - 1); an integer field must fit int64_t (its type in the generated
+ * struct). len 0: strlen(payload_json). Errors: HERALD_ECATALOG naming the type and the field
+ * (or why the payload is not a JSON object). */
 HERALD_API int herald_catalog_check(const herald_catalog *c, const char *type,
                                     const char *payload_json, size_t len);
 
@@ -530,8 +539,11 @@ HERALD_API int herald_catalog_history(herald_store *s, char **json_out);
 
 /* Writes a self-contained C header: per event type a payload struct whose members are the
  * catalog's fields, and typed constructors/senders, so a changed schema is a compile error in
- * every service that uses it. guard: the include guard (NULL: HERALD_EVENTS_H).
- * *out: NUL-terminated text, free with herald_free(). */
+ * every service that uses it. Descriptions become one-line comments ("*" "/" written "* /").
+ * A generated function that refuses its input (a NULL required string, a NaN) returns
+ * HERALD_EINVAL and sets herald_last_error() naming the type and the field. guard: the include
+ * guard, [A-Z][A-Z0-9_]* (NULL: HERALD_EVENTS_H). *out: NUL-terminated text, free with
+ * herald_free(). Errors: HERALD_EINVAL (a bad guard). */
 HERALD_API int herald_catalog_gen_header(const herald_catalog *c, const char *guard, char **out);
 
 /* ---------------------------------------------------------------------------------------------

@@ -99,8 +99,8 @@ Test(catalog_adversary, fields_that_generate_one_struct_member_are_refused_namin
     REFUSED("{\"events\": {\"a.b\": {\"payload\": {\"has_n\": \"boolean\", \"n\": \"number?\"}}}}",
             "member 'has_n'");
     /* a required n has no has_n: no clash */
-    herald_catalog_free(
-        parse_ok("{\"events\": {\"a.b\": {\"payload\": {\"n\": \"integer\", \"has_n\": \"boolean\"}}}}"));
+    herald_catalog_free(parse_ok("{\"events\": {\"a.b\": {\"payload\": "
+                                 "{\"n\": \"integer\", \"has_n\": \"boolean\"}}}}"));
 }
 
 Test(catalog_adversary, field_names_the_compiler_predefines_or_reserves_are_refused)
@@ -256,8 +256,8 @@ Test(catalog_adversary, the_payload_check_accepts_what_herald_accepts_as_json)
         "{\"events\": {\"a.b\": {\"payload\": {\"n\": \"number\", \"s\": \"string\","
         " \"o\": \"object?\", \"i\": \"integer?\", \"l\": \"string[]?\"}}}}");
     /* a huge number, \u0000 in a string, an escaped key: all valid JSON Herald sends */
-    cr_assert_eq(herald_catalog_check(c, "a.b", "{\"n\": 99999999999999999999, \"s\": \"a\\u0000b\"}",
-                                      0),
+    cr_assert_eq(herald_catalog_check(c, "a.b",
+                                      "{\"n\": 99999999999999999999, \"s\": \"a\\u0000b\"}", 0),
                  0, "%s", herald_last_error());
     cr_assert_eq(herald_catalog_check(c, "a.b",
                                       "{\"\\u006e\": 1e300, \"s\": \"\", \"o\": {\"x\": "
@@ -265,8 +265,9 @@ Test(catalog_adversary, the_payload_check_accepts_what_herald_accepts_as_json)
                                       0),
                  0, "%s", herald_last_error());
     /* an integer field must fit int64_t, the type the generated struct gives it */
-    cr_assert_eq(herald_catalog_check(c, "a.b", "{\"n\":1,\"s\":\"\",\"i\":99999999999999999999}", 0),
-                 HERALD_ECATALOG);
+    cr_assert_eq(
+        herald_catalog_check(c, "a.b", "{\"n\":1,\"s\":\"\",\"i\":99999999999999999999}", 0),
+        HERALD_ECATALOG);
     cr_assert(strstr(herald_last_error(), "'i' must be integer (a 64-bit integer)"), "%s",
               herald_last_error());
     cr_assert_eq(herald_catalog_check(c, "a.b", "{\"n\":1,\"s\":\"\",\"i\":1.5}", 0),
