@@ -472,6 +472,7 @@ Test(io_faults, opening_a_new_store_on_a_full_disk_names_disk_full)
     cr_assert_null(s);
     cr_assert_lt(rc, 0);
     const char *e = herald_last_error();
+    cr_log_info("open on a full disk: %s: %s", herald_err_name(rc), e);
     cr_assert(strstr(e, "disk full"), "%s: %s", herald_err_name(rc), e);
     cr_assert_null(strstr(e, "no transaction"), "a symptom instead of the cause: %s", e);
     disarm_all();
