@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -267,17 +268,24 @@ Test(cli_adversary, catalog_gen_writes_through_a_device_instead_of_replacing_it)
     /* As root (where the bug replaced /dev/null itself) a private null device in the test's
      * dir, so that a regression breaks only that; otherwise /dev/null, which a user cannot
      * replace anyway. */
-    const char *dev = "/dev/null";
-    if (geteuid() == 0 && mknod("null", S_IFCHR | 0666, makedev(1, 3)) == 0)
-        dev = "null";
-    struct stat before;
-    cr_assert_eq(stat(dev, &before), 0);
-    cr_assert(S_ISCHR(before.st_mode));
-    OKV(NULL, "catalog", "gen", "cat.jsonc", "-o", dev);
-    struct stat after;
-    cr_assert_eq(stat(dev, &after), 0);
-    cr_assert(S_ISCHR(after.st_mode), "%s is not a character device any more", dev);
-    cr_assert_eq(after.st_rdev, before.st_rdev);
+    const char *dev = geteuid() == 0 ? NULL : "/dev/null";
+    if (!dev && mknod("null", S_IFCHR | 0666, makedev(1, 3)) == 0) {
+        int fd = open("null", O_WRONLY); /* a nodev mount refuses to open it: then no device */
+        if (fd >= 0) {
+            dev = "null";
+            close(fd);
+        }
+    }
+    if (dev) {
+        struct stat before;
+        cr_assert_eq(stat(dev, &before), 0);
+        cr_assert(S_ISCHR(before.st_mode));
+        OKV(NULL, "catalog", "gen", "cat.jsonc", "-o", dev);
+        struct stat after;
+        cr_assert_eq(stat(dev, &after), 0);
+        cr_assert(S_ISCHR(after.st_mode), "%s is not a character device any more", dev);
+        cr_assert_eq(after.st_rdev, before.st_rdev);
+    }
     /* and a FIFO is written through too: a reader gets the header */
     cr_assert_eq(mkfifo("fifo", 0600), 0);
     FILE *r = popen("cat fifo > from-fifo.h", "r");
