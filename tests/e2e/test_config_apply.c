@@ -384,6 +384,53 @@ Test(config_apply, catalog_diff_marks_the_breaking_changes)
     free(err);
 }
 
+/* The judgement of each kind of change (catalog_evolve.c's rule), through `catalog diff`. */
+Test(config_apply, each_kind_of_change_is_judged_compatible_or_breaking)
+{
+    write_file("old.jsonc",
+               "{ \"events\": { \"a.b\": { \"description\": \"old\", \"payload\": {\n"
+               "  \"req_removed\": \"string\", \"opt_removed\": \"string?\",\n"
+               "  \"retyped\": \"integer\", \"to_required\": \"string?\",\n"
+               "  \"to_optional\": \"string\", \"kept\": \"boolean\" } },\n"
+               "  \"gone.type\": { \"payload\": {} } } }\n");
+    write_file("new.jsonc",
+               "{ \"events\": { \"a.b\": { \"description\": \"new\", \"payload\": {\n"
+               "  \"retyped\": \"number\", \"to_required\": \"string\",\n"
+               "  \"to_optional\": \"string?\", \"kept\": \"boolean\",\n"
+               "  \"opt_added\": \"object?\", \"req_added\": \"string[]\" } },\n"
+               "  \"new.type\": { \"payload\": {} } } }\n");
+    static const struct {
+        const char *change, *subject; /* subject: the field, or the type for type changes */
+        bool breaking;
+    } want[] = {
+        { "field_removed", "req_removed", true },       { "field_removed", "opt_removed", true },
+        { "field_type_changed", "retyped", true },      { "field_made_required", "to_required", true },
+        { "field_made_optional", "to_optional", true }, { "field_added", "req_added", true },
+        { "field_added", "opt_added", false },          { "description_changed", "a.b", false },
+        { "type_removed", "gone.type", false },         { "type_added", "new.type", false },
+    };
+    json_t *d = JSON(NULL, "catalog", "diff", "old.jsonc", "new.jsonc", "--json");
+    json_t *changes = json_object_get(d, "changes");
+    cr_assert_eq(json_array_size(changes), sizeof want / sizeof want[0], "%zu changes",
+                 json_array_size(changes));
+    for (size_t w = 0; w < sizeof want / sizeof want[0]; w++) {
+        json_t *found = NULL;
+        for (size_t i = 0; i < json_array_size(changes) && !found; i++) {
+            json_t *c = json_array_get(changes, i);
+            json_t *f = json_object_get(c, "field");
+            const char *subject = f ? json_string_value(f) : hx_json_str(c, "type");
+            if (strcmp(hx_json_str(c, "change"), want[w].change) == 0 &&
+                strcmp(subject, want[w].subject) == 0)
+                found = c;
+        }
+        cr_assert_not_null(found, "no %s of %s", want[w].change, want[w].subject);
+        cr_assert_eq(hx_json_bool(found, "breaking"), want[w].breaking, "%s of %s: breaking %d",
+                     want[w].change, want[w].subject, (int)want[w].breaking);
+    }
+    cr_assert_eq(hx_json_int(d, "breaking"), 6);
+    json_decref(d);
+}
+
 /* ---- --json, aliases, the example ----------------------------------------------------------- */
 
 Test(config_apply, config_check_and_catalog_check_honour_json)
