@@ -1,13 +1,18 @@
 // SPDX-License-Identifier: MIT
 /*
- * text.c - text helpers: UTF-8 validity, JSON well-formedness (a scanner that allocates
- * nothing and names line and column), the members of a JSON object in one pass (validating, or
+ * text.c - text helpers: UTF-8 validity, and the cutting (on a character boundary) and cleaning
+ * (invalid bytes -> U+FFFD) of texts that are stored or logged, such as error texts; JSON
+ * well-formedness (a scanner that allocates nothing, names line and column, and limits nesting
+ * to HERALD_JSON_MAX_DEPTH), the members of a JSON object in one pass (validating, or
  * structure-only for stored bodies), JSON string decoding and compaction, queue-name syntax,
  * base64 for the pull wire shape, and the dot-path lookup of a field in a JSON text (jansson)
  * for the middleware's per-key limits.
- * Invariant: herald__json_members_trusted, herald__json_unescape and herald__json_compact take
- * text that was validated before (by the scanner here, at send): they check only structure and
- * bounds, and never read past the text they are given.
+ * Invariants: (1) herald__json_members_trusted, herald__json_unescape and herald__json_compact
+ * take text that was validated before (by the scanner here, at send): they check only structure
+ * and bounds, and never read past the text they are given, even when it is not valid after all
+ * (a damaged store; tests/unit/test_text.c and fuzz/fuzz_json.c hold them to it); (2) a member is
+ * handed to a callback only once the ',' or '}' after it was seen; (3) what herald__utf8_copy
+ * writes is valid UTF-8.
  * Threads: any (no state).
  */
 #include "core/core.h"

@@ -4,9 +4,15 @@
  * audited) and the audit list.
  * Redrive runs in two passes so that a bad edit changes nothing: (1) select the messages (all, or
  * the given ids - every id must be there), apply the edits to each body and check the result
- * (valid JSON; a valid envelope where the original was one); (2) move them one transaction each
- * (the store inserts the copy, deletes the dead letter and records the audit together), pacing
- * at rate_per_s. A message removed meanwhile (acked by a DLQ consumer) is skipped.
+ * (valid JSON; a valid envelope where the original was one; within the destination queue's
+ * max_message_bytes); (2) move them one transaction each (the store inserts the copy, deletes the
+ * dead letter and records the audit together, and an edited envelope's row is traced under the
+ * correlation id, event id and type its new body carries), pacing at rate_per_s (0, or
+ * HERALD_REDRIVE_MIN_RATE..MAX_RATE: NaN and infinity refused). A message removed meanwhile
+ * (acked by a DLQ consumer) is skipped.
+ * Edit paths are checked whole before the body is touched: every segment non-empty, valid UTF-8
+ * (jansson refuses other keys and frees what it was handed). The audit's edit text is valid
+ * UTF-8, cut on a character boundary.
  */
 #include "queue/queue.h"
 
