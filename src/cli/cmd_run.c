@@ -59,7 +59,14 @@ int cmd_run(const cli_ctx *ctx, int argc, char **argv)
         herald_store_close(s);
         return rc;
     }
-    fprintf(stderr, "herald: running %s on %s; SIGINT or SIGTERM stops\n", path, ctx->store_url);
+    int64_t version = 0;
+    herald_catalog_mode mode = HERALD_CATALOG_STRICT;
+    char cat[80] = "no event catalog";
+    if (herald_store_catalog_get(s, &version, &mode, NULL) == 0 && version > 0)
+        snprintf(cat, sizeof cat, "event catalog version %lld in force, %s", (long long)version,
+                 mode == HERALD_CATALOG_WARN ? "warn" : "strict");
+    fprintf(stderr, "herald: running %s on %s (%s); SIGINT or SIGTERM stops\n", path,
+            ctx->store_url, cat);
     int sig = 0;
     sigwait(&set, &sig);
     /* A second SIGINT/SIGTERM while draining ends the process at once (default action): what
