@@ -446,10 +446,7 @@ static int final_flush_and_consume(const char *what)
     c.max_batch_timeout_ms = 0;
     c.retry_delay_s = 0;
     herald_consumer *cons = hx_consumer_start(bus, &c);
-    int64_t end = hx_mono_ms() + 30000;
-    while (hx_mono_ms() < end &&
-           hx_stats(bus, "qa").backlog_count + hx_stats(bus, "qb").backlog_count > 0)
-        hx_sleep_ms(10);
+    HX_AWAIT(hx_stats(bus, "qa").backlog_count + hx_stats(bus, "qb").backlog_count == 0);
     herald_consumer_stop(cons);
     herald_queue_stats qa = hx_stats(bus, "qa"), qb = hx_stats(bus, "qb");
     cr_assert_eq(qa.backlog_count + qb.backlog_count, 0, "%s: %lld messages left after 30 s", what,

@@ -124,13 +124,7 @@ static void send_events(herald_store *s, int from, int n)
 
 static void wait_backlog(herald_store *s, const char *q, int64_t n)
 {
-    for (int i = 0; i < 3000; i++) {
-        if (hx_stats(s, q).backlog_count == n)
-            return;
-        hx_sleep_ms(5);
-    }
-    cr_assert_fail("queue %s never reached %lld (has %lld)", q, (long long)n,
-                   (long long)hx_stats(s, q).backlog_count);
+    HX_AWAIT(hx_stats(s, q).backlog_count == n);
 }
 
 Test(run, routes_while_running_and_exits_0_on_sigterm)
