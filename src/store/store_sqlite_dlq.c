@@ -2,8 +2,9 @@
 /*
  * store_sqlite_dlq.c - dead-letter tooling on SQLite: page through a dead-letter queue, read a
  * message's attempt history, move one dead letter back (same id and timestamp, attempts from
- * zero, the body kept or replaced) together with its audit record in the current transaction,
- * and list the audit. Threads: redrive on the writer thread; the rest on the reader.
+ * zero, the body kept or replaced; a replaced body's trace columns follow it) together with its
+ * audit record in the current transaction, and list the audit. Texts read back (attempt errors,
+ * audit edits) are cut on a character boundary: the tools print them as JSON. Threads: redrive on the writer thread; the rest on the reader.
  */
 #include "store/store_sqlite.h"
 
