@@ -87,6 +87,11 @@ static int mark_run(herald_store *s, herald__op *op)
 static int publish_group(herald_store *bus, const herald__outbox_row *rows, size_t from,
                          size_t to)
 {
+    for (size_t i = from; i < to; i++) { /* the bus's catalog binds the flusher too */
+        int rc = herald__store_check_envelope(bus, rows[i].body, rows[i].len);
+        if (rc < 0)
+            return rc;
+    }
     herald_msg msgs[PAGE];
     size_t n = 0;
     for (size_t i = from; i < to; i++, n++)
