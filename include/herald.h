@@ -270,7 +270,9 @@ HERALD_API int herald_queue_stats_get(herald_store *s, const char *name, herald_
  * this process and, for other processes' commits, on the consumers' adaptive poll (1 ms after
  * a change, up to 250 ms idle): no busy loop. Returns 0 when drained. Errors: HERALD_ETIMEDOUT
  * (still not empty at the deadline; the message says how many remain), HERALD_ENOQUEUE (also
- * for a NULL or invalid name), HERALD_EINVAL (NULL store, timeout_ms < 0 or over 365 days). */
+ * for a NULL or invalid name), HERALD_EINVAL (NULL store, timeout_ms < 0 or over 365 days;
+ * or called from a callback the store runs - a tx_handler, route, outbox or completion callback,
+ * a herald_sql_query row callback - where it would wait for its own thread). */
 HERALD_API int herald_queue_wait_empty(herald_store *s, const char *name, int64_t timeout_ms);
 
 /* ---------------------------------------------------------------------------------------------
@@ -971,8 +973,8 @@ typedef struct herald_consumer_counters {
  * the settlements already handed to the store. So once herald_queue_stats_get (or
  * herald_queue_wait_empty) has seen a queue drained by this consumer alone, acked + retried
  * read afterwards account for every message it took. From inside a tx_handler it does not
- * wait (and may lag by the batches in flight); do not call it from an async completion
- * callback (herald_send_cb), which runs on the thread the wait is for. */
+ * wait, nor from any other callback the store runs (an async completion, a row callback):
+ * there it may lag by the settlements in flight. */
 HERALD_API void herald_consumer_counters_get(herald_consumer *c, herald_consumer_counters *out);
 /* herald_consumer_stop, and before freeing fills *final_out (may be NULL) with the final
  * counters: everything the consumer took is settled and counted. NULL c does nothing. */

@@ -1156,7 +1156,8 @@ void herald_consumer_counters_get(herald_consumer *c, herald_consumer_counters *
      * about one group commit. Not on the writer thread, whose ops they are. */
     pthread_mutex_lock(&c->mu);
     int64_t target = c->n_submitted;
-    while (!in_tx_handler && c->n_completed < target)
+    bool may_wait = !in_tx_handler && herald__store_check_may_wait(c->s) == 0;
+    while (may_wait && c->n_completed < target)
         pthread_cond_wait(&c->settle_cv, &c->mu);
     pthread_mutex_unlock(&c->mu);
     counters_read(c, out);

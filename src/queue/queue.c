@@ -270,6 +270,8 @@ int herald_queue_wait_empty(herald_store *s, const char *name, int64_t timeout_m
     if (timeout_ms < 0 || timeout_ms > HERALD_MAX_DELAY_S * 1000LL)
         return herald__err(HERALD_EINVAL, "wait_empty timeout %lld ms is out of range 0..%lld",
                            (long long)timeout_ms, HERALD_MAX_DELAY_S * 1000LL);
+    if ((rc = herald__store_check_may_wait(s)) < 0) /* it would wait for its own thread */
+        return rc;
     int64_t deadline_ms = herald__store_now(s) + timeout_ms;
     uint64_t seen = herald__store_gen(s);
     int64_t data_version = 0;

@@ -975,6 +975,11 @@ int herald__store_data_version(herald_store *s, int64_t *out)
 
 /* ---- wake-ups ---- */
 
+int herald__store_check_may_wait(const herald_store *s)
+{
+    return check_not_inside(s, IN_WRITER | IN_READER);
+}
+
 uint64_t herald__store_gen(herald_store *s)
 {
     pthread_mutex_lock(&s->mu);

@@ -277,6 +277,10 @@ void herald__store_catalog_deinit(herald_store *s);
 /* True for exactly one caller per `every_ms` of store time (the others get false): lets one of
  * the store's consumers run the store-wide retention sweep. */
 bool herald__store_sweep_turn(herald_store *s, int64_t now_ms, int64_t every_ms);
+/* 0, or HERALD_EINVAL (with the reason as the last error) when this thread runs a callback of s
+ * (writer, syncer, or a herald_sql_query row callback): a call that waits for the store's
+ * commits or its reader would wait for itself there. herald_queue_wait_empty asks it first. */
+int herald__store_check_may_wait(const herald_store *s);
 /* The wake generation: bumped by commits of waking ops and by herald_store_wake(). */
 uint64_t herald__store_gen(herald_store *s);
 /* Waits until the generation differs from `seen` or monotonic deadline_ns passes (INT64_MAX =

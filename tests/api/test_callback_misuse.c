@@ -119,6 +119,33 @@ Test(callback_misuse, send_from_a_tx_handler_is_einval_and_says_why)
     cr_assert_eq(herald_queue_get(env.store, "made-in-a-handler", &info), HERALD_ENOQUEUE);
 }
 
+static int tx_wait_misuse(herald_tx *tx, const herald_message *m, const herald_envelope *env_,
+                          void *ud)
+{
+    (void)tx;
+    (void)m;
+    (void)env_;
+    seen *w = ud;
+    /* the queue holds this very message until the handler's transaction commits: without the
+     * refusal the wait could only end at its (one day) timeout */
+    note(herald_queue_wait_empty(w->s, "jobs", 86400000), &w->rc, w->err);
+    atomic_fetch_add(&w->calls, 1);
+    return 0;
+}
+
+Test(callback_misuse, wait_empty_from_a_tx_handler_is_einval_and_says_why)
+{
+    static const char *const q[] = { "jobs" };
+    hx_create_queue(env.store, "jobs", NULL);
+    seen w = { .s = env.store };
+    herald_consumer_cfg c = tx_cfg(q, tx_wait_misuse, &w);
+    g_c = hx_consumer_start(env.store, &c);
+    hx_send_json(env.store, "jobs", "{\"n\":1}", HERALD_UNSET, NULL);
+    HX_AWAIT(atomic_load(&w.calls) == 1);
+    assert_refused(w.rc, w.err, "herald_queue_wait_empty in a tx_handler", "tx_handler");
+    cr_assert_eq(herald_queue_wait_empty(env.store, "jobs", 30000), 0); /* outside: it works */
+}
+
 /* What a tx handler may do: its own tx, reads of the store, and calls on another store. */
 static int tx_legit(herald_tx *tx, const herald_message *m, const herald_envelope *env_,
                     void *ud)
