@@ -42,17 +42,21 @@ static atomic_int journal_counter; /* distinguishes store handles of one process
 enum { J_MAGIC, J_N, J_RUNNING, J_PAIRS };
 #define JOURNAL_BYTES ((size_t)(J_PAIRS + 2 * HERALD_MAX_BATCH_MESSAGES) * sizeof(int64_t))
 
-static int journal_create(sq_store *q)
+/* One try at making the journal file. Returns 0, or the errno of the step that failed:
+ * ENOENT when a recovering process removed the new file in the moment before it was locked (it
+ * looked like the leftover of a process that died while making one; the caller tries again). */
+static int journal_try_create(sq_store *q, char *final, size_t cap, int *fd_out, void **map_out)
 {
     /* The name has a random part: processes of two containers sharing the store's directory
      * can have the same pid. */
-    char tmp[4200], final[4200];
+    char tmp[4200];
     int k = atomic_fetch_add(&journal_counter, 1);
-    if (snprintf(tmp, sizeof tmp, "%s-inflight-%ld-%d-%016llx.tmp", q->path, (long)getpid(), k,
-                 (unsigned long long)herald__rand64()) >= (int)sizeof tmp)
-        return herald__err(HERALD_EINVAL, "store path too long: %s", q->path);
-    memcpy(final, tmp, strlen(tmp) - 4);
-    final[strlen(tmp) - 4] = 0;
+    int len = snprintf(tmp, sizeof tmp, "%s-inflight-%ld-%d-%016llx.tmp", q->path,
+                       (long)getpid(), k, (unsigned long long)herald__rand64());
+    if (len < 0 || len >= (int)sizeof tmp || (size_t)len - 4 >= cap)
+        return ENAMETOOLONG;
+    memcpy(final, tmp, (size_t)len - 4);
+    final[len - 4] = 0;
     /* Locked before it has its final name, so a recovering process never sees it unlocked;
      * link(), unlike rename(), never replaces a file that exists. */
     int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -73,9 +77,31 @@ static int journal_create(sq_store *q)
             munmap(map, JOURNAL_BYTES);
         if (fd >= 0)
             close(fd);
-        return herald__err(HERALD_EIO, "%scannot create the in-flight journal '%s': %s",
-                           e == ENOSPC || e == EDQUOT ? "disk full: " : "", final, strerror(e));
+        return e ? e : EIO;
     }
+    *fd_out = fd;
+    *map_out = map;
+    return 0;
+}
+
+static int journal_create(sq_store *q)
+{
+    char final[4200];
+    int fd = -1, e = 0;
+    void *map = NULL;
+    for (int tries = 0; tries < 8; tries++) {
+        e = journal_try_create(q, final, sizeof final, &fd, &map);
+        if (e != ENOENT)
+            break;
+    }
+    if (e == ENAMETOOLONG)
+        return herald__err(HERALD_EINVAL, "store path too long: %s", q->path);
+    /* A full disk is the store's failure (HERALD_EIO: sticky, as a failed write); anything
+     * else fails this batch alone, which is tried again. */
+    if (e != 0)
+        return herald__err(e == ENOSPC || e == EDQUOT || e == EIO ? HERALD_EIO : HERALD_ESTORE,
+                           "%scannot create the in-flight journal '%s': %s",
+                           e == ENOSPC || e == EDQUOT ? "disk full: " : "", final, strerror(e));
     q->inflight_fd = fd;
     q->inflight_map = map;
     q->inflight_path = herald__xstrdup(final);
