@@ -17,6 +17,9 @@
  * still has the recorded attempts count (so a repeated recovery - a crash between commit and
  * unlink - changes nothing); the other messages of the batch lost nothing but a try. Then the
  * file is removed.
+ * Making one races with recovery: a process recovering between our open() and flock() finds
+ * the new ".tmp" file unlocked, takes it for the leftover of a process that died while making
+ * one, and removes it; our link() then fails with ENOENT and we make another (journal_create).
  * Layout (int64, host byte order): "HRLDINF1", n, running index (-1: no handler running), then
  * n pairs (seq, attempts).
  */
@@ -60,6 +63,12 @@ static int journal_try_create(sq_store *q, char *final, size_t cap, int *fd_out,
     /* Locked before it has its final name, so a recovering process never sees it unlocked;
      * link(), unlike rename(), never replaces a file that exists. */
     int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0 && herald__fault_io("sqlite.journal_taken") < 0) {
+        /* Fault point (one shot): what a process recovering at this instant does to the new,
+         * not yet locked file (herald__sq_inflight_recover). */
+        herald__fault_io_arm("sqlite.journal_taken", 0, 0);
+        unlink(tmp);
+    }
     void *map = MAP_FAILED;
     /* Its blocks are allocated now, not when a store through the mapping first touches them:
      * on a full disk that store would be a SIGBUS; this is ENOSPC, reported. */
