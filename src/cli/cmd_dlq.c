@@ -232,7 +232,7 @@ int cmd_dlq(const cli_ctx *ctx, int argc, char **argv)
     herald_redrive_opts_init(&ro);
     if (is_redrive) {
         const char *v;
-        if ((v = cli_opt_get(opts, n_opts, "max")) && cli_int("max", v, &ro.max) != CLI_OK) {
+        if ((v = cli_opt_get(opts, n_opts, "max")) && cli_int_range("max", v, 0, INT64_MAX, "", &ro.max) != CLI_OK) {
             rc = CLI_USAGE;
             goto out_pos;
         }

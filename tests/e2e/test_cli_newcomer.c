@@ -88,6 +88,8 @@ Test(newcomer, every_out_of_range_option_value_is_a_usage_error_and_changes_noth
     assert_usage_error(NULL, WORDS("pull", "orders", "--batch", "500"),
                        WORDS("--batch", "500", "1..100"));
     assert_usage_error(NULL, WORDS("pull", "orders", "--batch", "0"), WORDS("--batch", "1..100"));
+    assert_usage_error(NULL, WORDS("dlq", "redrive", "orders", "--max", "-1"),
+                       WORDS("--max", "-1", "0.."));
     assert_usage_error(NULL, WORDS("peek", "orders", "--batch", "101"),
                        WORDS("--batch", "101", "1..100"));
     assert_usage_error(NULL, WORDS("pull", "orders", "--visibility-timeout", "0"),
