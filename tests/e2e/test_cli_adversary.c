@@ -23,46 +23,18 @@
 
 TestSuite(cli_adversary, .init = hx_e2e_setup, .fini = hx_e2e_teardown, .timeout = 60);
 
-#define LONG_VIS (3600LL * 1000)
-
-static herald_store *open_store(void)
-{
-    return hx_open_file(hx_e2e.dir, "h.db", NULL);
-}
-
-static void mkq(herald_store *s, const char *name, int64_t max_retries, const char *dlq)
-{
-    herald_queue_settings st;
-    herald_queue_settings_init(&st);
-    st.max_retries = max_retries;
-    st.dead_letter_queue = dlq;
-    hx_create_queue(s, name, &st);
-}
-
-/* Pulls every visible message of q and retries each with `error`, once. */
-static void fail_all(herald_store *s, const char *q, const char *error)
-{
-    herald_batch b = { 0 };
-    size_t n = hx_pull(s, q, 100, LONG_VIS, &b);
-    const char *leases[100];
-    for (size_t i = 0; i < n; i++)
-        leases[i] = b.msgs[i].lease_id;
-    if (n > 0)
-        cr_assert_eq(herald_retry(s, q, leases, n, 0, error, NULL), 0, "%s", herald_last_error());
-    herald_batch_deinit(&b);
-}
 
 /* "orders" (max_retries 0) -> "orders-dlq" holding one event of correlation id "corr-1" with
  * payload `payload`, dead-lettered with `error`; closes the store. */
 static void dead_event(const char *payload, const char *error, char id[HERALD_ID_SIZE])
 {
-    herald_store *s = open_store();
-    mkq(s, "orders", 0, "orders-dlq");
+    herald_store *s = hx_e2e_open_store();
+    hx_mkq_dlq(s, "orders", 0, "orders-dlq");
     herald_event e = { .type = "order.placed", .source = "e2e", .correlation_id = "corr-1",
                        .payload_json = payload };
     cr_assert_eq(herald_send_event(s, "orders", &e, HERALD_UNSET, NULL), 0, "%s",
                  herald_last_error());
-    fail_all(s, "orders", error);
+    hx_fail_all(s, "orders", error);
     herald_batch b;
     cr_assert_eq(herald_peek(s, "orders-dlq", 10, &b), 0);
     cr_assert_eq(b.n, 1);

@@ -18,36 +18,8 @@
 
 TestSuite(cli_dlq, .init = hx_e2e_setup, .fini = hx_e2e_teardown, .timeout = 60);
 
-#define LONG_VIS (3600LL * 1000)
-
 /* ---- making dead letters through the API ---------------------------------------------------- */
 
-static herald_store *open_store(void)
-{
-    return hx_open_file(hx_e2e.dir, "h.db", NULL);
-}
-
-static void mkq(herald_store *s, const char *name, int64_t max_retries, const char *dlq)
-{
-    herald_queue_settings st;
-    herald_queue_settings_init(&st);
-    st.max_retries = max_retries;
-    st.dead_letter_queue = dlq;
-    hx_create_queue(s, name, &st);
-}
-
-/* Pulls every visible message of q and retries each with `error`, once. */
-static void fail_all(herald_store *s, const char *q, const char *error)
-{
-    herald_batch b = { 0 };
-    size_t n = hx_pull(s, q, 100, LONG_VIS, &b);
-    const char *leases[100];
-    for (size_t i = 0; i < n; i++)
-        leases[i] = b.msgs[i].lease_id;
-    if (n > 0)
-        cr_assert_eq(herald_retry(s, q, leases, n, 0, error, NULL), 0, "%s", herald_last_error());
-    herald_batch_deinit(&b);
-}
 
 static void send_event(herald_store *s, const char *q, const char *type, const char *payload,
                        char id[HERALD_ID_SIZE])
@@ -67,15 +39,15 @@ static void send_event(herald_store *s, const char *q, const char *type, const c
  * message {"plain":true} that failed twice with "bad"; a queue "other" without a DLQ. */
 static void scene(char ev[HERALD_ID_SIZE], char plain[HERALD_ID_SIZE])
 {
-    herald_store *s = open_store();
-    mkq(s, "orders", 1, "orders-dlq");
+    herald_store *s = hx_e2e_open_store();
+    hx_mkq_dlq(s, "orders", 1, "orders-dlq");
     hx_create_queue(s, "other", NULL);
     send_event(s, "orders", "order.placed", "{\"n\":1}", ev);
-    fail_all(s, "orders", "boom 1");
-    fail_all(s, "orders", "boom 2");
+    hx_fail_all(s, "orders", "boom 1");
+    hx_fail_all(s, "orders", "boom 2");
     hx_send_json(s, "orders", "{\"plain\":true}", HERALD_UNSET, plain);
-    fail_all(s, "orders", "bad");
-    fail_all(s, "orders", "bad");
+    hx_fail_all(s, "orders", "bad");
+    hx_fail_all(s, "orders", "bad");
     cr_assert_eq(hx_stats(s, "orders-dlq").backlog_count, 2);
     cr_assert_eq(hx_stats(s, "orders").backlog_count, 0);
     herald_store_close(s);
@@ -117,10 +89,10 @@ Test(cli_dlq, list_names_the_dead_letter_queues_with_counts)
 {
     char ev[HERALD_ID_SIZE], plain[HERALD_ID_SIZE];
     scene(ev, plain);
-    herald_store *s = open_store();
-    mkq(s, "mail", 0, "mail-dlq");
+    herald_store *s = hx_e2e_open_store();
+    hx_mkq_dlq(s, "mail", 0, "mail-dlq");
     hx_send_json(s, "mail", "{}", HERALD_UNSET, NULL);
-    fail_all(s, "mail", "smtp down");
+    hx_fail_all(s, "mail", "smtp down");
     herald_store_close(s);
 
     json_t *l = JSON(NULL, "dlq", "list", "--json");
@@ -217,13 +189,13 @@ Test(cli_dlq, show_prints_the_body_and_every_attempt)
 
 Test(cli_dlq, show_finds_a_message_beyond_the_first_hundred)
 {
-    herald_store *s = open_store();
-    mkq(s, "bulk", 0, "bulk-dlq");
+    herald_store *s = hx_e2e_open_store();
+    hx_mkq_dlq(s, "bulk", 0, "bulk-dlq");
     char ids[150][HERALD_ID_SIZE];
     for (int i = 0; i < 150; i++)
         hx_send_json(s, "bulk", "{}", HERALD_UNSET, ids[i]);
-    fail_all(s, "bulk", "first hundred");
-    fail_all(s, "bulk", "the rest");
+    hx_fail_all(s, "bulk", "first hundred");
+    hx_fail_all(s, "bulk", "the rest");
     cr_assert_eq(hx_stats(s, "bulk-dlq").backlog_count, 150);
     herald_store_close(s);
     /* The last to die is the 150th in delivery order. */

@@ -359,3 +359,31 @@ size_t hx_dir_entries(const char *dir)
     closedir(d);
     return n;
 }
+
+/* ---- dead letters through the API ---- */
+
+herald_store *hx_e2e_open_store(void)
+{
+    return hx_open_file(hx_e2e.dir, "h.db", NULL);
+}
+
+void hx_mkq_dlq(herald_store *s, const char *name, int64_t max_retries, const char *dlq)
+{
+    herald_queue_settings st;
+    herald_queue_settings_init(&st);
+    st.max_retries = max_retries;
+    st.dead_letter_queue = dlq;
+    hx_create_queue(s, name, &st);
+}
+
+void hx_fail_all(herald_store *s, const char *q, const char *error)
+{
+    herald_batch b = { 0 };
+    size_t n = hx_pull(s, q, 100, 3600LL * 1000, &b);
+    const char *leases[100];
+    for (size_t i = 0; i < n; i++)
+        leases[i] = b.msgs[i].lease_id;
+    if (n > 0)
+        cr_assert_eq(herald_retry(s, q, leases, n, 0, error, NULL), 0, "%s", herald_last_error());
+    herald_batch_deinit(&b);
+}

@@ -90,6 +90,15 @@ bool hx_is_iso8601(const char *s);
 /* Splits text in place into trimmed non-empty lines; returns the count (asserts <= max). */
 size_t hx_split_lines(char *text, char **lines, size_t max);
 
+/* ---- dead letters through the API (the e2e DLQ tests) --------------------------------------- */
+
+/* The e2e store (hx_e2e.dir/h.db) opened in this process; close with herald_store_close. */
+herald_store *hx_e2e_open_store(void);
+/* Creates queue `name` with max_retries and dead_letter_queue `dlq` (NULL: none). */
+void hx_mkq_dlq(herald_store *s, const char *name, int64_t max_retries, const char *dlq);
+/* Pulls every visible message of q (an hour's lease) and retries each with `error`, once. */
+void hx_fail_all(herald_store *s, const char *q, const char *error);
+
 /* ---- making input --------------------------------------------------------------------------- */
 
 char *hx_repeat_char(char c, size_t n); /* n times c, NUL-terminated; caller frees */
