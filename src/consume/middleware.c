@@ -200,12 +200,7 @@ static void metric_record(herald_chain *ch, const char *queue, const char *type,
         snprintf(m->type, sizeof m->type, "%s", type);
         snprintf(m->outcome, sizeof m->outcome, "%s", outcome);
     }
-    m->count++;
-    m->sum_ms += ms;
-    int b = 0;
-    while (b < HERALD_METRIC_BUCKETS - 1 && ms > bucket_ms[b])
-        b++;
-    m->buckets[b]++;
+    herald__metric_observe(m, ms);
     pthread_mutex_unlock(&ch->mu);
 }
 

@@ -409,6 +409,17 @@ static void ckpt_stop(sq_store *q)
     q->cdb = NULL;
 }
 
+/* Debug log of a checkpoint the writer ran (what: why), started at monotonic t0_ns. */
+static void log_checkpoint(const char *what, int log, int done, int64_t t0_ns)
+{
+    if (!herald__log_enabled(HERALD_LOG_DEBUG))
+        return;
+    char b[96];
+    snprintf(b, sizeof b, "%d frames, %d backfilled, %.2f ms", log, done,
+             (double)(herald__mono_ns() - t0_ns) / 1e6);
+    herald__log(HERALD_LOG_DEBUG, what, "result", b, NULL);
+}
+
 /* Writer thread, between commit groups: wake the checkpointer once the WAL passes ckpt_pages
  * more frames, and try to RESTART the WAL past wal_restart_pages (see ckpt_main; past
  * wal_max_pages sq_begin insists: wal_reset). */
@@ -437,12 +448,7 @@ static int sq_after_commit(herald_store *s)
     sqlite3_busy_timeout(q->wdb, 0);
     int src = sqlite3_wal_checkpoint_v2(q->wdb, NULL, SQLITE_CHECKPOINT_RESTART, &log, &done);
     sqlite3_busy_timeout(q->wdb, BUSY_TIMEOUT_MS);
-    if (herald__log_enabled(HERALD_LOG_DEBUG)) {
-        char b[96];
-        snprintf(b, sizeof b, "%d frames, %d backfilled, %.2f ms", log, done,
-                 (double)(herald__mono_ns() - t0) / 1e6);
-        herald__log(HERALD_LOG_DEBUG, "checkpoint", "result", b, NULL);
-    }
+    log_checkpoint("checkpoint", log, done, t0);
     if ((src & 0xff) == SQLITE_BUSY) /* a reader or the checkpointer held it back: next time */
         return 0;
     q->wal_pages = 0;
@@ -477,12 +483,7 @@ static int wal_reset(sq_store *q)
         usleep(1000); /* another process's checkpoint holds the checkpoint lock */
     }
     sqlite3_busy_timeout(q->wdb, BUSY_TIMEOUT_MS);
-    if (herald__log_enabled(HERALD_LOG_DEBUG)) {
-        char b[96];
-        snprintf(b, sizeof b, "%d frames, %d backfilled, %.2f ms", log, done,
-                 (double)(herald__mono_ns() - t0) / 1e6);
-        herald__log(HERALD_LOG_DEBUG, "wal limit reached: restart", "result", b, NULL);
-    }
+    log_checkpoint("wal limit reached: restart", log, done, t0);
     if (src == SQLITE_OK) {
         q->wal_pages = 0;
         q->ckpt_asked_at = 0;
